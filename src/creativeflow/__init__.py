@@ -1,0 +1,3 @@
+"""CreativeFlow AI Generation Orchestrator."""
+
+__version__ = "0.1.0"
