@@ -1,0 +1,5 @@
+import sys
+
+from creativeflow.cli import main
+
+sys.exit(main())

@@ -1,0 +1,56 @@
+"""The app factory: routes, error handlers, middleware, and a lifespan that opens and closes
+every connection through the composition root."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from creativeflow import __version__
+from creativeflow.api.middleware import BodySizeLimitMiddleware, CorrelationIdMiddleware
+from creativeflow.api.problems import install_problem_handlers
+from creativeflow.api.routes import callbacks, credits, generations, health
+from creativeflow.bootstrap import Container, build_container
+from creativeflow.settings import Settings
+
+MAX_BODY_BYTES = 64 * 1024
+
+DESCRIPTION = """
+Turns a user's creative request into AI generation jobs. Odoo authorises and debits the credits;
+n8n runs the models and calls back; the user is notified.
+
+Client routes take the user from the gateway (`X-User-Id`, trusted only with `X-Gateway-Secret`).
+n8n callbacks are signed the Standard Webhooks way. Errors are `application/problem+json`.
+"""
+
+
+def create_app(
+    settings: Settings | None = None,
+    container_factory: Callable[[Settings], Container] = build_container,
+) -> FastAPI:
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        container = container_factory(settings)
+        app.state.container = container
+        try:
+            yield
+        finally:
+            await container.close()
+
+    app = FastAPI(
+        title="CreativeFlow AI Generation Orchestrator",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    install_problem_handlers(app)
+    for router in (generations.router, callbacks.router, credits.router, health.router):
+        app.include_router(router)
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=MAX_BODY_BYTES)
+    app.add_middleware(CorrelationIdMiddleware)
+    return app

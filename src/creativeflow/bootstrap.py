@@ -1,0 +1,148 @@
+"""The composition root: the one place that turns settings into adapters and wires the use cases.
+
+Nothing here runs at import time; :func:`build_container` is called by the app's lifespan and by
+the command-line tools, and :meth:`Container.close` releases every connection it opened.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from creativeflow.adapters.notifications.client import HttpNotifier, NotificationConfig
+from creativeflow.adapters.odoo import AsyncOdooCredits, OdooConfig
+from creativeflow.adapters.rabbitmq import PikaJobPublisher, RabbitConfig
+from creativeflow.adapters.tracking.database import DatabaseConfig, TrackingDatabase
+from creativeflow.clock import SystemClock
+from creativeflow.services.callbacks import CallbackService
+from creativeflow.services.flow import FlowConfig
+from creativeflow.services.generations import GenerationService
+from creativeflow.services.ports import Clock, CreditLedger, JobPublisher, Notifier
+from creativeflow.services.refunds import Refunder
+from creativeflow.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def database_config(settings: Settings) -> DatabaseConfig:
+    return DatabaseConfig(
+        url=settings.database_url,
+        pool_size=settings.database_pool_size,
+        max_overflow=settings.database_max_overflow,
+        statement_timeout_ms=settings.database_statement_timeout_ms,
+    )
+
+
+def odoo_config(settings: Settings) -> OdooConfig:
+    return OdooConfig(
+        url=settings.odoo_url,
+        database=settings.odoo_db,
+        login=settings.odoo_login,
+        secret=settings.odoo_secret.get_secret_value(),
+        protocol=settings.odoo_protocol,
+        connect_timeout=settings.odoo_connect_timeout,
+        read_timeout=settings.odoo_read_timeout,
+        max_attempts=settings.odoo_max_attempts,
+    )
+
+
+def rabbit_config(settings: Settings) -> RabbitConfig:
+    return RabbitConfig(
+        url=settings.rabbitmq_url,
+        exchange=settings.rabbitmq_exchange,
+        queue=settings.rabbitmq_queue,
+        routing_key=settings.rabbitmq_routing_key,
+        dead_letter_exchange=settings.rabbitmq_dead_letter_exchange,
+        dead_letter_queue=settings.rabbitmq_dead_letter_queue,
+        quorum=settings.rabbitmq_quorum_queue,
+        connect_timeout=settings.rabbitmq_connect_timeout,
+        confirm_timeout=settings.rabbitmq_confirm_timeout,
+        publish_workers=settings.rabbitmq_publish_workers,
+    )
+
+
+def flow_config(settings: Settings) -> FlowConfig:
+    return FlowConfig(
+        callback_base_url=settings.n8n_callback_base_url,
+        samples_deadline=timedelta(seconds=settings.samples_deadline_seconds),
+        final_deadline=timedelta(seconds=settings.final_deadline_seconds),
+        dispatch_deadline=timedelta(seconds=settings.dispatch_deadline_seconds),
+        standard_model=settings.standard_model,
+        advanced_model=settings.advanced_model,
+        advanced_model_selector=settings.enable_advanced_model_selector,
+        refund_on_system_failure=settings.enable_credit_refund_on_system_failure,
+    )
+
+
+@dataclass
+class Container:
+    settings: Settings
+    db: TrackingDatabase
+    credits: CreditLedger
+    publisher: JobPublisher
+    notifier: Notifier
+    clock: Clock
+    generations: GenerationService = field(init=False)
+    callbacks: CallbackService = field(init=False)
+    refunder: Refunder = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.refunder = Refunder(self.db, self.credits, self.clock)
+        self.generations = GenerationService(
+            self.db,
+            self.credits,
+            self.publisher,
+            self.clock,
+            flow_config(self.settings),
+            self.refunder,
+        )
+        self.callbacks = CallbackService(
+            self.db,
+            self.refunder,
+            self.notifier,
+            self.clock,
+            refund_on_system_failure=self.settings.enable_credit_refund_on_system_failure,
+            detailed_error_logging=self.settings.enable_detailed_n8n_error_logging,
+        )
+
+    async def process_pending_quietly(self, request_id: str) -> None:
+        """The asynchronous credit check's worker step; recovery picks up what it leaves."""
+        try:
+            await self.generations.process_pending(request_id)
+        except Exception as error:  # the request row records the outcome; nobody is waiting
+            log.info("pending request %s ended with %s", request_id, type(error).__name__)
+
+    async def close(self) -> None:
+        closers = [
+            getattr(self.notifier, "close", None),
+            getattr(self.publisher, "aclose", None),
+        ]
+        for closer in closers:
+            if closer is not None:
+                await closer()
+        for component in (self.publisher, self.credits):
+            close = getattr(component, "close", None)
+            if close is not None:
+                close()
+        self.db.close()
+
+
+def build_container(settings: Settings) -> Container:
+    """Real adapters from the settings; topology is declared so a first publish can route."""
+    publisher = PikaJobPublisher(rabbit_config(settings))
+    publisher.declare_topology()
+    return Container(
+        settings=settings,
+        db=TrackingDatabase(database_config(settings)),
+        credits=AsyncOdooCredits(odoo_config(settings), max_workers=settings.odoo_workers),
+        publisher=publisher,
+        notifier=HttpNotifier(
+            NotificationConfig(
+                base_url=settings.notification_service_url,
+                timeout=settings.notification_timeout,
+                max_attempts=settings.notification_max_attempts,
+            )
+        ),
+        clock=SystemClock(),
+    )

@@ -1,0 +1,10 @@
+"""Time, injected so tests and recovery can reason about deadlines."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+
+class SystemClock:
+    def now(self) -> datetime:
+        return datetime.now(UTC)

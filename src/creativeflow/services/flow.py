@@ -1,0 +1,241 @@
+"""Shared pieces of the generation flow: its configuration, job building, and paying for a job.
+
+Paying for a job is the saga every stage repeats: journal the debit, ask Odoo, publish, settle.
+A publish that fails after the debit is compensated by a refund before anyone is answered.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from creativeflow.domain.credits import CreditReceipt, GenerationSpec
+from creativeflow.domain.errors import (
+    CreditOutcomeUnknown,
+    CreditServiceUnavailable,
+    CreditsRefused,
+    DispatchUnavailable,
+)
+from creativeflow.domain.jobs import CallbackUrls, JobMessage, Stage
+from creativeflow.domain.model import (
+    CreditOperation,
+    CreditOperationKind,
+    CreditOperationStatus,
+    GenerationRequest,
+    Job,
+    JobStatus,
+)
+
+from .ports import CreditLedger, JobPublisher
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class FlowConfig:
+    callback_base_url: str
+    samples_deadline: timedelta = timedelta(minutes=15)
+    final_deadline: timedelta = timedelta(minutes=30)
+    dispatch_deadline: timedelta = timedelta(minutes=2)
+    standard_model: str = "creativeflow-standard-v1"
+    advanced_model: str = "creativeflow-advanced-v1"
+    advanced_model_selector: bool = True
+    refund_on_system_failure: bool = True
+
+    def callback_urls(self) -> CallbackUrls:
+        base = self.callback_base_url.rstrip("/") + "/api/v1/callbacks/n8n"
+        return CallbackUrls(
+            generic=base, samples=f"{base}/samples", final=f"{base}/final", error=f"{base}/error"
+        )
+
+    def deadline(self, stage: Stage, now: datetime) -> datetime:
+        return now + (self.final_deadline if stage is Stage.FINAL else self.samples_deadline)
+
+    def model_for(self, wants_advanced: bool) -> str:
+        if wants_advanced and self.advanced_model_selector:
+            return self.advanced_model
+        return self.standard_model
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+def build_job(
+    config: FlowConfig,
+    request: GenerationRequest,
+    *,
+    stage: Stage,
+    action: str,
+    attempt: int,
+    now: datetime,
+    selected_sample: dict[str, Any] | None = None,
+) -> Job:
+    """A job record whose payload is the message n8n will receive, stored before publishing so
+    recovery can publish exactly the same message again."""
+    job_id = new_id()
+    parameters: dict[str, Any] = {
+        "prompt": request.prompt,
+        "format": request.format,
+        "width": request.width,
+        "height": request.height,
+        "style_guidance": request.style_guidance,
+        "brand_elements": request.brand_elements,
+        "project_id": request.project_id,
+    }
+    if stage is Stage.SAMPLES:
+        parameters["samples"] = request.samples_count
+    if selected_sample is not None:
+        parameters["selected_sample"] = selected_sample
+    deadline = config.deadline(stage, now)
+    message = JobMessage(
+        job_id=job_id,
+        request_id=request.id,
+        user_id=request.user_id,
+        stage=stage,
+        attempt=attempt,
+        action=action,
+        model=request.model or config.standard_model,
+        correlation_id=request.correlation_id,
+        created_at=now,
+        deadline_at=deadline,
+        parameters=parameters,
+        callbacks=config.callback_urls(),
+    )
+    return Job(
+        id=job_id,
+        request_id=request.id,
+        stage=stage,
+        action=action,
+        attempt=attempt,
+        status=JobStatus.PREPARED,
+        deadline_at=deadline,
+        payload=message.to_json_dict(),
+        created_at=now,
+    )
+
+
+def job_message(job: Job) -> JobMessage:
+    """Rebuild the stored message (for publishing and republishing)."""
+    payload = job.payload
+    callback = payload["callback"]
+    return JobMessage(
+        job_id=payload["job_id"],
+        request_id=payload["request_id"],
+        user_id=payload["user_id"],
+        stage=Stage(payload["stage"]),
+        attempt=payload["attempt"],
+        action=payload["action"],
+        model=payload["model"],
+        correlation_id=payload["correlation_id"],
+        created_at=datetime.fromisoformat(payload["created_at"]),
+        deadline_at=datetime.fromisoformat(payload["deadline_at"]),
+        parameters=payload["parameters"],
+        callbacks=CallbackUrls(
+            generic=callback["url"],
+            samples=callback["samples_url"],
+            final=callback["final_url"],
+            error=callback["error_url"],
+        ),
+    )
+
+
+def pending_debit(request: GenerationRequest, action: str) -> CreditOperation:
+    return CreditOperation(
+        request_id=request.id,
+        user_id=request.user_id,
+        action=action,
+        kind=CreditOperationKind.DEBIT,
+        status=CreditOperationStatus.PENDING,
+        attempts=1,
+    )
+
+
+def next_action(base: str, taken: dict[str, CreditOperationStatus], first: int = 1) -> str:
+    """The first action name of a stage that no applied or refunded debit holds.
+
+    A refused debit moved no credits, so its name may be paid again; a refunded one may not
+    (Odoo answers a replay for it).
+    """
+    number = first
+    while True:
+        action = base if (base == "final" and number == 1) else f"{base}-{number}"
+        status = taken.get(action)
+        if status is None or status is CreditOperationStatus.REFUSED:
+            return action
+        number += 1
+
+
+@dataclass(frozen=True, slots=True)
+class DebitOutcome:
+    """What the debit step learnt: a receipt, a refusal, or a fault (with whether it may have
+    been applied)."""
+
+    receipt: CreditReceipt | None = None
+    refusal: CreditsRefused | None = None
+    fault: CreditServiceUnavailable | None = None
+
+    @property
+    def outcome_unknown(self) -> bool:
+        return isinstance(self.fault, CreditOutcomeUnknown)
+
+
+async def debit_once(
+    credits: CreditLedger,
+    request: GenerationRequest,
+    action: str,
+    spec: GenerationSpec,
+) -> DebitOutcome:
+    try:
+        receipt = await credits.debit(
+            request.user_id, request.id, action, spec, request.correlation_id
+        )
+    except CreditsRefused as refusal:
+        return DebitOutcome(refusal=refusal)
+    except CreditServiceUnavailable as fault:
+        log.warning(
+            "debit %s of request %s did not complete: %s",
+            action,
+            request.id,
+            type(fault).__name__,
+            extra={"request_id": request.id, "action": action},
+        )
+        return DebitOutcome(fault=fault)
+    return DebitOutcome(receipt=receipt)
+
+
+async def publish_once(publisher: JobPublisher, job: Job) -> DispatchUnavailable | None:
+    try:
+        await publisher.publish(job_message(job))
+    except DispatchUnavailable as failure:
+        log.warning(
+            "job %s of request %s was not published: %s",
+            job.id,
+            job.request_id,
+            failure.detail,
+            extra={"request_id": job.request_id, "job_id": job.id},
+        )
+        return failure
+    return None
+
+
+def settle_debit(operation: CreditOperation, receipt: CreditReceipt) -> None:
+    operation.status = CreditOperationStatus.APPLIED
+    operation.amount = receipt.amount
+    operation.ledger_entry_id = receipt.entry_id
+    operation.last_error = None
+
+
+def pending_refund(debit: CreditOperation) -> CreditOperation:
+    return CreditOperation(
+        request_id=debit.request_id,
+        user_id=debit.user_id,
+        action=debit.action,
+        kind=CreditOperationKind.REFUND,
+        status=CreditOperationStatus.PENDING,
+        amount=debit.amount,
+        attempts=0,
+    )

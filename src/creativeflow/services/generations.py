@@ -1,0 +1,459 @@
+"""The client-facing use cases: submit, select a sample, regenerate, cancel, read.
+
+Each paid step is one saga: (1) one transaction journals the debit and stores the job,
+(2) one Odoo debit (which also checks the tier), (3) one confirmed publish, (4) one transaction
+settles everything. A publish that fails after the debit is refunded before the client is answered.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from creativeflow.adapters.tracking.database import TrackingDatabase
+from creativeflow.adapters.tracking.repository import TrackingRepository
+from creativeflow.domain.credits import CreditReceipt, GenerationSpec
+from creativeflow.domain.errors import (
+    Conflict,
+    CreditOutcomeUnknown,
+    CreditServiceUnavailable,
+    DispatchUnavailable,
+    NotFound,
+)
+from creativeflow.domain.jobs import FailureCategory, Stage
+from creativeflow.domain.model import (
+    CreditOperationKind,
+    CreditOperationStatus,
+    Failure,
+    GenerationRequest,
+    Job,
+    JobStatus,
+)
+from creativeflow.domain.states import Status
+
+from .flow import (
+    DebitOutcome,
+    FlowConfig,
+    build_job,
+    debit_once,
+    new_id,
+    next_action,
+    pending_debit,
+    publish_once,
+    settle_debit,
+)
+from .ports import Clock, CreditLedger, JobPublisher
+from .refunds import Refunder, journal_refund
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class SubmitGeneration:
+    prompt: str
+    format: str
+    width: int
+    height: int
+    samples: int
+    style_guidance: str | None = None
+    brand_elements: dict[str, Any] | None = None
+    project_id: str | None = None
+    advanced_model: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class PaidStep:
+    """One paid stage of a request: the action it is paid under and the job it dispatches."""
+
+    request: GenerationRequest
+    job: Job
+    action: str
+    spec: GenerationSpec
+    expected: Status  # the state the request waits in while the step is paid for
+    target: Status  # the state it moves to once the job is dispatched
+
+
+class GenerationService:
+    def __init__(
+        self,
+        db: TrackingDatabase,
+        credits: CreditLedger,
+        publisher: JobPublisher,
+        clock: Clock,
+        config: FlowConfig,
+        refunder: Refunder,
+    ) -> None:
+        self._db = db
+        self._credits = credits
+        self._publisher = publisher
+        self._clock = clock
+        self._config = config
+        self._refunder = refunder
+
+    # --- reading ------------------------------------------------------------------------------
+
+    async def get(self, user_id: str, request_id: str) -> GenerationRequest:
+        request = await self._db.run(lambda repo: repo.get_request(request_id))
+        if request is None or request.user_id != user_id:
+            # another user's request is indistinguishable from one that does not exist
+            raise NotFound("generation request not found", request_id=request_id)
+        return request
+
+    async def list(
+        self, user_id: str, *, status: Status | None, limit: int, offset: int
+    ) -> tuple[list[GenerationRequest], int]:
+        return await self._db.run(
+            lambda repo: repo.list_requests(user_id, status=status, limit=limit, offset=offset)
+        )
+
+    # --- submit -------------------------------------------------------------------------------
+
+    def new_request(
+        self, user_id: str, command: SubmitGeneration, correlation_id: str
+    ) -> GenerationRequest:
+        now = self._clock.now()
+        wants_advanced = command.advanced_model and self._config.advanced_model_selector
+        request = GenerationRequest(
+            id=new_id(),
+            user_id=user_id,
+            prompt=command.prompt,
+            format=command.format,
+            width=command.width,
+            height=command.height,
+            samples_count=command.samples,
+            correlation_id=correlation_id,
+            created_at=now,
+            style_guidance=command.style_guidance,
+            brand_elements=command.brand_elements,
+            project_id=command.project_id,
+            advanced_model=wants_advanced,
+            model=self._config.model_for(wants_advanced),
+        )
+        request.start(now)
+        return request
+
+    async def submit(
+        self, user_id: str, command: SubmitGeneration, correlation_id: str
+    ) -> GenerationRequest:
+        """Debit, dispatch and answer (the synchronous credit check)."""
+        request = self.new_request(user_id, command, correlation_id)
+        step = await self._db.run(lambda repo: self._open_submit(repo, request))
+        return await self._pay_and_dispatch(step, fail_request_on_error=True)
+
+    async def accept(
+        self, user_id: str, command: SubmitGeneration, correlation_id: str
+    ) -> GenerationRequest:
+        """Record the request as PENDING and answer at once (the asynchronous credit check);
+        :meth:`process_pending` debits and dispatches it."""
+        request = self.new_request(user_id, command, correlation_id)
+        request.deadline_at = self._clock.now() + self._config.dispatch_deadline
+        await self._db.run(lambda repo: repo.add_request(request))
+        return request
+
+    async def process_pending(self, request_id: str) -> GenerationRequest:
+        step = await self._db.run(lambda repo: self._open_pending(repo, request_id))
+        if step is None:
+            found = await self._db.run(lambda repo: repo.get_request(request_id))
+            if found is None:
+                raise NotFound("generation request not found", request_id=request_id)
+            return found
+        return await self._pay_and_dispatch(step, fail_request_on_error=True)
+
+    def _open_submit(self, repo: TrackingRepository, request: GenerationRequest) -> PaidStep:
+        now = self._clock.now()
+        request.transition(Status.VALIDATING_CREDITS, now)
+        request.deadline_at = now + self._config.dispatch_deadline
+        repo.add_request(request)
+        return self._journal_step(repo, request, "samples", Stage.SAMPLES, attempt=1)
+
+    def _open_pending(self, repo: TrackingRepository, request_id: str) -> PaidStep | None:
+        request = repo.get_request(request_id, for_update=True)
+        if request is None or request.status is not Status.PENDING:
+            return None
+        request.transition(Status.VALIDATING_CREDITS, self._clock.now())
+        repo.save_request(request)
+        return self._journal_step(repo, request, "samples", Stage.SAMPLES, attempt=1)
+
+    def _journal_step(
+        self,
+        repo: TrackingRepository,
+        request: GenerationRequest,
+        action: str,
+        stage: Stage,
+        *,
+        attempt: int,
+        selected_sample: dict[str, Any] | None = None,
+        expected: Status = Status.VALIDATING_CREDITS,
+        target: Status = Status.PROCESSING_SAMPLES,
+    ) -> PaidStep:
+        now = self._clock.now()
+        existing = repo.get_operation(request.id, action, CreditOperationKind.DEBIT, for_update=True)
+        if existing is None:
+            repo.add_operation(pending_debit(request, action), now)
+        else:  # a refused debit of this action moved nothing: it may be paid again
+            existing.status = CreditOperationStatus.PENDING
+            existing.refusal_code = None
+            existing.attempts += 1
+            repo.save_operation(existing, now)
+        job = build_job(
+            self._config,
+            request,
+            stage=stage,
+            action=action,
+            attempt=attempt,
+            now=now,
+            selected_sample=selected_sample,
+        )
+        repo.add_job(job)
+        spec = request.spec()
+        if stage is Stage.FINAL:
+            spec = GenerationSpec(
+                format=spec.format,
+                width=spec.width,
+                height=spec.height,
+                samples=1,
+                advanced_model=spec.advanced_model,
+            )
+        return PaidStep(
+            request=request, job=job, action=action, spec=spec, expected=expected, target=target
+        )
+
+    # --- selection, regeneration, cancellation ------------------------------------------------
+
+    async def select(
+        self, user_id: str, request_id: str, sample_id: str
+    ) -> GenerationRequest:
+        step = await self._db.run(lambda repo: self._open_selection(repo, user_id, request_id, sample_id))
+        return await self._pay_and_dispatch(step, fail_request_on_error=False)
+
+    def _open_selection(
+        self, repo: TrackingRepository, user_id: str, request_id: str, sample_id: str
+    ) -> PaidStep:
+        request = self._owned_for_update(repo, user_id, request_id)
+        request.require_status(Status.AWAITING_SELECTION, action="select a sample of")
+        sample = request.sample(sample_id)
+        action = self._next_free_action(repo, request, "final")
+        return self._journal_step(
+            repo,
+            request,
+            action,
+            Stage.FINAL,
+            attempt=1,
+            selected_sample={"id": sample.id, "url": sample.url},
+            expected=Status.AWAITING_SELECTION,
+            target=Status.PROCESSING_FINAL,
+        )
+
+    async def regenerate(self, user_id: str, request_id: str) -> GenerationRequest:
+        step = await self._db.run(lambda repo: self._open_regeneration(repo, user_id, request_id))
+        return await self._pay_and_dispatch(step, fail_request_on_error=False)
+
+    def _open_regeneration(
+        self, repo: TrackingRepository, user_id: str, request_id: str
+    ) -> PaidStep:
+        request = self._owned_for_update(repo, user_id, request_id)
+        request.require_status(Status.AWAITING_SELECTION, action="regenerate samples of")
+        action = self._next_free_action(repo, request, "regeneration")
+        round_number = int(action.rsplit("-", 1)[1]) + 1
+        return self._journal_step(
+            repo,
+            request,
+            action,
+            Stage.SAMPLES,
+            attempt=round_number,
+            expected=Status.AWAITING_SELECTION,
+            target=Status.PROCESSING_SAMPLES,
+        )
+
+    async def cancel(self, user_id: str, request_id: str) -> GenerationRequest:
+        def _cancel(repo: TrackingRepository) -> GenerationRequest:
+            request = self._owned_for_update(repo, user_id, request_id)
+            request.require_status(Status.PENDING, Status.AWAITING_SELECTION, action="cancel")
+            self._refuse_if_paying(repo, request)
+            request.transition(Status.CANCELLED, self._clock.now())
+            request.deadline_at = None
+            repo.save_request(request)
+            return request
+
+        return await self._db.run(_cancel)
+
+    def _owned_for_update(
+        self, repo: TrackingRepository, user_id: str, request_id: str
+    ) -> GenerationRequest:
+        request = repo.get_request(request_id, for_update=True)
+        if request is None or request.user_id != user_id:
+            raise NotFound("generation request not found", request_id=request_id)
+        return request
+
+    def _refuse_if_paying(self, repo: TrackingRepository, request: GenerationRequest) -> None:
+        for operation in repo.operations_for_request(request.id):
+            if operation.kind is CreditOperationKind.DEBIT and operation.status in (
+                CreditOperationStatus.PENDING,
+                CreditOperationStatus.UNKNOWN,
+            ):
+                raise Conflict(
+                    "another step of this request is being paid for; try again shortly",
+                    action=operation.action,
+                )
+
+    def _next_free_action(
+        self, repo: TrackingRepository, request: GenerationRequest, base: str
+    ) -> str:
+        self._refuse_if_paying(repo, request)
+        taken = {
+            op.action: op.status
+            for op in repo.operations_for_request(request.id)
+            if op.kind is CreditOperationKind.DEBIT
+        }
+        return next_action(base, taken)
+
+    # --- the saga -----------------------------------------------------------------------------
+
+    async def _pay_and_dispatch(
+        self, step: PaidStep, *, fail_request_on_error: bool
+    ) -> GenerationRequest:
+        outcome = await debit_once(self._credits, step.request, step.action, step.spec)
+        if outcome.outcome_unknown:
+            outcome = await self._learn_debit_outcome(step, outcome)
+        if outcome.receipt is None:
+            await self._db.run(
+                lambda repo: self._close_unpaid(repo, step, outcome, fail_request_on_error)
+            )
+            if outcome.refusal is not None:
+                raise outcome.refusal
+            assert outcome.fault is not None
+            raise outcome.fault
+        failure = await publish_once(self._publisher, step.job)
+        if failure is None:
+            return await self._db.run(lambda repo: self._close_dispatched(repo, step, outcome))
+        await self._compensate(step, outcome, fail_request_on_error)
+        raise failure
+
+    async def _learn_debit_outcome(self, step: PaidStep, outcome: DebitOutcome) -> DebitOutcome:
+        """Odoo may have applied the debit: ask its ledger once rather than guess."""
+        try:
+            entries = await self._credits.ledger_by_requests([step.request.id])
+        except CreditServiceUnavailable:
+            return outcome  # still unknown: recovery settles it against the ledger
+        for entry in entries:
+            if entry.action == step.action and entry.operation == "debit":
+                return DebitOutcome(
+                    receipt=CreditReceipt(
+                        entry_id=entry.id,
+                        user_id=entry.user_id,
+                        request_id=step.request.id,
+                        action=step.action,
+                        amount=entry.amount,
+                        balance_after=entry.balance_after,
+                        replay=True,
+                    )
+                )
+        return DebitOutcome(fault=CreditServiceUnavailable("the credit service did not answer"))
+
+    def _close_unpaid(
+        self,
+        repo: TrackingRepository,
+        step: PaidStep,
+        outcome: DebitOutcome,
+        fail_request: bool,
+    ) -> None:
+        now = self._clock.now()
+        operation = repo.get_operation(
+            step.request.id, step.action, CreditOperationKind.DEBIT, for_update=True
+        )
+        assert operation is not None
+        if outcome.outcome_unknown:
+            # leave the request where it is: recovery settles the debit against Odoo's ledger
+            operation.status = CreditOperationStatus.UNKNOWN
+            operation.last_error = type(outcome.fault).__name__
+            repo.save_operation(operation, now)
+            return
+        operation.status = CreditOperationStatus.REFUSED
+        operation.refusal_code = (
+            outcome.refusal.code if outcome.refusal else "credit_service_unavailable"
+        )
+        repo.save_operation(operation, now)
+        repo.set_job_status(step.job.id, JobStatus.SUPERSEDED, now)
+        if fail_request:
+            request = repo.get_request(step.request.id, for_update=True)
+            assert request is not None
+            request.fail(
+                Failure(FailureCategory.PLATFORM, operation.refusal_code, _explain(outcome)), now
+            )
+            repo.save_request(request)
+
+    def _close_dispatched(
+        self, repo: TrackingRepository, step: PaidStep, outcome: DebitOutcome
+    ) -> GenerationRequest:
+        now = self._clock.now()
+        assert outcome.receipt is not None
+        operation = repo.get_operation(
+            step.request.id, step.action, CreditOperationKind.DEBIT, for_update=True
+        )
+        assert operation is not None
+        settle_debit(operation, outcome.receipt)
+        repo.save_operation(operation, now)
+        repo.set_job_status(step.job.id, JobStatus.PUBLISHED, now)
+        request = repo.get_request(step.request.id, for_update=True)
+        assert request is not None
+        if request.status is Status.VALIDATING_CREDITS:
+            request.transition(Status.PUBLISHING_TO_QUEUE, now)
+        if step.target is Status.PROCESSING_SAMPLES and step.expected is Status.AWAITING_SELECTION:
+            request.regeneration_count += 1
+            request.samples = []
+        if step.target is Status.PROCESSING_FINAL:
+            request.selected_sample_id = step.job.payload["parameters"]["selected_sample"]["id"]
+        request.transition(step.target, now)
+        request.deadline_at = step.job.deadline_at
+        repo.save_request(request)
+        return request
+
+    async def _compensate(
+        self, step: PaidStep, outcome: DebitOutcome, fail_request: bool
+    ) -> None:
+        """The job could not be dispatched after the debit: refund before answering."""
+        assert outcome.receipt is not None
+
+        def _journal(repo: TrackingRepository) -> None:
+            now = self._clock.now()
+            debit = repo.get_operation(
+                step.request.id, step.action, CreditOperationKind.DEBIT, for_update=True
+            )
+            assert debit is not None
+            settle_debit(debit, outcome.receipt)  # type: ignore[arg-type]
+            repo.save_operation(debit, now)
+            journal_refund(repo, debit, self._clock)
+            repo.set_job_status(step.job.id, JobStatus.SUPERSEDED, now)
+            if fail_request:
+                request = repo.get_request(step.request.id, for_update=True)
+                assert request is not None
+                request.fail(
+                    Failure(
+                        FailureCategory.PLATFORM,
+                        "dispatch_unavailable",
+                        "the job could not be dispatched; the credits were refunded",
+                    ),
+                    now,
+                )
+                repo.save_request(request)
+
+        await self._db.run(_journal)
+        await self._refunder.refund(
+            step.request.id, step.action, "dispatch_failed", step.request.correlation_id
+        )
+
+
+def _explain(outcome: DebitOutcome) -> str:
+    if outcome.refusal is not None:
+        return outcome.refusal.detail
+    if isinstance(outcome.fault, CreditOutcomeUnknown):
+        return "the credit service did not confirm the debit"
+    return "the credit service was unavailable; nothing was charged"
+
+
+__all__ = [
+    "DispatchUnavailable",
+    "GenerationService",
+    "SubmitGeneration",
+]

@@ -1,0 +1,273 @@
+"""Recovery: settle whatever a crash, a lost reply or a silent n8n left behind.
+
+Safe with several replicas: every sweep step takes its rows ``FOR UPDATE SKIP LOCKED``.
+The rules (also in docs/decisions.md):
+
+1. A debit whose outcome is unknown (or still pending after the grace period) is settled against
+   Odoo's ledger, never guessed. If Odoo did debit it but the job was never confirmed published,
+   the debit is refunded and the job superseded: the client was answered with an error (or not at
+   all), so the work is not dispatched late. If Odoo holds no debit, the attempt is closed as not
+   applied. A request still waiting for that debit is then FAILED.
+2. A refund that did not complete is retried until Odoo has applied it (Odoo refunds once).
+3. A request past its stage deadline is FAILED with a timeout reason, its open job superseded,
+   the stage's debit refunded and the user notified. A PENDING request past its deadline was
+   never charged: it is FAILED.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import TYPE_CHECKING
+
+from creativeflow.adapters.tracking.database import TrackingDatabase
+from creativeflow.adapters.tracking.repository import TrackingRepository
+from creativeflow.domain.credits import LedgerEntry
+from creativeflow.domain.errors import CreditServiceUnavailable
+from creativeflow.domain.jobs import FailureCategory
+from creativeflow.domain.model import (
+    CreditOperation,
+    CreditOperationKind,
+    CreditOperationStatus,
+    Failure,
+    GenerationRequest,
+    JobStatus,
+)
+from creativeflow.domain.notifications import Notification, NotificationType
+from creativeflow.domain.states import Status
+
+from .ports import Clock, CreditLedger, Notifier
+from .refunds import Refunder, journal_refund
+
+if TYPE_CHECKING:
+    from creativeflow.bootstrap import Container
+
+log = logging.getLogger(__name__)
+
+WAITING_FOR_DEBIT = (Status.PENDING, Status.VALIDATING_CREDITS, Status.PUBLISHING_TO_QUEUE)
+PROCESSING = (Status.PROCESSING_SAMPLES, Status.PROCESSING_FINAL)
+
+
+@dataclass
+class SweepReport:
+    debits_settled: int = 0
+    debits_refunded: int = 0
+    refunds_applied: int = 0
+    refunds_left: int = 0
+    requests_timed_out: int = 0
+    errors: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        return (
+            f"debits settled: {self.debits_settled}, refunded after settling: "
+            f"{self.debits_refunded}, refunds applied: {self.refunds_applied}, refunds left: "
+            f"{self.refunds_left}, requests timed out: {self.requests_timed_out}"
+            + (f", errors: {'; '.join(self.errors)}" if self.errors else "")
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class _RefundDue:
+    request_id: str
+    action: str
+    reason: str
+    correlation_id: str
+
+
+class Recovery:
+    def __init__(
+        self,
+        db: TrackingDatabase,
+        credits: CreditLedger,
+        refunder: Refunder,
+        notifier: Notifier,
+        clock: Clock,
+        *,
+        grace: timedelta = timedelta(seconds=60),
+        batch: int = 100,
+    ) -> None:
+        self._db = db
+        self._credits = credits
+        self._refunder = refunder
+        self._notifier = notifier
+        self._clock = clock
+        self._grace = grace
+        self._batch = batch
+
+    @classmethod
+    def from_container(cls, container: Container, grace: timedelta | None = None) -> Recovery:
+        return cls(
+            container.db,
+            container.credits,
+            container.refunder,
+            container.notifier,
+            container.clock,
+            grace=grace
+            if grace is not None
+            else timedelta(seconds=container.settings.recovery_grace_seconds),
+        )
+
+    async def sweep(self) -> SweepReport:
+        report = SweepReport()
+        for step in (self._settle_debits, self._expire_overdue, self._retry_refunds):
+            try:
+                await step(report)
+            except CreditServiceUnavailable as fault:
+                report.errors.append(f"{step.__name__}: {type(fault).__name__}")
+                log.warning("recovery step %s stopped: Odoo unavailable", step.__name__)
+        return report
+
+    # --- 1. unknown debits --------------------------------------------------------------------
+
+    async def _settle_debits(self, report: SweepReport) -> None:
+        before = self._clock.now() - self._grace
+        unsettled = await self._db.run(
+            lambda repo: repo.lock_unsettled_operations(
+                (CreditOperationStatus.UNKNOWN, CreditOperationStatus.PENDING),
+                before,
+                self._batch,
+            )
+        )
+        debits = [op for op in unsettled if op.kind is CreditOperationKind.DEBIT]
+        if not debits:
+            return
+        entries = await self._credits.ledger_by_requests(sorted({op.request_id for op in debits}))
+        refunds = await self._db.run(lambda repo: self._apply_ledger(repo, debits, entries, report))
+        await self._refund_all(refunds, report)
+
+    def _apply_ledger(
+        self,
+        repo: TrackingRepository,
+        debits: list[CreditOperation],
+        entries: tuple[LedgerEntry, ...],
+        report: SweepReport,
+    ) -> list[_RefundDue]:
+        now = self._clock.now()
+        refunds: list[_RefundDue] = []
+        for stale in debits:
+            debit = repo.get_operation(
+                stale.request_id, stale.action, CreditOperationKind.DEBIT, for_update=True
+            )
+            if debit is None or debit.status not in (
+                CreditOperationStatus.UNKNOWN,
+                CreditOperationStatus.PENDING,
+            ):
+                continue  # settled meanwhile by the live flow
+            found = {
+                e.operation: e
+                for e in entries
+                if e.request_id == debit.request_id and e.action == debit.action
+            }
+            request = repo.get_request(debit.request_id, for_update=True)
+            assert request is not None
+            self._supersede_open_job(repo, request, debit.action)
+            if "debit" in found:
+                entry = found["debit"]
+                debit.status = CreditOperationStatus.APPLIED
+                debit.amount = entry.amount
+                debit.ledger_entry_id = entry.id
+                repo.save_operation(debit, now)
+                journal_refund(repo, debit, self._clock)
+                refunds.append(
+                    _RefundDue(debit.request_id, debit.action, "dispatch_unconfirmed", request.correlation_id)
+                )
+            else:
+                debit.status = CreditOperationStatus.REFUSED
+                debit.refusal_code = "not_applied"
+                repo.save_operation(debit, now)
+            if request.status in WAITING_FOR_DEBIT:
+                request.fail(
+                    Failure(
+                        FailureCategory.PLATFORM,
+                        "credit_outcome_unknown",
+                        "the credit service did not confirm the debit in time; nothing is owed",
+                    ),
+                    now,
+                )
+                repo.save_request(request)
+            report.debits_settled += 1
+        return refunds
+
+    def _supersede_open_job(
+        self, repo: TrackingRepository, request: GenerationRequest, action: str
+    ) -> None:
+        for job in repo.jobs_for_request(request.id):
+            if job.action == action and job.status is JobStatus.PREPARED:
+                repo.set_job_status(job.id, JobStatus.SUPERSEDED, self._clock.now())
+
+    # --- 2. overdue requests ------------------------------------------------------------------
+
+    async def _expire_overdue(self, report: SweepReport) -> None:
+        refunds, notices = await self._db.run(lambda repo: self._time_out(repo, report))
+        await self._refund_all(refunds, report)
+        for notice in notices:
+            self._notifier.send(notice)
+
+    def _time_out(
+        self, repo: TrackingRepository, report: SweepReport
+    ) -> tuple[list[_RefundDue], list[Notification]]:
+        now = self._clock.now()
+        refunds: list[_RefundDue] = []
+        notices: list[Notification] = []
+        for request in repo.lock_overdue_requests(now, self._batch):
+            if request.status in (Status.VALIDATING_CREDITS, Status.PUBLISHING_TO_QUEUE):
+                continue  # waiting on a debit: step 1 settles it against the ledger first
+            open_job = repo.current_job(request.id)
+            request.fail(
+                Failure(FailureCategory.PLATFORM, "timeout", f"no result before the deadline ({request.status})"),
+                now,
+            )
+            repo.save_request(request)
+            report.requests_timed_out += 1
+            if open_job is not None:
+                repo.set_job_status(open_job.id, JobStatus.SUPERSEDED, now)
+                debit = repo.get_operation(
+                    request.id, open_job.action, CreditOperationKind.DEBIT, for_update=True
+                )
+                if debit is not None and debit.status is CreditOperationStatus.APPLIED:
+                    journal_refund(repo, debit, self._clock)
+                    refunds.append(
+                        _RefundDue(request.id, open_job.action, "timeout", request.correlation_id)
+                    )
+            notices.append(
+                Notification(
+                    user_id=request.user_id,
+                    type=NotificationType.FAILED,
+                    request_id=request.id,
+                    title="Your generation timed out",
+                    message="No result arrived in time; any credits it used are refunded.",
+                    correlation_id=request.correlation_id,
+                    data={"code": "timeout"},
+                )
+            )
+        return refunds, notices
+
+    # --- 3. refunds ---------------------------------------------------------------------------
+
+    async def _retry_refunds(self, report: SweepReport) -> None:
+        before = self._clock.now() - self._grace
+        unsettled = await self._db.run(
+            lambda repo: repo.lock_unsettled_operations(
+                (CreditOperationStatus.PENDING, CreditOperationStatus.UNKNOWN), before, self._batch
+            )
+        )
+        refunds = [op for op in unsettled if op.kind is CreditOperationKind.REFUND]
+        due = []
+        for refund in refunds:
+            request = await self._db.run(lambda repo, r=refund: repo.get_request(r.request_id))
+            correlation_id = request.correlation_id if request else refund.request_id
+            due.append(_RefundDue(refund.request_id, refund.action, "recovery_retry", correlation_id))
+        await self._refund_all(due, report)
+
+    async def _refund_all(self, due: list[_RefundDue], report: SweepReport) -> None:
+        for item in due:
+            result = await self._refunder.refund(
+                item.request_id, item.action, item.reason, item.correlation_id
+            )
+            if result.settled:
+                report.refunds_applied += 1
+                if item.reason == "dispatch_unconfirmed":
+                    report.debits_refunded += 1
+            else:
+                report.refunds_left += 1

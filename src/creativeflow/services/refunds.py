@@ -1,0 +1,112 @@
+"""Refunding a debit: journal the refund, ask Odoo, settle the journal.
+
+A refund that does not complete stays in the journal (``pending`` or ``unknown``) and recovery
+retries it until Odoo has applied it; Odoo refunds a (request, action) once, so retrying is safe.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from creativeflow.adapters.tracking.database import TrackingDatabase
+from creativeflow.adapters.tracking.repository import TrackingRepository
+from creativeflow.domain.credits import CreditReceipt
+from creativeflow.domain.errors import CreditOutcomeUnknown, CreditServiceUnavailable, CreditsRefused
+from creativeflow.domain.model import CreditOperation, CreditOperationKind, CreditOperationStatus
+
+from .ports import Clock, CreditLedger
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class RefundResult:
+    receipt: CreditReceipt | None
+    settled: bool  # True when Odoo's answer is known (applied, or nothing to refund)
+
+
+def journal_refund(repo: TrackingRepository, debit: CreditOperation, clock: Clock) -> CreditOperation:
+    """Write the refund attempt before the Odoo call (inside the caller's transaction)."""
+    existing = repo.get_operation(
+        debit.request_id, debit.action, CreditOperationKind.REFUND, for_update=True
+    )
+    if existing is not None:
+        return existing
+    refund = CreditOperation(
+        request_id=debit.request_id,
+        user_id=debit.user_id,
+        action=debit.action,
+        kind=CreditOperationKind.REFUND,
+        status=CreditOperationStatus.PENDING,
+        amount=debit.amount,
+    )
+    repo.add_operation(refund, clock.now())
+    return refund
+
+
+class Refunder:
+    def __init__(self, db: TrackingDatabase, credits: CreditLedger, clock: Clock) -> None:
+        self._db = db
+        self._credits = credits
+        self._clock = clock
+
+    async def call_odoo(
+        self, request_id: str, action: str, reason: str, correlation_id: str
+    ) -> tuple[CreditReceipt | None, str | None, CreditOperationStatus]:
+        """Ask Odoo; return (receipt, error text, journal status to record)."""
+        try:
+            receipt = await self._credits.refund(request_id, action, reason, correlation_id)
+        except CreditsRefused as refusal:
+            # nothing_to_refund: Odoo holds no debit for this action, so nothing is owed
+            return None, refusal.code, CreditOperationStatus.REFUSED
+        except CreditOutcomeUnknown as fault:
+            return None, type(fault).__name__, CreditOperationStatus.UNKNOWN
+        except CreditServiceUnavailable as fault:
+            return None, type(fault).__name__, CreditOperationStatus.PENDING
+        return receipt, None, CreditOperationStatus.APPLIED
+
+    async def refund(
+        self, request_id: str, action: str, reason: str, correlation_id: str
+    ) -> RefundResult:
+        """Refund an already journalled refund attempt and settle the journal."""
+        receipt, error, status = await self.call_odoo(request_id, action, reason, correlation_id)
+        await self._db.run(lambda repo: self.settle(repo, request_id, action, receipt, error, status))
+        if status is CreditOperationStatus.PENDING or status is CreditOperationStatus.UNKNOWN:
+            log.warning(
+                "refund of %s for request %s left for recovery (%s)",
+                action,
+                request_id,
+                error,
+                extra={"request_id": request_id, "action": action},
+            )
+        return RefundResult(receipt=receipt, settled=status not in _UNSETTLED)
+
+    def settle(
+        self,
+        repo: TrackingRepository,
+        request_id: str,
+        action: str,
+        receipt: CreditReceipt | None,
+        error: str | None,
+        status: CreditOperationStatus,
+    ) -> None:
+        now = self._clock.now()
+        refund = repo.get_operation(request_id, action, CreditOperationKind.REFUND, for_update=True)
+        if refund is None:
+            return
+        refund.attempts += 1
+        refund.status = status
+        refund.last_error = error
+        if receipt is not None:
+            refund.amount = receipt.amount
+            refund.ledger_entry_id = receipt.entry_id
+        repo.save_operation(refund, now)
+        if status is CreditOperationStatus.APPLIED:
+            debit = repo.get_operation(request_id, action, CreditOperationKind.DEBIT, for_update=True)
+            if debit is not None:
+                debit.status = CreditOperationStatus.REFUNDED
+                repo.save_operation(debit, now)
+
+
+_UNSETTLED = (CreditOperationStatus.PENDING, CreditOperationStatus.UNKNOWN)

@@ -1,0 +1,193 @@
+"""One typed settings object, read from the environment and an optional ``.env`` file.
+
+The seeds name settings two ways (a whole URL, or its parts); both are accepted and the whole URL
+wins. Secrets are ``SecretStr`` so they never show in a repr or a log line. Outside development the
+service refuses to start with an empty or placeholder secret.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from typing import Literal
+from urllib.parse import quote
+
+from pydantic import AliasChoices, Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PLACEHOLDER_SECRETS = frozenset({"", "changeme", "change-me", "secret", "password", "placeholder"})
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", populate_by_name=True
+    )
+
+    environment: Literal["development", "test", "staging", "production"] = Field(
+        "development", validation_alias=AliasChoices("ENVIRONMENT", "APP_ENV")
+    )
+    api_host: str = Field("0.0.0.0", validation_alias="API_HOST")
+    api_port: int = Field(8000, validation_alias="API_PORT")
+    public_base_url: str = Field("http://127.0.0.1:8000", validation_alias="PUBLIC_BASE_URL")
+
+    # --- tracking database -------------------------------------------------------------------
+    database_url_value: str | None = Field(None, validation_alias="DATABASE_URL")
+    db_host: str = Field("127.0.0.1", validation_alias="AIGEN_DB_HOST")
+    db_port: int = Field(5432, validation_alias="AIGEN_DB_PORT")
+    db_user: str = Field("postgres", validation_alias="AIGEN_DB_USER")
+    db_password: SecretStr = Field(SecretStr(""), validation_alias="AIGEN_DB_PASSWORD")
+    db_name: str = Field("creativeflow", validation_alias="AIGEN_DB_NAME")
+    database_pool_size: int = Field(10, ge=1, validation_alias="DATABASE_POOL_SIZE")
+    database_max_overflow: int = Field(5, ge=0, validation_alias="DATABASE_MAX_OVERFLOW")
+    database_statement_timeout_ms: int = Field(
+        5000, ge=100, validation_alias="DATABASE_STATEMENT_TIMEOUT_MS"
+    )
+
+    # --- RabbitMQ ------------------------------------------------------------------------------
+    rabbitmq_url_value: str | None = Field(None, validation_alias="RABBITMQ_URL")
+    rabbitmq_host: str = Field("127.0.0.1", validation_alias="RABBITMQ_HOST")
+    rabbitmq_port: int = Field(5672, validation_alias="RABBITMQ_PORT")
+    rabbitmq_user: str = Field("guest", validation_alias="RABBITMQ_USER")
+    rabbitmq_password: SecretStr = Field(SecretStr("guest"), validation_alias="RABBITMQ_PASSWORD")
+    rabbitmq_vhost: str = Field("/", validation_alias="RABBITMQ_VHOST")
+    rabbitmq_exchange: str = Field(
+        "creativeflow.generation", validation_alias="RABBITMQ_GENERATION_EXCHANGE"
+    )
+    rabbitmq_queue: str = Field("creativeflow.n8n.jobs", validation_alias="RABBITMQ_N8N_JOB_QUEUE")
+    rabbitmq_routing_key: str = Field(
+        "generation.job", validation_alias="RABBITMQ_N8N_JOB_ROUTING_KEY"
+    )
+    rabbitmq_dead_letter_exchange: str = Field(
+        "creativeflow.generation.dlx", validation_alias="RABBITMQ_DEAD_LETTER_EXCHANGE"
+    )
+    rabbitmq_dead_letter_queue: str = Field(
+        "creativeflow.n8n.jobs.dead", validation_alias="RABBITMQ_DEAD_LETTER_QUEUE"
+    )
+    rabbitmq_quorum_queue: bool = Field(True, validation_alias="RABBITMQ_QUORUM_QUEUE")
+    rabbitmq_publish_workers: int = Field(8, ge=1, validation_alias="RABBITMQ_PUBLISH_WORKERS")
+    rabbitmq_connect_timeout: float = Field(5.0, gt=0, validation_alias="RABBITMQ_CONNECT_TIMEOUT")
+    rabbitmq_confirm_timeout: float = Field(10.0, gt=0, validation_alias="RABBITMQ_CONFIRM_TIMEOUT")
+
+    # --- Odoo ----------------------------------------------------------------------------------
+    odoo_url: str = Field("http://127.0.0.1:8069", validation_alias="ODOO_URL")
+    odoo_db: str = Field("creativeflow", validation_alias=AliasChoices("ODOO_DB", "ODOO_DATABASE"))
+    odoo_login: str = Field("orchestrator", validation_alias=AliasChoices("ODOO_LOGIN", "ODOO_USER"))
+    odoo_password: SecretStr = Field(SecretStr(""), validation_alias="ODOO_PASSWORD")
+    odoo_api_key: SecretStr = Field(SecretStr(""), validation_alias="ODOO_API_KEY")
+    odoo_protocol: Literal["xmlrpc", "jsonrpc"] = Field("xmlrpc", validation_alias="ODOO_PROTOCOL")
+    odoo_connect_timeout: float = Field(3.0, gt=0, validation_alias="ODOO_CONNECT_TIMEOUT")
+    odoo_read_timeout: float = Field(10.0, gt=0, validation_alias="ODOO_READ_TIMEOUT")
+    odoo_max_attempts: int = Field(3, ge=1, validation_alias="ODOO_MAX_ATTEMPTS")
+    odoo_workers: int = Field(16, ge=1, validation_alias="ODOO_WORKERS")
+
+    # --- Notification Service and n8n ----------------------------------------------------------
+    notification_service_url: str = Field(
+        "http://127.0.0.1:8025",
+        validation_alias=AliasChoices("NOTIFICATION_SERVICE_URL", "NOTIFICATION_SERVICE_API_URL"),
+    )
+    notification_timeout: float = Field(3.0, gt=0, validation_alias="NOTIFICATION_TIMEOUT")
+    notification_max_attempts: int = Field(3, ge=1, validation_alias="NOTIFICATION_MAX_ATTEMPTS")
+    n8n_callback_base_url: str = Field(
+        "http://127.0.0.1:8000",
+        validation_alias=AliasChoices("N8N_CALLBACK_BASE_URL", "N8N_CALLBACK_URL"),
+    )
+    n8n_callback_secrets: SecretStr = Field(
+        SecretStr("dev-callback-secret"), validation_alias="N8N_CALLBACK_SECRETS"
+    )
+    callback_tolerance_seconds: int = Field(300, ge=1, validation_alias="CALLBACK_TOLERANCE_SECONDS")
+
+    # --- identity ------------------------------------------------------------------------------
+    gateway_shared_secret: SecretStr = Field(
+        SecretStr("dev-gateway-secret"), validation_alias="GATEWAY_SHARED_SECRET"
+    )
+    admin_token: SecretStr = Field(SecretStr("dev-admin-token"), validation_alias="ADMIN_TOKEN")
+
+    # --- request rules -------------------------------------------------------------------------
+    samples_deadline_seconds: int = Field(900, ge=1, validation_alias="SAMPLES_DEADLINE_SECONDS")
+    final_deadline_seconds: int = Field(1800, ge=1, validation_alias="FINAL_DEADLINE_SECONDS")
+    standard_model: str = Field("creativeflow-standard-v1", validation_alias="STANDARD_MODEL")
+    advanced_model: str = Field("creativeflow-advanced-v1", validation_alias="ADVANCED_MODEL")
+
+    # --- recovery ------------------------------------------------------------------------------
+    recovery_interval_seconds: float = Field(
+        30.0, ge=0, validation_alias="RECOVERY_INTERVAL_SECONDS"
+    )
+    recovery_grace_seconds: int = Field(60, ge=0, validation_alias="RECOVERY_GRACE_SECONDS")
+    dispatch_deadline_seconds: int = Field(120, ge=1, validation_alias="DISPATCH_DEADLINE_SECONDS")
+
+    # --- feature toggles (seed names) ----------------------------------------------------------
+    enable_advanced_model_selector: bool = Field(
+        True, validation_alias="ENABLE_ADVANCED_MODEL_SELECTOR"
+    )
+    enable_detailed_n8n_error_logging: bool = Field(
+        False, validation_alias="ENABLE_DETAILED_N8N_ERROR_LOGGING"
+    )
+    enable_credit_refund_on_system_failure: bool = Field(
+        True, validation_alias="ENABLE_CREDIT_REFUND_ON_SYSTEM_FAILURE"
+    )
+    enable_detailed_logging: bool = Field(
+        False, validation_alias=AliasChoices("ENABLE_DETAILED_LOGGING", "enableDetailedLogging")
+    )
+    enable_n8n_callback_security: bool = Field(
+        True,
+        validation_alias=AliasChoices("ENABLE_N8N_CALLBACK_SECURITY", "enableN8NCallbackSecurity"),
+    )
+    use_sync_credit_check: bool = Field(
+        True, validation_alias=AliasChoices("USE_SYNC_CREDIT_CHECK", "useSyncCreditCheck")
+    )
+
+    # --- logging -------------------------------------------------------------------------------
+    log_level: str = Field("INFO", validation_alias="LOG_LEVEL")
+    log_format: Literal["json", "text"] = Field("json", validation_alias="LOG_FORMAT")
+
+    @cached_property
+    def database_url(self) -> str:
+        if self.database_url_value:
+            return self.database_url_value
+        password = quote(self.db_password.get_secret_value(), safe="")
+        auth = f"{quote(self.db_user, safe='')}:{password}@" if password else f"{self.db_user}@"
+        return f"postgresql+psycopg2://{auth}{self.db_host}:{self.db_port}/{self.db_name}"
+
+    @cached_property
+    def rabbitmq_url(self) -> str:
+        if self.rabbitmq_url_value:
+            return self.rabbitmq_url_value
+        password = quote(self.rabbitmq_password.get_secret_value(), safe="")
+        vhost = quote(self.rabbitmq_vhost, safe="")
+        return (
+            f"amqp://{quote(self.rabbitmq_user, safe='')}:{password}"
+            f"@{self.rabbitmq_host}:{self.rabbitmq_port}/{vhost}"
+        )
+
+    @property
+    def odoo_secret(self) -> SecretStr:
+        """An API key is preferred over a password when both are set."""
+        return self.odoo_api_key if self.odoo_api_key.get_secret_value() else self.odoo_password
+
+    @property
+    def callback_secrets(self) -> tuple[str, ...]:
+        """Several comma-separated secrets at once, so a secret can be rotated without downtime."""
+        raw = self.n8n_callback_secrets.get_secret_value()
+        return tuple(s.strip() for s in raw.split(",") if s.strip())
+
+    @model_validator(mode="after")
+    def _refuse_placeholder_secrets(self) -> Settings:
+        if self.environment in ("development", "test"):
+            return self
+        named = {
+            "GATEWAY_SHARED_SECRET": self.gateway_shared_secret,
+            "ADMIN_TOKEN": self.admin_token,
+            "N8N_CALLBACK_SECRETS": self.n8n_callback_secrets,
+            "ODOO_API_KEY or ODOO_PASSWORD": self.odoo_secret,
+        }
+        weak = [
+            name
+            for name, value in named.items()
+            if value.get_secret_value().strip().lower() in PLACEHOLDER_SECRETS
+            or value.get_secret_value().startswith("dev-")
+        ]
+        if weak:
+            raise ValueError(
+                f"refusing to start in {self.environment} with empty or placeholder secrets: "
+                + ", ".join(weak)
+            )
+        return self

@@ -1,0 +1,53 @@
+"""Settings: both naming styles of the seeds, and no placeholder secrets outside development."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from creativeflow.settings import Settings
+
+
+def test_database_url_is_built_from_its_parts_and_a_whole_url_wins(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AIGEN_DB_HOST", "db.internal")
+    monkeypatch.setenv("AIGEN_DB_USER", "svc")
+    monkeypatch.setenv("AIGEN_DB_PASSWORD", "p@ss/word")
+    monkeypatch.setenv("AIGEN_DB_NAME", "tracking")
+    built = Settings(_env_file=None)  # type: ignore[call-arg]
+    assert built.database_url == "postgresql+psycopg2://svc:p%40ss%2Fword@db.internal:5432/tracking"
+    monkeypatch.setenv("DATABASE_URL", "postgresql+psycopg2://other@h/d")
+    assert Settings(_env_file=None).database_url == "postgresql+psycopg2://other@h/d"  # type: ignore[call-arg]
+
+
+def test_rabbitmq_url_is_built_from_the_seed_names(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RABBITMQ_HOST", "mq")
+    monkeypatch.setenv("RABBITMQ_VHOST", "/creative")
+    monkeypatch.setenv("RABBITMQ_N8N_JOB_QUEUE", "jobs")
+    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    assert settings.rabbitmq_url == "amqp://guest:guest@mq:5672/%2Fcreative"
+    assert settings.rabbitmq_queue == "jobs"
+
+
+def test_secrets_do_not_show_in_the_repr(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ODOO_API_KEY", "very-secret-key-123")
+    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    assert "very-secret-key-123" not in repr(settings)
+    assert settings.odoo_secret.get_secret_value() == "very-secret-key-123"
+
+
+def test_production_refuses_placeholder_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ENVIRONMENT", "production")
+    with pytest.raises(ValidationError, match="GATEWAY_SHARED_SECRET"):
+        Settings(_env_file=None)  # type: ignore[call-arg]
+
+
+def test_production_starts_with_real_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ENVIRONMENT", "production")
+    for name in ("GATEWAY_SHARED_SECRET", "ADMIN_TOKEN", "N8N_CALLBACK_SECRETS", "ODOO_API_KEY"):
+        monkeypatch.setenv(name, f"{name.lower()}-Zx81kq0aP")
+    assert Settings(_env_file=None).environment == "production"  # type: ignore[call-arg]
+
+
+def test_callback_secrets_accept_a_comma_separated_list(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("N8N_CALLBACK_SECRETS", "old, new")
+    assert Settings(_env_file=None).callback_secrets == ("old", "new")  # type: ignore[call-arg]
