@@ -6,6 +6,7 @@ the command-line tools, and :meth:`Container.close` releases every connection it
 
 from __future__ import annotations
 
+import inspect
 import logging
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -114,17 +115,13 @@ class Container:
             log.info("pending request %s ended with %s", request_id, type(error).__name__)
 
     async def close(self) -> None:
-        closers = [
-            getattr(self.notifier, "close", None),
-            getattr(self.publisher, "aclose", None),
-        ]
-        for closer in closers:
+        """Release every connection: notifications drain first, the database closes last."""
+        for component in (self.notifier, self.publisher, self.credits):
+            closer = getattr(component, "aclose", None) or getattr(component, "close", None)
             if closer is not None:
-                await closer()
-        for component in (self.publisher, self.credits):
-            close = getattr(component, "close", None)
-            if close is not None:
-                close()
+                result = closer()
+                if inspect.isawaitable(result):
+                    await result
         self.db.close()
 
 

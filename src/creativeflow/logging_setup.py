@@ -39,7 +39,8 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
-def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
+def configure_logging(level: str = "INFO", fmt: str = "json", detailed: bool = False) -> None:
+    """``detailed`` (the ``enableDetailedLogging`` toggle) logs the adapters' every call."""
     handler = logging.StreamHandler()
     handler.addFilter(CorrelationFilter())
     if fmt == "json":
@@ -53,3 +54,5 @@ def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
     root.setLevel(level.upper())
     # pika logs every frame at DEBUG and every reconnect at WARNING; our adapter reports those
     logging.getLogger("pika").setLevel(logging.WARNING)
+    if detailed:
+        logging.getLogger("creativeflow.adapters").setLevel(logging.DEBUG)

@@ -185,6 +185,8 @@ class Settings(BaseSettings):
             if value.get_secret_value().strip().lower() in PLACEHOLDER_SECRETS
             or value.get_secret_value().startswith("dev-")
         ]
+        if not self.enable_n8n_callback_security:
+            weak.append("ENABLE_N8N_CALLBACK_SECURITY (must stay on)")
         if weak:
             raise ValueError(
                 f"refusing to start in {self.environment} with empty or placeholder secrets: "

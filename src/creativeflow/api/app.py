@@ -3,6 +3,9 @@ every connection through the composition root."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
@@ -13,7 +16,10 @@ from creativeflow.api.middleware import BodySizeLimitMiddleware, CorrelationIdMi
 from creativeflow.api.problems import install_problem_handlers
 from creativeflow.api.routes import callbacks, credits, generations, health
 from creativeflow.bootstrap import Container, build_container
+from creativeflow.services.recovery import Recovery
 from creativeflow.settings import Settings
+
+log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 64 * 1024
 
@@ -36,9 +42,18 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         container = container_factory(settings)
         app.state.container = container
+        sweeper = None
+        if settings.recovery_interval_seconds > 0:
+            sweeper = asyncio.create_task(
+                _recover_periodically(container, settings.recovery_interval_seconds)
+            )
         try:
             yield
         finally:
+            if sweeper is not None:
+                sweeper.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await sweeper
             await container.close()
 
     app = FastAPI(
@@ -54,3 +69,17 @@ def create_app(
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=MAX_BODY_BYTES)
     app.add_middleware(CorrelationIdMiddleware)
     return app
+
+
+async def _recover_periodically(container: Container, interval: float) -> None:
+    """The in-process recovery sweep; replicas share the work through SKIP LOCKED."""
+    recovery = Recovery.from_container(container)
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            report = await recovery.sweep()
+        except Exception:
+            log.exception("recovery sweep failed; trying again in %ss", interval)
+            continue
+        if report.debits_settled or report.requests_timed_out or report.refunds_applied:
+            log.info("recovery sweep: %s", report.summary())

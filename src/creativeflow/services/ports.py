@@ -41,6 +41,8 @@ class CreditLedger(Protocol):
         self, since: datetime, until: datetime, limit: int = 1000, offset: int = 0
     ) -> LedgerPage: ...
 
+    async def ping(self) -> bool: ...
+
 
 class JobPublisher(Protocol):
     """Raises ``DispatchUnavailable`` when the broker did not confirm the job."""

@@ -1,0 +1,41 @@
+"""The Odoo credit adapter: Odoo is the authority over tiers, prices, balances and the ledger.
+
+- ``OdooConfig``: where Odoo is and how to log in (the secret never shows in a repr or message);
+- ``OdooClient``: the blocking client, one per thread (XML-RPC or JSON-RPC through odoorpc);
+- ``AsyncOdooCredits``: the async face the use cases await (a bounded pool of per-thread clients);
+- ``FakeCredits``: its in-memory twin for unit tests;
+- the errors, documented in ``creativeflow.adapters.odoo.errors``.
+"""
+
+from creativeflow.adapters.odoo.client import OdooClient
+from creativeflow.adapters.odoo.config import OdooConfig
+from creativeflow.adapters.odoo.credits import AsyncOdooCredits
+from creativeflow.adapters.odoo.errors import (
+    OdooAccessError,
+    OdooAuthenticationError,
+    OdooContractError,
+    OdooError,
+    OdooOutcomeUnknown,
+    OdooRejected,
+    OdooServerError,
+    OdooUnavailable,
+    OdooUserError,
+)
+from creativeflow.adapters.odoo.fake import FakeCredits, FakeTier
+
+__all__ = [
+    "AsyncOdooCredits",
+    "FakeCredits",
+    "FakeTier",
+    "OdooAccessError",
+    "OdooAuthenticationError",
+    "OdooClient",
+    "OdooConfig",
+    "OdooContractError",
+    "OdooError",
+    "OdooOutcomeUnknown",
+    "OdooRejected",
+    "OdooServerError",
+    "OdooUnavailable",
+    "OdooUserError",
+]

@@ -24,7 +24,7 @@ async def healthz() -> dict[str, str]:
 )
 async def readyz(container: ContainerDep) -> JSONResponse:
     database, broker, odoo = await asyncio.gather(
-        container.db.ping(), container.publisher.check(), container.credits.check()
+        container.db.ping(), container.publisher.check(), container.credits.ping()
     )
     checks = {"database": database, "broker": broker, "odoo": odoo}
     ready = all(checks.values())

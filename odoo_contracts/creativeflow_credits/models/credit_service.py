@@ -1,0 +1,349 @@
+# License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl-3.0.html)
+"""The public RPC methods of the credit contract (odoo_contracts/README.md).
+
+Business refusals are results with ``ok: false`` and a stable ``code``; exceptions are kept for
+access and technical faults. Results never hold ``None``: XML-RPC cannot carry it.
+
+The read methods are deliberately not ``@api.readonly``: a read-only cursor may be served by a
+replica, and the orchestrator settles unknown debit outcomes with ``ledger_by_requests``, which
+must see what the primary has committed.
+"""
+
+import re
+from datetime import datetime
+
+from psycopg2 import errors as pg_errors
+
+from odoo import _, api, fields, models
+from odoo.exceptions import AccessError
+
+ORCHESTRATOR_GROUP = "creativeflow_credits.group_orchestrator"
+
+ACTION_PATTERN = re.compile(
+    r"samples|final|final-(?:[2-9]|[1-9][0-9]+)|regeneration-[1-9][0-9]*"
+)
+SPEC_KEYS = ("format", "width", "height", "samples", "advanced_model")
+SPEC_COUNTS = ("width", "height", "samples")
+MAX_REQUEST_IDS = 500
+MAX_WINDOW_LIMIT = 1000
+TIMESTAMP_FORMAT = "%Y-%m-%d %H:%M:%S"
+UNIQUE_MOVEMENT_CONSTRAINT = "creativeflow_credit_ledger_request_action_operation_unique"
+
+
+def refusal(code, **details):
+    return {"ok": False, "code": code, **details}
+
+
+def invalid_request(detail):
+    return refusal("invalid_request", detail=detail)
+
+
+def is_int(value):
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def is_text(value):
+    return isinstance(value, str) and bool(value.strip())
+
+
+def is_final(action):
+    return action == "final" or action.startswith("final-")
+
+
+def action_error(action):
+    if isinstance(action, str) and ACTION_PATTERN.fullmatch(action):
+        return None
+    return "action must be samples, final, final-<n> (n >= 2) or regeneration-<n> (n >= 1)"
+
+
+def spec_error(spec):
+    if not isinstance(spec, dict):
+        return "spec must be a struct with " + ", ".join(SPEC_KEYS)
+    missing = [key for key in SPEC_KEYS if key not in spec]
+    if missing:
+        return "spec is missing " + ", ".join(missing)
+    if not is_text(spec["format"]):
+        return "spec.format must be a non-empty string"
+    for key in SPEC_COUNTS:
+        if not is_int(spec[key]):
+            return f"spec.{key} must be an integer"
+        if spec[key] < 1:
+            return f"spec.{key} must be at least 1"
+    if not isinstance(spec["advanced_model"], bool):
+        return "spec.advanced_model must be a boolean"
+    return None
+
+
+def optional_text_error(value, name):
+    if value is None or value is False or isinstance(value, str):
+        return None
+    return f"{name} must be a string or false"
+
+
+def debit_arguments_error(platform_user_id, request_id, action, spec, correlation_id):
+    if not is_text(platform_user_id):
+        return "platform_user_id must be a non-empty string"
+    if not is_text(request_id):
+        return "request_id must be a non-empty string"
+    return (
+        action_error(action)
+        or spec_error(spec)
+        or optional_text_error(correlation_id, "correlation_id")
+    )
+
+
+def refund_arguments_error(request_id, action, reason, correlation_id):
+    if not is_text(request_id):
+        return "request_id must be a non-empty string"
+    if not isinstance(reason, str):
+        return "reason must be a string"
+    return action_error(action) or optional_text_error(correlation_id, "correlation_id")
+
+
+def parse_timestamp(value):
+    """A naive UTC datetime from 'YYYY-MM-DD HH:MM:SS', or None when it is not one."""
+    if not isinstance(value, str) or len(value) != len("YYYY-MM-DD HH:MM:SS"):
+        return None
+    try:
+        return datetime.strptime(value, TIMESTAMP_FORMAT)
+    except ValueError:
+        return None
+
+
+def tier_refusal(tier, action, spec):
+    """The first tier rule the spec breaks, as (reason, detail), or None."""
+    if spec["format"].strip().lower() not in tier._format_list():
+        return (
+            "format_not_allowed",
+            f"format {spec['format']} is not allowed (allowed: {tier.allowed_formats})",
+        )
+    if spec["width"] > tier.max_width or spec["height"] > tier.max_height:
+        return (
+            "resolution_not_allowed",
+            f"{spec['width']}x{spec['height']} exceeds {tier.max_width}x{tier.max_height}",
+        )
+    if not is_final(action) and spec["samples"] > tier.max_samples_per_request:
+        return (
+            "too_many_samples",
+            f"{spec['samples']} samples exceed {tier.max_samples_per_request} per request",
+        )
+    if spec["advanced_model"] and not tier.allow_advanced_models:
+        return "advanced_model_not_allowed", "this tier does not allow the advanced model"
+    return None
+
+
+def price(tier, action, samples):
+    if action == "samples":
+        return tier.price_per_sample * samples
+    if is_final(action):
+        return tier.price_final_asset
+    return tier.price_per_regeneration_sample * samples
+
+
+def movement_result(code, entry, replay):
+    return {
+        "ok": True,
+        "code": code,
+        "replay": replay,
+        "entry_id": entry.id,
+        "user_id": entry.platform_user_id,
+        "request_id": entry.request_id,
+        "action": entry.action,
+        "amount": entry.amount,
+        "balance_after": entry.balance_after,
+    }
+
+
+def entry_values(entry):
+    return {
+        "id": entry.id,
+        "user_id": entry.platform_user_id or False,
+        "request_id": entry.request_id or False,
+        "action": entry.action or False,
+        "operation": entry.operation,
+        "amount": entry.amount,
+        "balance_after": entry.balance_after,
+        "reason": entry.reason or False,
+        "correlation_id": entry.correlation_id or False,
+        "created_at": fields.Datetime.to_string(entry.create_date),
+    }
+
+
+class CreditService(models.AbstractModel):
+    _name = "creativeflow.credit.service"
+    _description = "CreativeFlow credit service (public RPC methods)"
+
+    @api.model
+    def get_entitlements(self, platform_user_id):
+        self._check_orchestrator()
+        if not is_text(platform_user_id):
+            return invalid_request("platform_user_id must be a non-empty string")
+        account = self._find_account(platform_user_id)
+        if not account:
+            return refusal("unknown_account")
+        tier = account.tier_id
+        return {
+            "ok": True,
+            "code": "ok",
+            "user_id": account.platform_user_id,
+            "tier": {"code": tier.code, "name": tier.name},
+            "limits": {
+                "formats": tier._format_list(),
+                "max_width": tier.max_width,
+                "max_height": tier.max_height,
+                "max_samples_per_request": tier.max_samples_per_request,
+                "advanced_models": tier.allow_advanced_models,
+                "max_requests_in_flight": tier.max_requests_in_flight,
+            },
+            "prices": {
+                "sample": tier.price_per_sample,
+                "final": tier.price_final_asset,
+                "regeneration_sample": tier.price_per_regeneration_sample,
+            },
+            "balance": account.balance,
+        }
+
+    @api.model
+    def debit(self, platform_user_id, request_id, action, spec, correlation_id=False):
+        self._check_orchestrator()
+        detail = debit_arguments_error(platform_user_id, request_id, action, spec, correlation_id)
+        if detail:
+            return invalid_request(detail)
+        account = self._find_account(platform_user_id)
+        if not account:
+            return refusal("unknown_account")
+        account._lock_for_update()
+        previous = self._find_entry(request_id, action, "debit")
+        if previous:
+            if previous.account_id != account:
+                return self._request_conflict(request_id, action)
+            return movement_result("debited", previous, replay=True)
+        tier = account.tier_id
+        forbidden = tier_refusal(tier, action, spec)
+        if forbidden:
+            reason, detail = forbidden
+            return refusal("tier_forbids", reason=reason, tier=tier.code, detail=detail)
+        amount = price(tier, action, spec["samples"])
+        if amount > account.balance:
+            return refusal("insufficient_credits", required=amount, balance=account.balance)
+        try:
+            with self.env.cr.savepoint():
+                entry = account._post_ledger_entry(
+                    "debit",
+                    amount,
+                    request_id=request_id,
+                    action=action,
+                    correlation_id=correlation_id,
+                )
+        except pg_errors.UniqueViolation as error:
+            # Same-account duplicates are serialized by the row lock; a unique violation here
+            # means another account's debit of this request and action committed meanwhile.
+            if error.diag.constraint_name != UNIQUE_MOVEMENT_CONSTRAINT:
+                raise
+            return self._request_conflict(request_id, action)
+        return movement_result("debited", entry, replay=False)
+
+    @api.model
+    def refund(self, request_id, action, reason, correlation_id=False):
+        self._check_orchestrator()
+        detail = refund_arguments_error(request_id, action, reason, correlation_id)
+        if detail:
+            return invalid_request(detail)
+        debit = self._find_entry(request_id, action, "debit")
+        if not debit:
+            return refusal("nothing_to_refund")
+        account = debit.account_id
+        account._lock_for_update()
+        previous = self._find_entry(request_id, action, "refund")
+        if previous:
+            return movement_result("refunded", previous, replay=True)
+        entry = account._post_ledger_entry(
+            "refund",
+            debit.amount,
+            request_id=request_id,
+            action=action,
+            reason=reason.strip(),
+            correlation_id=correlation_id,
+        )
+        return movement_result("refunded", entry, replay=False)
+
+    @api.model
+    def ledger_by_requests(self, request_ids):
+        self._check_orchestrator()
+        if not isinstance(request_ids, (list, tuple)) or not all(
+            isinstance(request_id, str) for request_id in request_ids
+        ):
+            return invalid_request("request_ids must be a list of strings")
+        if len(request_ids) > MAX_REQUEST_IDS:
+            return invalid_request(f"at most {MAX_REQUEST_IDS} request ids per call")
+        wanted = sorted({request_id for request_id in request_ids if request_id})
+        entries = self.env["creativeflow.credit.ledger"].sudo()
+        if wanted:
+            entries = entries.search([("request_id", "in", wanted)], order="id")
+        return {"ok": True, "code": "ok", "entries": [entry_values(entry) for entry in entries]}
+
+    @api.model
+    def ledger_window(self, since, until, limit=MAX_WINDOW_LIMIT, offset=0):
+        self._check_orchestrator()
+        start, end = parse_timestamp(since), parse_timestamp(until)
+        if start is None or end is None:
+            return invalid_request("since and until must be 'YYYY-MM-DD HH:MM:SS' (UTC)")
+        if start > end:
+            return invalid_request("since must not be after until")
+        if not is_int(limit) or not 1 <= limit <= MAX_WINDOW_LIMIT:
+            return invalid_request(f"limit must be an integer from 1 to {MAX_WINDOW_LIMIT}")
+        if not is_int(offset) or offset < 0:
+            return invalid_request("offset must be an integer >= 0")
+        found = (
+            self.env["creativeflow.credit.ledger"]
+            .sudo()
+            .search(
+                [
+                    ("create_date", ">=", fields.Datetime.to_string(start)),
+                    ("create_date", "<", fields.Datetime.to_string(end)),
+                ],
+                order="id",
+                limit=limit + 1,
+                offset=offset,
+            )
+        )
+        return {
+            "ok": True,
+            "code": "ok",
+            "entries": [entry_values(entry) for entry in found[:limit]],
+            "has_more": len(found) > limit,
+        }
+
+    def _check_orchestrator(self):
+        if not self.env.user.has_group(ORCHESTRATOR_GROUP):
+            raise AccessError(
+                _("Only members of CreativeFlow / Orchestrator may call the credit service.")
+            )
+
+    def _find_account(self, platform_user_id):
+        return (
+            self.env["creativeflow.credit.account"]
+            .sudo()
+            .search([("platform_user_id", "=", platform_user_id)], limit=1)
+        )
+
+    def _find_entry(self, request_id, action, operation):
+        return (
+            self.env["creativeflow.credit.ledger"]
+            .sudo()
+            .search(
+                [
+                    ("request_id", "=", request_id),
+                    ("action", "=", action),
+                    ("operation", "=", operation),
+                ],
+                order="id",
+                limit=1,
+            )
+        )
+
+    def _request_conflict(self, request_id, action):
+        return refusal(
+            "request_conflict",
+            detail=f"request {request_id} action {action} was debited to another account",
+        )

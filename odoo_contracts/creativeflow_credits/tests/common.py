@@ -1,0 +1,78 @@
+# License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl-3.0.html)
+from odoo.tests import TransactionCase
+from odoo.tests.common import new_test_user
+
+
+class CreditsCase(TransactionCase):
+    """Users of each group, one tier with known limits and prices, accounts with known balances.
+
+    Codes and platform user ids start with ``cf-test-`` so that they never meet the demo data.
+    """
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.orchestrator = new_test_user(
+            cls.env,
+            login="cf_test_orchestrator",
+            groups="base.group_user,creativeflow_credits.group_orchestrator",
+        )
+        cls.auditor = new_test_user(
+            cls.env, login="cf_test_auditor", groups="creativeflow_credits.group_auditor"
+        )
+        cls.manager = new_test_user(
+            cls.env, login="cf_test_manager", groups="creativeflow_credits.group_manager"
+        )
+        cls.tier = cls.env["creativeflow.subscription.tier"].create(
+            {
+                "name": "Test limited",
+                "code": "cf-test-limited",
+                "allowed_formats": "png, JPEG",
+                "max_width": 2048,
+                "max_height": 2048,
+                "max_samples_per_request": 4,
+                "allow_advanced_models": False,
+                "max_requests_in_flight": 3,
+                "price_per_sample": 2,
+                "price_final_asset": 10,
+                "price_per_regeneration_sample": 1,
+            }
+        )
+        cls.account = cls.open_account("cf-test-user-1", 500)
+        cls.other_account = cls.open_account("cf-test-user-2", 500)
+        cls.poor_account = cls.open_account("cf-test-user-poor", 5)
+        cls.Ledger = cls.env["creativeflow.credit.ledger"]
+        cls.service = cls.env["creativeflow.credit.service"].with_user(cls.orchestrator)
+
+    @classmethod
+    def open_account(cls, platform_user_id, credits):
+        account = cls.env["creativeflow.credit.account"].create(
+            {"platform_user_id": platform_user_id, "tier_id": cls.tier.id}
+        )
+        account.with_user(cls.manager).action_adjust(credits, "Opening balance")
+        return account
+
+    @staticmethod
+    def spec(**overrides):
+        spec = {
+            "format": "png",
+            "width": 1024,
+            "height": 1024,
+            "samples": 4,
+            "advanced_model": False,
+        }
+        spec.update(overrides)
+        return spec
+
+    def entries_of(self, request_id):
+        return self.Ledger.search([("request_id", "=", request_id)], order="id")
+
+    def assertNoNone(self, value, where="result"):
+        """XML-RPC cannot carry None: no result may hold one, however deep."""
+        self.assertIsNotNone(value, f"{where} is None")
+        if isinstance(value, dict):
+            for key, item in value.items():
+                self.assertNoNone(item, f"{where}[{key!r}]")
+        elif isinstance(value, (list, tuple)):
+            for index, item in enumerate(value):
+                self.assertNoNone(item, f"{where}[{index}]")

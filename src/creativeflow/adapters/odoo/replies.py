@@ -1,0 +1,221 @@
+"""Strict readers of the contract's replies: a documented shape becomes a domain value, a
+business refusal becomes ``OdooRejected``, anything else is ``OdooContractError``.
+
+Odoo cannot send ``None`` over XML-RPC: an absent value is ``false``, read here as ``None`` where
+the domain type is optional. Integers must be ints (a bool is not one).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from creativeflow.adapters.odoo.errors import OdooContractError, OdooRejected
+from creativeflow.domain.credits import (
+    CreditReceipt,
+    Entitlements,
+    LedgerEntry,
+    LedgerPage,
+    Prices,
+    TierLimits,
+)
+
+# The refusal codes each method documents, and the figures each code must carry.
+REFUSALS: dict[str, frozenset[str]] = {
+    "get_entitlements": frozenset({"unknown_account"}),
+    "debit": frozenset(
+        {
+            "unknown_account",
+            "invalid_request",
+            "tier_forbids",
+            "insufficient_credits",
+            "request_conflict",
+        }
+    ),
+    "refund": frozenset({"nothing_to_refund", "invalid_request"}),
+    "ledger_by_requests": frozenset({"invalid_request"}),
+    "ledger_window": frozenset({"invalid_request"}),
+}
+_FIGURE_TYPES: dict[str, dict[str, type]] = {
+    "insufficient_credits": {"required": int, "balance": int},
+    "tier_forbids": {"reason": str, "tier": str},
+}
+_OPERATIONS = frozenset({"debit", "refund", "adjustment"})
+
+
+class _Reply:
+    """A dict reply of one method, with typed accessors that raise ``OdooContractError``."""
+
+    def __init__(self, method: str, value: Any, where: str = "") -> None:
+        if not isinstance(value, Mapping):
+            raise OdooContractError(f"{method}: expected a dict{where}, got {type(value).__name__}")
+        self.method = method
+        self.value = value
+        self.where = where
+
+    def _get(self, key: str) -> Any:
+        if key not in self.value:
+            raise OdooContractError(f"{self.method}: key {key!r} missing{self.where}")
+        return self.value[key]
+
+    def _wrong(self, key: str, expected: str, value: Any) -> OdooContractError:
+        return OdooContractError(
+            f"{self.method}: {key!r}{self.where} should be {expected}, got {type(value).__name__}"
+        )
+
+    def integer(self, key: str) -> int:
+        value = self._get(key)
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise self._wrong(key, "an int", value)
+        return value
+
+    def text(self, key: str) -> str:
+        value = self._get(key)
+        if not isinstance(value, str):
+            raise self._wrong(key, "a str", value)
+        return value
+
+    def optional_text(self, key: str) -> str | None:
+        value = self._get(key)
+        if value is False:
+            return None
+        if not isinstance(value, str):
+            raise self._wrong(key, "a str or false", value)
+        return value
+
+    def flag(self, key: str) -> bool:
+        value = self._get(key)
+        if not isinstance(value, bool):
+            raise self._wrong(key, "a bool", value)
+        return value
+
+    def texts(self, key: str) -> tuple[str, ...]:
+        value = self._get(key)
+        if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+            raise self._wrong(key, "a list of str", value)
+        return tuple(value)
+
+    def items(self, key: str) -> list[Any]:
+        value = self._get(key)
+        if not isinstance(value, list):
+            raise self._wrong(key, "a list", value)
+        return value
+
+    def child(self, key: str) -> _Reply:
+        return _Reply(self.method, self._get(key), f"{self.where} in {key!r}")
+
+
+def accepted(method: str, value: Any, success_code: str) -> _Reply:
+    """The reply of ``method`` if Odoo accepted the call; raises ``OdooRejected`` on a refusal."""
+    reply = _Reply(method, value)
+    ok = reply.flag("ok")
+    code = reply.text("code")
+    if ok:
+        if code != success_code:
+            raise OdooContractError(f"{method}: ok with code {code!r}, expected {success_code!r}")
+        return reply
+    raise _refusal(method, code, reply)
+
+
+def _refusal(method: str, code: str, reply: _Reply) -> OdooRejected:
+    if code not in REFUSALS[method]:
+        raise OdooContractError(f"{method}: undocumented refusal code {code!r}")
+    for key, expected in _FIGURE_TYPES.get(code, {}).items():
+        if expected is int:
+            reply.integer(key)
+        else:
+            reply.text(key)
+    if "detail" in reply.value:
+        reply.optional_text("detail")
+    figures = {key: value for key, value in reply.value.items() if key not in ("ok", "code")}
+    return OdooRejected(code, **figures)
+
+
+def entitlements(value: Any, user_id: str) -> Entitlements:
+    reply = accepted("get_entitlements", value, "ok")
+    _expect_echo(reply, "user_id", user_id)
+    tier, limits, prices = reply.child("tier"), reply.child("limits"), reply.child("prices")
+    return Entitlements(
+        user_id=reply.text("user_id"),
+        tier_code=tier.text("code"),
+        tier_name=tier.text("name"),
+        limits=TierLimits(
+            formats=limits.texts("formats"),
+            max_width=limits.integer("max_width"),
+            max_height=limits.integer("max_height"),
+            max_samples_per_request=limits.integer("max_samples_per_request"),
+            advanced_models=limits.flag("advanced_models"),
+            max_requests_in_flight=limits.integer("max_requests_in_flight"),
+        ),
+        prices=Prices(
+            sample=prices.integer("sample"),
+            final=prices.integer("final"),
+            regeneration_sample=prices.integer("regeneration_sample"),
+        ),
+        balance=reply.integer("balance"),
+    )
+
+
+def receipt(
+    method: str,
+    value: Any,
+    success_code: str,
+    request_id: str,
+    action: str,
+    user_id: str | None = None,
+) -> CreditReceipt:
+    """A debit (``debited``) or refund (``refunded``) receipt that echoes what was asked."""
+    reply = accepted(method, value, success_code)
+    _expect_echo(reply, "request_id", request_id)
+    _expect_echo(reply, "action", action)
+    if user_id is not None:
+        _expect_echo(reply, "user_id", user_id)
+    return CreditReceipt(
+        entry_id=reply.integer("entry_id"),
+        user_id=reply.text("user_id"),
+        request_id=reply.text("request_id"),
+        action=reply.text("action"),
+        amount=reply.integer("amount"),
+        balance_after=reply.integer("balance_after"),
+        replay=reply.flag("replay"),
+    )
+
+
+def ledger_entries(value: Any) -> tuple[LedgerEntry, ...]:
+    reply = accepted("ledger_by_requests", value, "ok")
+    return _entries(reply)
+
+
+def ledger_page(value: Any) -> LedgerPage:
+    reply = accepted("ledger_window", value, "ok")
+    return LedgerPage(entries=_entries(reply), has_more=reply.flag("has_more"))
+
+
+def _entries(reply: _Reply) -> tuple[LedgerEntry, ...]:
+    return tuple(
+        _entry(_Reply(reply.method, item, f" in entries[{index}]"))
+        for index, item in enumerate(reply.items("entries"))
+    )
+
+
+def _entry(item: _Reply) -> LedgerEntry:
+    operation = item.text("operation")
+    if operation not in _OPERATIONS:
+        raise OdooContractError(f"{item.method}: unknown operation {operation!r}{item.where}")
+    return LedgerEntry(
+        id=item.integer("id"),
+        user_id=item.text("user_id"),
+        request_id=item.optional_text("request_id"),
+        action=item.optional_text("action"),
+        operation=operation,
+        amount=item.integer("amount"),
+        balance_after=item.integer("balance_after"),
+        reason=item.optional_text("reason"),
+        correlation_id=item.optional_text("correlation_id"),
+        created_at=item.text("created_at"),
+    )
+
+
+def _expect_echo(reply: _Reply, key: str, expected: str) -> None:
+    if reply.text(key) != expected:
+        raise OdooContractError(f"{reply.method}: answered for another {key} than asked")

@@ -1,0 +1,105 @@
+"""The exchanges and queues jobs travel through, declared idempotently once at start.
+
+    exchange (direct, durable) --routing_key--> job queue (durable; quorum when it can be)
+                                                   | rejected with requeue=False
+                                                   v
+    dead-letter exchange (fanout, durable) ----> dead-letter queue (durable)
+
+A quorum queue is replicated and survives a broker node loss; when the broker refuses one (too old,
+or the queue already exists as a classic queue) the queue is declared classic and durable instead,
+with a warning, so a development broker still works.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import pika
+from pika.adapters.blocking_connection import BlockingChannel
+from pika.exceptions import AMQPError, ChannelClosedByBroker
+from pika.exchange_type import ExchangeType
+
+from creativeflow.adapters.rabbitmq.config import RabbitConfig
+from creativeflow.adapters.rabbitmq.errors import TopologyError
+
+log = logging.getLogger(__name__)
+
+QueueType = Literal["quorum", "classic"]
+
+
+@dataclass(frozen=True, slots=True)
+class DeclaredTopology:
+    queue_type: QueueType
+    dead_letter_queue_type: QueueType
+
+
+def declare_topology(connection: pika.BlockingConnection, config: RabbitConfig) -> DeclaredTopology:
+    """Declare everything on ``connection``; raise :class:`TopologyError` if the broker refuses."""
+    try:
+        channel = connection.channel()
+        channel.exchange_declare(
+            config.dead_letter_exchange, exchange_type=ExchangeType.fanout, durable=True
+        )
+        channel, dead_letter_type = _declare_durable_queue(
+            connection, channel, config.dead_letter_queue, {}, config.quorum
+        )
+        channel.queue_bind(config.dead_letter_queue, config.dead_letter_exchange)
+        channel.exchange_declare(config.exchange, exchange_type=ExchangeType.direct, durable=True)
+        channel, queue_type = _declare_durable_queue(
+            connection,
+            channel,
+            config.queue,
+            {"x-dead-letter-exchange": config.dead_letter_exchange},
+            config.quorum,
+        )
+        channel.queue_bind(config.queue, config.exchange, routing_key=config.routing_key)
+        channel.close()
+    except TopologyError:
+        raise
+    except AMQPError as exc:
+        raise TopologyError(f"declaring the job topology failed: {exc!r}") from exc
+    log.info(
+        "job topology ready: exchange=%s queue=%s (%s) dead-letter queue=%s (%s)",
+        config.exchange,
+        config.queue,
+        queue_type,
+        config.dead_letter_queue,
+        dead_letter_type,
+    )
+    return DeclaredTopology(queue_type=queue_type, dead_letter_queue_type=dead_letter_type)
+
+
+def _declare_durable_queue(
+    connection: pika.BlockingConnection,
+    channel: BlockingChannel,
+    name: str,
+    arguments: dict[str, Any],
+    quorum: bool,
+) -> tuple[BlockingChannel, QueueType]:
+    """Declare ``name`` as a quorum queue if asked and allowed, else classic.
+
+    A refused declaration closes the channel, so the channel to go on with is returned.
+    """
+    if quorum:
+        try:
+            channel.queue_declare(
+                name, durable=True, arguments={**arguments, "x-queue-type": "quorum"}
+            )
+            return channel, "quorum"
+        except ChannelClosedByBroker as exc:
+            log.warning(
+                "broker refused quorum queue %s (%s %s); declaring it classic and durable",
+                name,
+                exc.reply_code,
+                exc.reply_text,
+            )
+            channel = connection.channel()
+    try:
+        channel.queue_declare(name, durable=True, arguments=arguments)
+    except ChannelClosedByBroker as exc:
+        raise TopologyError(
+            f"broker refused queue {name}: {exc.reply_code} {exc.reply_text}"
+        ) from exc
+    return channel, "classic"

@@ -1,0 +1,86 @@
+"""``python -m creativeflow.devstack.n8n_simulator``: run the simulator in the foreground."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+from collections.abc import Sequence
+from types import FrameType
+
+from creativeflow.devstack.n8n_simulator.simulator import N8nSimulator, SimulatorConfig
+
+
+def _secret_from_environment() -> str | None:
+    if os.environ.get("N8N_CALLBACK_SECRET"):
+        return os.environ["N8N_CALLBACK_SECRET"]
+    secrets = [s.strip() for s in os.environ.get("N8N_CALLBACK_SECRETS", "").split(",")]
+    return next((secret for secret in secrets if secret), None)
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m creativeflow.devstack.n8n_simulator",
+        description="Consume CreativeFlow generation jobs and answer with signed n8n callbacks.",
+    )
+    parser.add_argument(
+        "--rabbitmq-url",
+        default=os.environ.get("RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/"),
+        help="AMQP URL (env RABBITMQ_URL)",
+    )
+    parser.add_argument("--queue", default="creativeflow.n8n.jobs")
+    parser.add_argument(
+        "--secret",
+        default=_secret_from_environment(),
+        help="callback signing secret (env N8N_CALLBACK_SECRET, else the first of "
+        "the orchestrator's comma-separated N8N_CALLBACK_SECRETS)",
+    )
+    parser.add_argument("--delay", type=float, default=0.5, help="seconds before each callback")
+    parser.add_argument("--platform-failure-rate", type=float, default=0.0)
+    parser.add_argument("--content-rejection-rate", type=float, default=0.0)
+    parser.add_argument("--seed", type=int, default=None, help="seed the failure draws")
+    parser.add_argument("--concurrency", type=int, default=8, help="jobs answered at once")
+    parser.add_argument(
+        "--per-stage-routes",
+        action="store_true",
+        help="post to callback.samples_url/final_url/error_url, not callback.url",
+    )
+    parser.add_argument("--log-level", default="INFO")
+    args = parser.parse_args(argv)
+    if not args.secret:
+        parser.error("--secret (or N8N_CALLBACK_SECRET) is required")
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    simulator = N8nSimulator(
+        SimulatorConfig(
+            rabbitmq_url=args.rabbitmq_url,
+            secret=args.secret,
+            queue=args.queue,
+            delay=args.delay,
+            platform_failure_rate=args.platform_failure_rate,
+            content_rejection_rate=args.content_rejection_rate,
+            seed=args.seed,
+            concurrency=args.concurrency,
+            per_stage_routes=args.per_stage_routes,
+        )
+    )
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        simulator.request_stop()
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    simulator.run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

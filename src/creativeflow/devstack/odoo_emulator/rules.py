@@ -1,0 +1,207 @@
+"""The addon's business rules, as pure functions: argument checks, the tier check and pricing.
+
+They follow ``odoo_contracts/README.md`` to the letter so that the emulator refuses exactly what
+the real addon refuses, with the same codes, reasons and order. Nothing here holds state or a
+lock; ``ledger.py`` applies these rules under its lock.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+ACTION_SAMPLES = "samples"
+ACTION_FINAL = "final"
+# samples, final, final-<n> (n >= 2: a new attempt after a refunded final), regeneration-<n>
+# (n >= 1); numbers without leading zeros, so that one attempt has one spelling in the ledger.
+_ACTION = re.compile(r"samples|final|final-(?:[2-9]|[1-9][0-9]+)|regeneration-[1-9][0-9]*")
+
+TIMESTAMP_FORMAT = "%Y-%m-%d %H:%M:%S"
+_TIMESTAMP_LENGTH = len("YYYY-MM-DD HH:MM:SS")
+MAX_LEDGER_REQUEST_IDS = 500
+MAX_WINDOW_LIMIT = 1000
+
+Absent = Literal[False]
+"""What Odoo sends for an empty value: XML-RPC cannot carry ``None``."""
+
+
+_SPEC_KEYS = ("format", "width", "height", "samples", "advanced_model")
+
+
+class InvalidRequest(ValueError):
+    """The arguments of a call break the contract: answered as the ``invalid_request`` refusal."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+@dataclass(frozen=True, slots=True)
+class Tier:
+    """A ``creativeflow.subscription.tier`` record, with the README's field names."""
+
+    code: str
+    name: str
+    allowed_formats: str
+    max_width: int
+    max_height: int
+    max_samples_per_request: int
+    allow_advanced_models: bool
+    max_requests_in_flight: int
+    price_per_sample: int
+    price_final_asset: int
+    price_per_regeneration_sample: int
+    active: bool = True
+
+    @property
+    def formats(self) -> tuple[str, ...]:
+        """The comma-separated ``allowed_formats`` as a list, lower-cased, blanks dropped."""
+        parts = self.allowed_formats.split(",")
+        return tuple(part.strip().lower() for part in parts if part.strip())
+
+
+@dataclass(frozen=True, slots=True)
+class Spec:
+    """The generation spec a debit is tier-checked and priced against."""
+
+    format: str
+    width: int
+    height: int
+    samples: int
+    advanced_model: bool
+
+
+def is_integer(value: object) -> bool:
+    """An int that is not a bool: ``True`` must not pass for a width of 1."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def require_text(value: object, name: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidRequest(f"{name} must be a non-empty string")
+    return value
+
+
+def is_text(value: object) -> bool:
+    return isinstance(value, str) and bool(value.strip())
+
+
+def is_final(action: str) -> bool:
+    """``final`` and its later attempts ``final-<n>``: one asset, never checked for samples."""
+    return action == ACTION_FINAL or action.startswith(ACTION_FINAL + "-")
+
+
+def reason_text(value: object) -> str | Absent:
+    """A refund's reason: a string (possibly empty, then stored as no reason)."""
+    if not isinstance(value, str):
+        raise InvalidRequest("reason must be a string")
+    return value.strip() or False
+
+
+def optional_text(value: object, name: str) -> str | Absent:
+    """A Char argument that may be absent: ``False`` (or a JSON ``null``) means no value."""
+    if value is False or value is None or value == "":
+        return False
+    if not isinstance(value, str):
+        raise InvalidRequest(f"{name} must be a string or false")
+    return value
+
+
+def check_action(action: object) -> str:
+    if isinstance(action, str) and _ACTION.fullmatch(action):
+        return action
+    raise InvalidRequest(
+        "action must be samples, final, final-<n> (n >= 2) or regeneration-<n> (n >= 1), "
+        f"got {action!r}"
+    )
+
+
+def parse_spec(spec: object) -> Spec:
+    """Check every key of the spec, its type and its range."""
+    if not isinstance(spec, dict):
+        raise InvalidRequest(
+            "spec must be a struct with format, width, height, samples, advanced_model"
+        )
+    missing = [key for key in _SPEC_KEYS if key not in spec]
+    if missing:
+        raise InvalidRequest("spec is missing " + ", ".join(missing))
+    fmt = _spec_key(spec, "format", str)
+    if not fmt.strip():
+        raise InvalidRequest("spec.format must be a non-empty string")
+    width = _spec_key(spec, "width", int)
+    height = _spec_key(spec, "height", int)
+    samples = _spec_key(spec, "samples", int)
+    advanced = _spec_key(spec, "advanced_model", bool)
+    if samples < 1:
+        raise InvalidRequest("spec.samples must be at least 1")
+    if width < 1 or height < 1:
+        raise InvalidRequest("spec.width and spec.height must be at least 1")
+    return Spec(format=fmt, width=width, height=height, samples=samples, advanced_model=advanced)
+
+
+def _spec_key(spec: dict[Any, Any], key: str, kind: type[Any]) -> Any:
+    value = spec[key]
+    well_typed = is_integer(value) if kind is int else isinstance(value, kind)
+    if not well_typed:
+        raise InvalidRequest(f"spec.{key} must be of type {kind.__name__}")
+    return value
+
+
+def tier_refusal(tier: Tier, action: str, spec: Spec) -> tuple[str, str] | None:
+    """The first tier rule the spec breaks, as ``(reason, detail)``, in the README's order."""
+    if spec.format.strip().lower() not in tier.formats:
+        allowed = ", ".join(tier.formats)
+        return "format_not_allowed", f"format {spec.format!r} is not among {allowed}"
+    if spec.width > tier.max_width or spec.height > tier.max_height:
+        return (
+            "resolution_not_allowed",
+            f"{spec.width}x{spec.height} exceeds {tier.max_width}x{tier.max_height}",
+        )
+    if not is_final(action) and spec.samples > tier.max_samples_per_request:
+        return (
+            "too_many_samples",
+            f"{spec.samples} samples exceed {tier.max_samples_per_request} per request",
+        )
+    if spec.advanced_model and not tier.allow_advanced_models:
+        return "advanced_model_not_allowed", f"tier {tier.code!r} does not allow advanced models"
+    return None
+
+
+def price(tier: Tier, action: str, spec: Spec) -> int:
+    if action == ACTION_SAMPLES:
+        return tier.price_per_sample * spec.samples
+    if is_final(action):
+        return tier.price_final_asset
+    return tier.price_per_regeneration_sample * spec.samples
+
+
+def check_request_ids(request_ids: object) -> list[str]:
+    if not isinstance(request_ids, list) or not all(isinstance(r, str) for r in request_ids):
+        raise InvalidRequest("request_ids must be a list of strings")
+    if len(request_ids) > MAX_LEDGER_REQUEST_IDS:
+        raise InvalidRequest(f"at most {MAX_LEDGER_REQUEST_IDS} request ids per call")
+    return list(request_ids)
+
+
+def parse_timestamp(value: object, name: str) -> datetime:
+    """A UTC ``"YYYY-MM-DD HH:MM:SS"`` string, Odoo's Datetime format on the wire."""
+    if not isinstance(value, str) or len(value) != _TIMESTAMP_LENGTH:
+        raise InvalidRequest(f"{name} must be a 'YYYY-MM-DD HH:MM:SS' string")
+    try:
+        return datetime.strptime(value, TIMESTAMP_FORMAT)
+    except ValueError:
+        raise InvalidRequest(f"{name} must be a 'YYYY-MM-DD HH:MM:SS' string") from None
+
+
+def check_window_page(limit: object, offset: object) -> tuple[int, int]:
+    if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= MAX_WINDOW_LIMIT:
+        raise InvalidRequest(f"limit must be an integer from 1 to {MAX_WINDOW_LIMIT}")
+    if not isinstance(offset, int) or isinstance(offset, bool) or offset < 0:
+        raise InvalidRequest("offset must be an integer >= 0")
+    return limit, offset
+
+
+def format_timestamp(moment: datetime) -> str:
+    return moment.strftime(TIMESTAMP_FORMAT)

@@ -1,0 +1,150 @@
+"""The whole product on one machine: migrations, the Odoo emulator, the n8n simulator, the
+notification sink and the API, until Ctrl-C.
+
+The settings decide where each piece listens: the emulator takes ``ODOO_URL``'s port, the sink
+``NOTIFICATION_SERVICE_URL``'s, the API ``API_PORT``. PostgreSQL and RabbitMQ are the real ones.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from types import FrameType
+from urllib.parse import urlsplit
+
+import psycopg2
+import uvicorn
+from sqlalchemy.engine import make_url
+
+from creativeflow.adapters.tracking.migrate import upgrade
+from creativeflow.devstack.n8n_simulator import N8nSimulator, SimulatorConfig
+from creativeflow.devstack.notification_sink import create_sink_app
+from creativeflow.devstack.odoo_emulator import OdooEmulator
+from creativeflow.settings import Settings
+
+log = logging.getLogger(__name__)
+
+EMULATOR_LOGIN = "orchestrator"
+EMULATOR_PASSWORD = "orchestrator"
+
+
+def ensure_database(database_url: str) -> None:
+    """Create the tracking database on first run (local development only)."""
+    url = make_url(database_url)
+    connection = psycopg2.connect(
+        host=url.host,
+        port=url.port or 5432,
+        user=url.username,
+        password=url.password,
+        dbname="postgres",
+        connect_timeout=5,
+    )
+    connection.autocommit = True
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1 FROM pg_database WHERE datname = %s", (url.database,))
+            if cursor.fetchone() is None:
+                cursor.execute(f'CREATE DATABASE "{url.database}"')
+                log.info("created database %s", url.database)
+    finally:
+        connection.close()
+
+
+@contextmanager
+def serve_in_thread(app: object, host: str, port: int, name: str) -> Iterator[uvicorn.Server]:
+    """An ASGI app served by uvicorn in a background thread for the ``with`` block."""
+    server = uvicorn.Server(
+        uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False)  # type: ignore[arg-type]
+    )
+    thread = threading.Thread(target=server.run, name=name, daemon=True)
+    thread.start()
+    while not server.started:
+        if not thread.is_alive():
+            raise RuntimeError(f"{name} could not start on {host}:{port}")
+        threading.Event().wait(0.05)
+    try:
+        yield server
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
+def local_settings(settings: Settings) -> Settings:
+    """Fill what the emulator needs when the environment does not say otherwise."""
+    updates: dict[str, object] = {}
+    if not settings.odoo_secret.get_secret_value():
+        from pydantic import SecretStr
+
+        updates["odoo_login"] = EMULATOR_LOGIN
+        updates["odoo_password"] = SecretStr(EMULATOR_PASSWORD)
+    return settings.model_copy(update=updates) if updates else settings
+
+
+def _port(url: str) -> int:
+    return urlsplit(url).port or 80
+
+
+def run_local_stack(settings: Settings, api_port: int) -> int:
+    from creativeflow.api.app import create_app
+
+    settings = local_settings(settings)
+    ensure_database(settings.database_url)
+    upgrade(settings.database_url)
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    with ExitStack() as stack:
+        emulator = stack.enter_context(OdooEmulator().start("127.0.0.1", _port(settings.odoo_url)))
+        stack.enter_context(
+            serve_in_thread(
+                create_sink_app(), "127.0.0.1", _port(settings.notification_service_url), "sink"
+            )
+        )
+        stack.enter_context(
+            serve_in_thread(create_app(settings), settings.api_host, api_port, "api")
+        )
+        simulator = N8nSimulator(
+            SimulatorConfig(
+                rabbitmq_url=settings.rabbitmq_url,
+                secret=settings.callback_secrets[0],
+                queue=settings.rabbitmq_queue,
+                delay=1.0,
+            )
+        ).start()
+        stack.callback(simulator.stop)
+        print(_banner(settings, api_port, emulator.url))
+        stop.wait()
+        print("\nstopping the local stack ...")
+    return 0
+
+
+def _banner(settings: Settings, api_port: int, odoo_url: str) -> str:
+    api = f"http://127.0.0.1:{api_port}"
+    gateway = settings.gateway_shared_secret.get_secret_value()
+    return f"""
+CreativeFlow AI Generation Orchestrator: the local stack is up.
+
+  API               {api}   (OpenAPI: {api}/docs)
+  Odoo emulator     {odoo_url}   (ledger: {odoo_url}/__emulator__/ledger)
+  Notification sink {settings.notification_service_url}/api/v1/notifications
+  n8n simulator     consuming {settings.rabbitmq_queue}, calling back {settings.n8n_callback_base_url}
+
+Try it (user demo-user has 500 credits on the pro tier):
+
+  curl -s -X POST {api}/api/v1/generations \\
+    -H 'X-Gateway-Secret: {gateway}' -H 'X-User-Id: demo-user' \\
+    -H 'Content-Type: application/json' \\
+    -d '{{"prompt": "a lighthouse at dawn, watercolour", "format": "png", "width": 1024, "height": 1024, "samples": 3}}'
+
+  curl -s {api}/api/v1/generations -H 'X-Gateway-Secret: {gateway}' -H 'X-User-Id: demo-user'
+  curl -s {api}/api/v1/credits -H 'X-Gateway-Secret: {gateway}' -H 'X-User-Id: demo-user'
+
+Ctrl-C stops everything.
+"""

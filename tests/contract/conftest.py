@@ -1,0 +1,268 @@
+"""The contract suite's targets and fixtures.
+
+By default the suite starts the Odoo emulator in-process on a free port. With
+``ODOO_CONTRACT_URL``, ``ODOO_CONTRACT_DB``, ``ODOO_CONTRACT_LOGIN`` and ``ODOO_CONTRACT_SECRET``
+set, it runs against that real Odoo 18 (with ``creativeflow_credits`` installed) instead. There,
+fresh accounts are created through a manager's login (``ODOO_CONTRACT_MANAGER_LOGIN``,
+``ODOO_CONTRACT_MANAGER_SECRET``); tests that need the emulator's powers (fault knobs, request
+counts) are skipped with a reason. Every test works on fresh accounts and request ids.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import pytest
+
+from creativeflow.adapters.odoo import OdooClient, OdooConfig
+from creativeflow.adapters.odoo.config import RpcProtocol
+from creativeflow.domain.credits import GenerationSpec
+
+from .gateway import GatewayStub
+
+PROTOCOLS: tuple[RpcProtocol, ...] = ("xmlrpc", "jsonrpc")
+SERVICE = "creativeflow.credit.service"
+DEBIT = f"{SERVICE}.debit"
+
+_REAL_ODOO_VARIABLES = (
+    "ODOO_CONTRACT_URL",
+    "ODOO_CONTRACT_DB",
+    "ODOO_CONTRACT_LOGIN",
+    "ODOO_CONTRACT_SECRET",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    login: str
+    secret: str
+
+
+class Target(Protocol):
+    """An Odoo speaking the contract: the emulator, or a real server."""
+
+    name: str
+    url: str
+    database: str
+    orchestrator: Credentials
+    emulator: Any
+
+    def new_account(self, tier: str, balance: int) -> str: ...
+
+    def password_and_api_key(self) -> tuple[str, str] | None: ...
+
+    def auditor(self) -> Credentials | None: ...
+
+    def close(self) -> None: ...
+
+
+class EmulatorTarget:
+    """The in-process emulator with its default seed."""
+
+    name = "emulator"
+
+    def __init__(self) -> None:
+        from creativeflow.devstack.odoo_emulator import OdooEmulator
+
+        self.emulator = OdooEmulator()
+        self.emulator.start(host="127.0.0.1", port=0)
+        self.url = self.emulator.url
+        self.database = self.emulator.database
+        users = {user.login: user for user in self.emulator.seed.users}
+        self._orchestrator = users["orchestrator"]
+        self._auditor = users["auditor"]
+        self.orchestrator = Credentials("orchestrator", self._orchestrator.password)
+
+    def new_account(self, tier: str, balance: int) -> str:
+        user_id = fresh_id("user")
+        self.emulator.add_account(user_id, tier=tier, balance=balance)
+        return user_id
+
+    def password_and_api_key(self) -> tuple[str, str] | None:
+        return self._orchestrator.password, self._orchestrator.api_keys[0]
+
+    def auditor(self) -> Credentials | None:
+        return Credentials(self._auditor.login, self._auditor.password)
+
+    def close(self) -> None:
+        self.emulator.stop()
+
+
+class RealOdooTarget:
+    """A real Odoo 18 with the addon, described by ``ODOO_CONTRACT_*`` variables."""
+
+    name = "odoo"
+    emulator = None
+
+    def __init__(self, env: dict[str, str]) -> None:
+        self.url = env["ODOO_CONTRACT_URL"].rstrip("/")
+        self.database = env["ODOO_CONTRACT_DB"]
+        self.orchestrator = Credentials(env["ODOO_CONTRACT_LOGIN"], env["ODOO_CONTRACT_SECRET"])
+        self._env = env
+        self._manager: OdooClient | None = None
+
+    def new_account(self, tier: str, balance: int) -> str:
+        manager = self._manager_client()
+        tier_ids = manager.call(
+            "creativeflow.subscription.tier", "search", [["code", "=", tier]]
+        )
+        if not tier_ids:
+            pytest.skip(f"the real Odoo has no tier {tier!r}")
+        user_id = fresh_id("user")
+        account_id = manager.call(
+            "creativeflow.credit.account",
+            "create",
+            {"platform_user_id": user_id, "tier_id": tier_ids[0]},
+        )
+        if balance:
+            manager.call(
+                "creativeflow.credit.account",
+                "action_adjust",
+                [account_id],
+                balance,
+                "contract suite: opening balance",
+            )
+        return user_id
+
+    def password_and_api_key(self) -> tuple[str, str] | None:
+        password = self._env.get("ODOO_CONTRACT_PASSWORD")
+        api_key = self._env.get("ODOO_CONTRACT_API_KEY")
+        return (password, api_key) if password and api_key else None
+
+    def auditor(self) -> Credentials | None:
+        login = self._env.get("ODOO_CONTRACT_AUDITOR_LOGIN")
+        secret = self._env.get("ODOO_CONTRACT_AUDITOR_SECRET")
+        return Credentials(login, secret) if login and secret else None
+
+    def close(self) -> None:
+        if self._manager is not None:
+            self._manager.close()
+
+    def _manager_client(self) -> OdooClient:
+        # Tests run in one thread; the manager's client is only used from it.
+        if self._manager is None:
+            login = self._env.get("ODOO_CONTRACT_MANAGER_LOGIN")
+            secret = self._env.get("ODOO_CONTRACT_MANAGER_SECRET")
+            if not login or not secret:
+                pytest.skip(
+                    "creating fresh accounts on a real Odoo needs ODOO_CONTRACT_MANAGER_LOGIN "
+                    "and ODOO_CONTRACT_MANAGER_SECRET (a CreativeFlow credit manager)"
+                )
+            self._manager = OdooClient(
+                OdooConfig(self.url, self.database, login, secret, "xmlrpc")
+            )
+        return self._manager
+
+
+def fresh_id(prefix: str) -> str:
+    return f"ct-{prefix}-{uuid.uuid4().hex[:16]}"
+
+
+def spec(
+    samples: int = 1,
+    *,
+    fmt: str = "png",
+    width: int = 512,
+    height: int = 512,
+    advanced_model: bool = False,
+) -> GenerationSpec:
+    return GenerationSpec(
+        format=fmt, width=width, height=height, samples=samples, advanced_model=advanced_model
+    )
+
+
+@pytest.fixture(scope="session")
+def target() -> Iterator[Target]:
+    configured = [name for name in _REAL_ODOO_VARIABLES if os.environ.get(name)]
+    chosen: Target
+    if configured:
+        missing = sorted(set(_REAL_ODOO_VARIABLES) - set(configured))
+        if missing:
+            pytest.exit(f"contract suite: {', '.join(missing)} missing for a real Odoo", 2)
+        chosen = RealOdooTarget(dict(os.environ))
+    else:
+        chosen = EmulatorTarget()
+    try:
+        yield chosen
+    finally:
+        chosen.close()
+
+
+@pytest.fixture(params=PROTOCOLS)
+def protocol(request: pytest.FixtureRequest) -> RpcProtocol:
+    value: RpcProtocol = request.param
+    return value
+
+
+@pytest.fixture
+def make_config(target: Target, protocol: RpcProtocol) -> Callable[..., OdooConfig]:
+    """An ``OdooConfig`` for the target and protocol; keyword arguments override fields."""
+
+    def make(**overrides: Any) -> OdooConfig:
+        fields: dict[str, Any] = {
+            "url": target.url,
+            "database": target.database,
+            "login": target.orchestrator.login,
+            "secret": target.orchestrator.secret,
+            "protocol": protocol,
+            "backoff_base": 0.01,
+            "backoff_max": 0.05,
+        }
+        fields.update(overrides)
+        return OdooConfig(**fields)
+
+    return make
+
+
+@pytest.fixture
+def make_client(make_config: Callable[..., OdooConfig]) -> Iterator[Callable[..., OdooClient]]:
+    """Clients closed at teardown; ``sleep=`` and ``transport=`` go to the client."""
+    clients: list[OdooClient] = []
+
+    def make(**overrides: Any) -> OdooClient:
+        client_options = {key: overrides.pop(key) for key in ("sleep", "transport") if key in overrides}
+        client = OdooClient(make_config(**overrides), **client_options)
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        client.close()
+
+
+@pytest.fixture
+def client(make_client: Callable[..., OdooClient]) -> OdooClient:
+    return make_client()
+
+
+@pytest.fixture
+def new_account(target: Target) -> Callable[..., str]:
+    """``new_account(tier="pro", balance=100)``: a fresh platform user id with that account."""
+
+    def make(tier: str = "pro", balance: int = 100) -> str:
+        return target.new_account(tier, balance)
+
+    return make
+
+
+@pytest.fixture
+def emulator(target: Target) -> Iterator[Any]:
+    """The emulator, for tests that need its fault knobs or request counts; faults cleared after."""
+    if target.emulator is None:
+        pytest.skip("needs the emulator's fault knobs and request counters")
+    yield target.emulator
+    target.emulator.faults.clear()
+
+
+@pytest.fixture
+def gateway(target: Target) -> Iterator[GatewayStub]:
+    """A forwarding HTTP proxy in front of the target that can fail chosen requests."""
+    stub = GatewayStub(target.url)
+    try:
+        yield stub
+    finally:
+        stub.stop()

@@ -1,0 +1,162 @@
+"""The tracking tables on a real PostgreSQL: migrations, the journal's uniqueness, replay
+protection, and row locks that let several replicas share work without doing it twice."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import create_engine, inspect
+from sqlalchemy.exc import IntegrityError
+
+from creativeflow.adapters.tracking.database import DatabaseConfig, TrackingDatabase
+from creativeflow.adapters.tracking.migrate import downgrade, upgrade
+from creativeflow.adapters.tracking.repository import TrackingRepository
+from creativeflow.domain.model import (
+    CreditOperation,
+    CreditOperationKind,
+    CreditOperationStatus,
+    GenerationRequest,
+)
+from creativeflow.domain.states import Status
+from tests.conftest import create_database, drop_database
+
+NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def db(tracking_database_url: str) -> Iterator[TrackingDatabase]:
+    database = TrackingDatabase(DatabaseConfig(url=tracking_database_url, pool_size=4))
+    yield database
+    database.close()
+
+
+def a_request(user_id: str = "u-1", status: Status = Status.PROCESSING_SAMPLES) -> GenerationRequest:
+    request = GenerationRequest(
+        id=str(uuid.uuid4()),
+        user_id=user_id,
+        prompt="a lighthouse at dawn",
+        format="png",
+        width=1024,
+        height=1024,
+        samples_count=2,
+        correlation_id="c-1",
+        created_at=NOW,
+        status=status,
+        deadline_at=NOW - timedelta(minutes=1),
+    )
+    request.start(NOW)
+    return request
+
+
+def test_migrations_go_down_and_up_again() -> None:
+    name = f"cf_test_{uuid.uuid4().hex[:12]}"
+    url = create_database(name)
+    try:
+        upgrade(url)
+        engine = create_engine(url)
+        tables = set(inspect(engine).get_table_names())
+        assert {
+            "generation_requests",
+            "credit_operations",
+            "generation_jobs",
+            "received_callbacks",
+            "idempotency_keys",
+        } <= tables
+        downgrade(url)
+        assert set(inspect(engine).get_table_names()) == {"alembic_version"}
+        upgrade(url)
+        assert "credit_operations" in inspect(engine).get_table_names()
+        engine.dispose()
+    finally:
+        drop_database(name)
+
+
+def test_a_request_round_trips_with_its_history(db: TrackingDatabase) -> None:
+    request = a_request()
+    db.run_sync(lambda repo: repo.add_request(request))
+    found = db.run_sync(lambda repo: repo.get_request(request.id))
+    assert found is not None
+    assert found.status is Status.PROCESSING_SAMPLES
+    assert found.history == [{"status": "PROCESSING_SAMPLES", "at": NOW.isoformat()}]
+
+
+def test_the_journal_holds_one_operation_per_request_action_and_kind(db: TrackingDatabase) -> None:
+    request = a_request()
+
+    def journal_twice(repo: TrackingRepository) -> None:
+        repo.add_request(request)
+        for _ in range(2):
+            repo.add_operation(
+                CreditOperation(
+                    request_id=request.id,
+                    user_id=request.user_id,
+                    action="samples",
+                    kind=CreditOperationKind.DEBIT,
+                    status=CreditOperationStatus.PENDING,
+                ),
+                NOW,
+            )
+
+    with pytest.raises(IntegrityError):
+        db.run_sync(journal_twice)
+    # the failed unit of work left nothing behind
+    assert db.run_sync(lambda repo: repo.get_request(request.id)) is None
+
+
+def test_a_webhook_id_is_accepted_once(db: TrackingDatabase) -> None:
+    webhook_id = f"msg_{uuid.uuid4().hex}"
+
+    def record(repo: TrackingRepository) -> bool:
+        return repo.record_callback(
+            webhook_id, job_id=None, request_id=None, event="failed", outcome="x", now=NOW
+        )
+
+    assert db.run_sync(record) is True
+    assert db.run_sync(record) is False
+
+
+def test_two_sweepers_never_take_the_same_overdue_request(db: TrackingDatabase) -> None:
+    user = f"sweep-{uuid.uuid4().hex[:8]}"
+    requests = [a_request(user) for _ in range(4)]
+    db.run_sync(lambda repo: [repo.add_request(r) for r in requests])
+    ours = {r.id for r in requests}
+    first = db.session()
+    second = db.session()
+    try:
+        with first.begin(), second.begin():
+            taken_first = {
+                r.id for r in TrackingRepository(first).lock_overdue_requests(NOW, limit=1000)
+            } & ours
+            taken_second = {
+                r.id for r in TrackingRepository(second).lock_overdue_requests(NOW, limit=1000)
+            } & ours
+            assert taken_first == ours
+            assert taken_second == set()
+    finally:
+        first.close()
+        second.close()
+
+
+def test_idempotency_keys_are_claimed_once_per_user(db: TrackingDatabase) -> None:
+    key = uuid.uuid4().hex
+
+    def claim(user: str):  # type: ignore[no-untyped-def]
+        def _claim(repo: TrackingRepository):  # type: ignore[no-untyped-def]
+            earlier = repo.claim_idempotency_key(
+                user_id=user,
+                scope="submit",
+                key=key,
+                fingerprint="f",
+                now=NOW,
+                expires_at=NOW + timedelta(hours=24),
+            )
+            return None if earlier is None else earlier.status
+
+        return _claim
+
+    assert db.run_sync(claim("alice")) is None
+    assert db.run_sync(claim("alice")) == "in_flight"
+    assert db.run_sync(claim("bob")) is None

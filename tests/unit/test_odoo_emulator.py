@@ -1,0 +1,1021 @@
+"""The Odoo emulator, exercised over real HTTP with plain clients (xmlrpc.client, urllib, odoorpc).
+
+These tests pin the wire shapes a real Odoo 18 gives (results, faults, JSON-RPC errors), the
+credit contract of ``odoo_contracts/README.md`` (codes, tier reasons and their order, replay,
+refund, ledger lookups), thread safety, and each fault knob. They never use the product's own
+Odoo adapter: the emulator is what that adapter is tested against.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+import xmlrpc.client
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import odoorpc
+import pytest
+
+from creativeflow.devstack.odoo_emulator import (
+    OdooEmulator,
+    SeedError,
+    default_seed_path,
+    load_seed,
+    parse_seed,
+)
+
+DB = "creativeflow"
+LOGIN = "orchestrator"
+PASSWORD = "orchestrator"
+SERVICE = "creativeflow.credit.service"
+DEBIT = f"{SERVICE}.debit"
+PNG_4 = {"format": "png", "width": 1024, "height": 1024, "samples": 4, "advanced_model": False}
+PRIVATE_TEXT = "Private methods (such as _lock_account) cannot be called remotely."
+
+
+# -- fixtures and helpers ----------------------------------------------------------------------
+
+
+@pytest.fixture
+def emu() -> Iterator[OdooEmulator]:
+    with OdooEmulator() as emulator:
+        yield emulator
+
+
+@pytest.fixture
+def api_key(emu: OdooEmulator) -> str:
+    orchestrator = next(user for user in emu.seed.users if user.login == LOGIN)
+    return orchestrator.api_keys[0]
+
+
+@contextlib.contextmanager
+def proxy(emu: OdooEmulator, service: str) -> Iterator[xmlrpc.client.ServerProxy]:
+    with xmlrpc.client.ServerProxy(f"{emu.url}/xmlrpc/2/{service}") as server:
+        yield server
+
+
+def login(emu: OdooEmulator, user: str = LOGIN, secret: str = PASSWORD) -> Any:
+    with proxy(emu, "common") as common:
+        return common.login(DB, user, secret)
+
+
+def call(emu: OdooEmulator, method: str, *args: Any, secret: str = PASSWORD, **kwargs: Any) -> Any:
+    """``execute_kw`` on the credit service as the orchestrator, over XML-RPC."""
+    with proxy(emu, "object") as obj:
+        return obj.execute_kw(DB, 2, secret, SERVICE, method, list(args), kwargs)
+
+
+def debit(
+    emu: OdooEmulator,
+    user: str,
+    request_id: str,
+    action: str = "samples",
+    spec: dict[str, Any] | None = None,
+    **kwargs: Any,
+) -> Any:
+    return call(emu, "debit", user, request_id, action, PNG_4 if spec is None else spec, **kwargs)
+
+
+def fault_of(emu: OdooEmulator, *params: Any, method: str = "execute_kw") -> xmlrpc.client.Fault:
+    with proxy(emu, "object") as obj, pytest.raises(xmlrpc.client.Fault) as caught:
+        getattr(obj, method)(*params)
+    return caught.value
+
+
+def post(
+    url: str, body: bytes, content_type: str = "application/json"
+) -> tuple[int, dict[str, str], bytes]:
+    request = urllib.request.Request(url, data=body, headers={"Content-Type": content_type})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, dict(response.headers), response.read()
+    except urllib.error.HTTPError as error:
+        with error:
+            return error.code, dict(error.headers), error.read()
+
+
+def jsonrpc(
+    emu: OdooEmulator, service: str, method: str, args: list[Any], request_id: int = 7
+) -> tuple[int, dict[str, Any]]:
+    envelope = {
+        "jsonrpc": "2.0",
+        "method": "call",
+        "id": request_id,
+        "params": {"service": service, "method": method, "args": args},
+    }
+    status, _, body = post(f"{emu.url}/jsonrpc", json.dumps(envelope).encode())
+    return status, json.loads(body)
+
+
+def control(emu: OdooEmulator, route: str, document: Any = None) -> tuple[int, Any]:
+    url = f"{emu.url}/__emulator__/{route}"
+    if document is None:
+        try:
+            with urllib.request.urlopen(url, timeout=10) as response:
+                return response.status, json.loads(response.read())
+        except urllib.error.HTTPError as error:
+            with error:
+                return error.code, json.loads(error.read())
+    status, _, body = post(url, json.dumps(document).encode())
+    return status, json.loads(body)
+
+
+class FakeClock:
+    def __init__(self, start: datetime) -> None:
+        self.now = start
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+# -- the wire: version, login, results, faults ------------------------------------------------
+
+
+def test_version_is_odoo_18_on_xmlrpc_and_version_info(emu: OdooEmulator) -> None:
+    expected = {
+        "server_version": "18.0",
+        "server_version_info": [18, 0, 0, "final", 0, ""],
+        "server_serie": "18.0",
+        "protocol_version": 1,
+    }
+    with proxy(emu, "common") as common:
+        assert common.version() == expected
+    status, _, body = post(
+        f"{emu.url}/web/webclient/version_info",
+        b'{"jsonrpc": "2.0", "method": "call", "params": {}, "id": 3}',
+    )
+    assert status == 200
+    assert json.loads(body) == {"jsonrpc": "2.0", "id": 3, "result": expected}
+
+
+def test_login_answers_the_uid_or_false(emu: OdooEmulator) -> None:
+    assert login(emu) == 2
+    assert login(emu, secret="wrong") is False
+    assert login(emu, user="nobody") is False
+    assert login(emu, user="auditor", secret="auditor") == 3
+
+
+def test_authenticate_takes_a_user_agent_env(emu: OdooEmulator) -> None:
+    with proxy(emu, "common") as common:
+        assert common.authenticate(DB, LOGIN, PASSWORD, {}) == 2
+        assert common.authenticate(DB, LOGIN, "wrong", {"base_location": "x"}) is False
+
+
+def test_an_api_key_works_wherever_the_password_does(emu: OdooEmulator, api_key: str) -> None:
+    assert login(emu, secret=api_key) == 2
+    result = call(emu, "get_entitlements", "demo-user", secret=api_key)
+    assert result["ok"] is True
+    with proxy(emu, "common") as common:
+        assert common.authenticate(DB, LOGIN, api_key, {}) == 2
+
+
+def test_an_unknown_database_is_an_application_error(emu: OdooEmulator) -> None:
+    with proxy(emu, "common") as common, pytest.raises(xmlrpc.client.Fault) as caught:
+        common.login("nope", LOGIN, PASSWORD)
+    assert caught.value.faultCode == 1
+    assert 'database "nope" does not exist' in caught.value.faultString
+    fault = fault_of(emu, "nope", 2, PASSWORD, SERVICE, "get_entitlements", ["demo-user"])
+    assert fault.faultCode == 1
+
+
+def test_execute_kw_debit_returns_the_contract_result(emu: OdooEmulator) -> None:
+    result = debit(emu, "demo-user", "req-1", correlation_id="corr-1")
+    assert result == {
+        "ok": True,
+        "code": "debited",
+        "replay": False,
+        "entry_id": 1,
+        "user_id": "demo-user",
+        "request_id": "req-1",
+        "action": "samples",
+        "amount": 8,
+        "balance_after": 492,
+    }
+    assert emu.balance("demo-user") == 492
+
+
+def test_xmlrpc_answers_a_method_response_and_closes_the_connection(emu: OdooEmulator) -> None:
+    body = xmlrpc.client.dumps((DB, LOGIN, PASSWORD), "login").encode()
+    with socket.create_connection(("127.0.0.1", emu.port), timeout=5) as sock:
+        sock.sendall(
+            b"POST /xmlrpc/2/common HTTP/1.1\r\nHost: x\r\nConnection: keep-alive\r\n"
+            b"Content-Type: text/xml\r\nContent-Length: "
+            + str(len(body)).encode()
+            + b"\r\n\r\n"
+            + body
+        )
+        raw = b""
+        while chunk := sock.recv(65536):  # ends only if the server closes the connection
+            raw += chunk
+    head, _, payload = raw.partition(b"\r\n\r\n")
+    assert b"200 OK" in head.split(b"\r\n")[0]
+    assert b"Connection: close" in head
+    assert b"Content-Type: text/xml" in head
+    assert xmlrpc.client.loads(payload) == ((2,), None)
+    assert b"<methodResponse>" in payload
+
+
+def test_a_wrong_password_on_a_call_is_fault_3(emu: OdooEmulator) -> None:
+    fault = fault_of(emu, DB, 2, "wrong", SERVICE, "get_entitlements", ["demo-user"])
+    assert (fault.faultCode, fault.faultString) == (3, "Access Denied")
+    fault = fault_of(emu, DB, 99, PASSWORD, SERVICE, "get_entitlements", ["demo-user"])
+    assert fault.faultCode == 3
+
+
+def test_a_private_method_is_fault_4_with_odoos_text(emu: OdooEmulator) -> None:
+    fault = fault_of(emu, DB, 2, PASSWORD, SERVICE, "_lock_account", [])
+    assert (fault.faultCode, fault.faultString) == (4, PRIVATE_TEXT)
+    fault = fault_of(emu, DB, 2, PASSWORD, "res.users", "init", [])
+    assert fault.faultCode == 4
+
+
+def test_a_caller_outside_the_orchestrator_group_gets_fault_4(emu: OdooEmulator) -> None:
+    fault = fault_of(emu, DB, 3, "auditor", SERVICE, "ledger_by_requests", [["r"]])
+    assert (fault.faultCode, fault.faultString) == (
+        4,
+        "Only members of CreativeFlow / Orchestrator may call the credit service.",
+    )
+    assert emu.request_count(model_method=f"{SERVICE}.ledger_by_requests") == 1
+
+
+def test_unknown_methods_and_models_fail_as_in_odoo(emu: OdooEmulator) -> None:
+    fault = fault_of(emu, DB, 2, PASSWORD, SERVICE, "debit_everything", [])
+    assert fault.faultCode == 1
+    assert fault.faultString.startswith("Traceback (most recent call last):")
+    assert fault.faultString.rstrip().endswith(
+        f"AttributeError: The method 'debit_everything' does not exist on the model '{SERVICE}'"
+    )
+    fault = fault_of(emu, DB, 2, PASSWORD, "no.such.model", "read", [])
+    assert (fault.faultCode, fault.faultString) == (2, "Object no.such.model doesn't exist")
+
+
+def test_arguments_that_do_not_fit_are_fault_1(emu: OdooEmulator) -> None:
+    fault = fault_of(emu, DB, 2, PASSWORD, SERVICE, "debit", ["demo-user"])
+    assert fault.faultCode == 1
+    assert "TypeError" in fault.faultString
+    fault = fault_of(emu, DB, 2, PASSWORD, SERVICE, "get_entitlements", ["u"], {"colour": 1})
+    assert fault.faultCode == 1
+    assert emu.ledger() == []
+
+
+def test_execute_passes_positional_arguments(emu: OdooEmulator) -> None:
+    with proxy(emu, "object") as obj:
+        result: Any = obj.execute(
+            DB, 2, PASSWORD, SERVICE, "debit", "demo-user", "req-x", "final", PNG_4, "corr-x"
+        )
+        context = obj.execute(DB, 2, PASSWORD, "res.users", "context_get")
+    assert (result["code"], result["amount"]) == ("debited", 10)
+    assert emu.ledger()[0]["correlation_id"] == "corr-x"
+    assert context == {"lang": "en_US", "tz": "UTC", "uid": 2}
+
+
+def test_a_context_kwarg_is_accepted_like_odoo(emu: OdooEmulator) -> None:
+    result = debit(emu, "demo-user", "req-c", context={"lang": "fr_FR"})
+    assert result["code"] == "debited"
+
+
+# -- JSON-RPC --------------------------------------------------------------------------------
+
+
+def test_jsonrpc_login_and_call(emu: OdooEmulator) -> None:
+    assert jsonrpc(emu, "common", "login", [DB, LOGIN, PASSWORD]) == (
+        200,
+        {"jsonrpc": "2.0", "id": 7, "result": 2},
+    )
+    assert jsonrpc(emu, "common", "login", [DB, LOGIN, "bad"])[1]["result"] is False
+    status, document = jsonrpc(
+        emu,
+        "object",
+        "execute_kw",
+        [DB, 2, PASSWORD, SERVICE, "debit", ["demo-user", "req-j", "samples", PNG_4]],
+    )
+    assert status == 200
+    assert document["result"]["code"] == "debited"
+
+
+def test_jsonrpc_errors_come_with_http_200_and_odoos_envelope(emu: OdooEmulator) -> None:
+    status, document = jsonrpc(
+        emu,
+        "object",
+        "execute_kw",
+        [DB, 2, "wrong", SERVICE, "get_entitlements", ["u"]],
+        request_id=41,
+    )
+    assert status == 200
+    assert document["jsonrpc"] == "2.0"
+    assert document["id"] == 41
+    assert "result" not in document
+    error = document["error"]
+    assert (error["code"], error["message"]) == (200, "Odoo Server Error")
+    data = error["data"]
+    assert data["name"] == "odoo.exceptions.AccessDenied"
+    assert data["message"] == "Access Denied"
+    assert data["arguments"] == ["Access Denied"]
+    assert data["context"] == {}
+    assert "AccessDenied" in data["debug"]
+
+
+@pytest.mark.parametrize(
+    ("model", "method", "name"),
+    [
+        (SERVICE, "_lock_account", "odoo.exceptions.AccessError"),
+        (SERVICE, "nope", "builtins.AttributeError"),
+        ("no.such.model", "read", "odoo.exceptions.UserError"),
+    ],
+)
+def test_jsonrpc_error_names(emu: OdooEmulator, model: str, method: str, name: str) -> None:
+    _, document = jsonrpc(emu, "object", "execute_kw", [DB, 2, PASSWORD, model, method, []])
+    assert document["error"]["data"]["name"] == name
+
+
+def test_jsonrpc_refuses_bad_bodies_at_the_http_level(emu: OdooEmulator) -> None:
+    assert post(f"{emu.url}/jsonrpc", b"{not json")[0] == 400
+    assert post(f"{emu.url}/jsonrpc", b"[1, 2]")[0] == 400
+    assert post(f"{emu.url}/jsonrpc", b"{}", content_type="text/plain")[0] == 400
+    status, _, body = post(f"{emu.url}/jsonrpc", b'{"jsonrpc": "2.0", "params": {}, "id": 1}')
+    assert status == 200
+    assert json.loads(body)["error"]["data"]["name"] == "builtins.TypeError"
+
+
+def test_other_paths_and_methods_are_404_and_405(emu: OdooEmulator) -> None:
+    assert post(f"{emu.url}/web/session/authenticate", b"{}")[0] == 404
+    with pytest.raises(urllib.error.HTTPError) as caught:
+        urllib.request.urlopen(f"{emu.url}/xmlrpc/2/common", timeout=5)
+    with caught.value:
+        assert caught.value.code == 405
+    with pytest.raises(urllib.error.HTTPError) as caught:
+        urllib.request.urlopen(f"{emu.url}/nothing-here", timeout=5)
+    with caught.value:
+        assert caught.value.code == 404
+
+
+# -- odoorpc ---------------------------------------------------------------------------------
+
+
+def test_odoorpc_connects_logs_in_and_calls_execute_kw(emu: OdooEmulator) -> None:
+    odoo = odoorpc.ODOO("127.0.0.1", port=emu.port, protocol="jsonrpc", timeout=10)
+    assert odoo.version == "18.0"
+    odoo.login(DB, LOGIN, PASSWORD)
+    assert odoo.env.uid == 2
+    assert odoo.env.context["lang"] == "en_US"
+    result = odoo.execute_kw(
+        SERVICE, "debit", ["demo-user", "req-o", "samples", PNG_4], {"correlation_id": "corr-o"}
+    )
+    assert (result["code"], result["amount"], result["balance_after"]) == ("debited", 8, 492)
+    assert emu.request_count(path="/web/webclient/version_info") == 1
+    assert emu.request_count(model_method="res.users.context_get") == 1
+
+
+def test_odoorpc_with_an_api_key_and_its_errors(emu: OdooEmulator, api_key: str) -> None:
+    odoo = odoorpc.ODOO("127.0.0.1", port=emu.port, protocol="jsonrpc", timeout=10)
+    with pytest.raises(odoorpc.error.RPCError):
+        odoo.login(DB, LOGIN, "wrong")
+    odoo.login(DB, LOGIN, api_key)
+    assert odoo.execute_kw(SERVICE, "get_entitlements", ["free-user"])["balance"] == 20
+    with pytest.raises(odoorpc.error.RPCError) as caught:
+        odoo.execute_kw(SERVICE, "_private", [])
+    assert caught.value.info["data"]["name"] == "odoo.exceptions.AccessError"
+
+
+# -- the contract: entitlements, debit, refund, ledger ----------------------------------------
+
+
+def test_entitlements_of_a_user(emu: OdooEmulator) -> None:
+    assert call(emu, "get_entitlements", "demo-user") == {
+        "ok": True,
+        "code": "ok",
+        "user_id": "demo-user",
+        "tier": {"code": "pro", "name": "Pro"},
+        "limits": {
+            "formats": ["png", "jpeg", "webp"],
+            "max_width": 4096,
+            "max_height": 4096,
+            "max_samples_per_request": 8,
+            "advanced_models": True,
+            "max_requests_in_flight": 10,
+        },
+        "prices": {"sample": 2, "final": 10, "regeneration_sample": 1},
+        "balance": 500,
+    }
+    assert call(emu, "get_entitlements", "ghost") == {"ok": False, "code": "unknown_account"}
+    refused = call(emu, "get_entitlements", 42)
+    assert (refused["code"], bool(refused["detail"])) == ("invalid_request", True)
+
+
+@pytest.mark.parametrize(
+    ("action", "spec_change", "amount"),
+    [
+        ("samples", {"samples": 3}, 6),
+        ("final", {"samples": 1}, 10),
+        ("regeneration-1", {"samples": 5}, 5),
+        ("regeneration-12", {"samples": 2}, 2),
+        ("final-2", {"samples": 1}, 10),
+        ("final-15", {"samples": 1}, 10),
+    ],
+)
+def test_debit_prices_each_action(
+    emu: OdooEmulator, action: str, spec_change: dict[str, Any], amount: int
+) -> None:
+    result = debit(emu, "demo-user", "req-p", action, {**PNG_4, **spec_change})
+    assert (result["code"], result["amount"], result["balance_after"]) == (
+        "debited",
+        amount,
+        500 - amount,
+    )
+    [entry] = emu.ledger()
+    assert (entry["operation"], entry["action"], entry["amount"]) == ("debit", action, amount)
+
+
+@pytest.mark.parametrize("action", ["final", "final-3"])
+def test_final_is_not_checked_for_samples(emu: OdooEmulator, action: str) -> None:
+    result = debit(emu, "free-user", "req-f", action, {**PNG_4, "samples": 9})
+    assert (result["code"], result["amount"]) == ("debited", 5)
+
+
+def test_formats_compare_without_case(emu: OdooEmulator) -> None:
+    result = debit(emu, "demo-user", "req-case", spec={**PNG_4, "format": "PNG"})
+    assert result["code"] == "debited"
+
+
+def test_a_repeated_debit_replays_the_first_result(emu: OdooEmulator) -> None:
+    first = debit(emu, "demo-user", "req-r")
+    emu_spec_now_refused = {**PNG_4, "format": "bmp", "samples": 8}
+    again = debit(emu, "demo-user", "req-r", spec=emu_spec_now_refused)
+    assert again == {**first, "replay": True}
+    assert emu.balance("demo-user") == 492
+    assert len(emu.ledger()) == 1
+
+
+def test_the_same_request_on_another_account_is_a_conflict(emu: OdooEmulator) -> None:
+    debit(emu, "demo-user", "req-shared")
+    result = debit(emu, "free-user", "req-shared", spec={**PNG_4, "samples": 2})
+    assert result["ok"] is False
+    assert result["code"] == "request_conflict"
+    assert isinstance(result["detail"], str)
+    assert emu.balance("free-user") == 20
+
+
+@pytest.mark.parametrize(
+    ("user", "spec_change", "reason"),
+    [
+        ("demo-user", {"format": "tiff"}, "format_not_allowed"),
+        ("demo-user", {"width": 4097}, "resolution_not_allowed"),
+        ("demo-user", {"height": 5000}, "resolution_not_allowed"),
+        ("demo-user", {"samples": 9}, "too_many_samples"),
+        ("free-user", {"samples": 1, "advanced_model": True}, "advanced_model_not_allowed"),
+        # the first failing rule wins, in the README's order
+        (
+            "free-user",
+            {"format": "webp", "width": 2048, "samples": 9, "advanced_model": True},
+            "format_not_allowed",
+        ),
+        (
+            "free-user",
+            {"width": 2048, "samples": 9, "advanced_model": True},
+            "resolution_not_allowed",
+        ),
+        ("free-user", {"samples": 9, "advanced_model": True}, "too_many_samples"),
+    ],
+)
+def test_each_tier_reason(
+    emu: OdooEmulator, user: str, spec_change: dict[str, Any], reason: str
+) -> None:
+    result = debit(emu, user, "req-t", spec={**PNG_4, **spec_change})
+    tier = "pro" if user == "demo-user" else "free"
+    assert result["ok"] is False
+    assert (result["code"], result["reason"], result["tier"]) == ("tier_forbids", reason, tier)
+    assert isinstance(result["detail"], str)
+    assert emu.ledger() == []
+
+
+def test_insufficient_credits_gives_required_and_balance(emu: OdooEmulator) -> None:
+    emu.add_account("poor", tier="pro", balance=7)
+    result = debit(emu, "poor", "req-i")
+    assert result == {"ok": False, "code": "insufficient_credits", "required": 8, "balance": 7}
+    assert emu.balance("poor") == 7
+    assert emu.ledger() == []
+
+
+@pytest.mark.parametrize(
+    ("request_id", "action", "spec"),
+    [
+        ("req", "regen-1", PNG_4),
+        ("req", "regeneration-0", PNG_4),
+        ("req", "regeneration-01", PNG_4),
+        ("req", "final-1", PNG_4),
+        ("req", "final-02", PNG_4),
+        ("   ", "samples", PNG_4),
+        ("req", "samples", {**PNG_4, "format": " "}),
+        ("req", "", PNG_4),
+        ("", "samples", PNG_4),
+        ("req", "samples", "png"),
+        ("req", "samples", {k: v for k, v in PNG_4.items() if k != "height"}),
+        ("req", "samples", {**PNG_4, "width": "1024"}),
+        ("req", "samples", {**PNG_4, "samples": True}),
+        ("req", "samples", {**PNG_4, "advanced_model": 1}),
+        ("req", "samples", {**PNG_4, "samples": 0}),
+        ("req", "final", {**PNG_4, "width": 0}),
+    ],
+)
+def test_invalid_requests_are_refused_with_a_detail(
+    emu: OdooEmulator, request_id: str, action: str, spec: Any
+) -> None:
+    result = call(emu, "debit", "demo-user", request_id, action, spec)
+    assert (result["ok"], result["code"]) == (False, "invalid_request")
+    assert result["detail"]
+    assert emu.balance("demo-user") == 500
+
+
+def test_a_debit_for_an_unknown_account(emu: OdooEmulator) -> None:
+    assert debit(emu, "ghost", "req-u") == {"ok": False, "code": "unknown_account"}
+
+
+def test_refund_gives_back_exactly_the_debit_once(emu: OdooEmulator) -> None:
+    debit(emu, "demo-user", "req-rf", correlation_id="corr-rf")
+    debit(emu, "demo-user", "req-other")
+    refunded = call(emu, "refund", "req-rf", "samples", "model crashed", "corr-rf")
+    assert refunded == {
+        "ok": True,
+        "code": "refunded",
+        "replay": False,
+        "entry_id": 3,
+        "user_id": "demo-user",
+        "request_id": "req-rf",
+        "action": "samples",
+        "amount": 8,
+        "balance_after": 492,
+    }
+    again = call(emu, "refund", "req-rf", "samples", "again")
+    assert again == {**refunded, "replay": True}
+    assert emu.balance("demo-user") == 492
+    entry = emu.ledger()[-1]
+    assert (entry["operation"], entry["reason"], entry["correlation_id"]) == (
+        "refund",
+        "model crashed",
+        "corr-rf",
+    )
+
+
+def test_refund_refusals(emu: OdooEmulator) -> None:
+    assert call(emu, "refund", "never-debited", "samples", "x") == {
+        "ok": False,
+        "code": "nothing_to_refund",
+    }
+    result = call(emu, "refund", "req", "bogus", "x")
+    assert (result["code"], bool(result["detail"])) == ("invalid_request", True)
+    assert call(emu, "refund", "req", "samples", False)["code"] == "invalid_request"
+    debit(emu, "demo-user", "req-a", "samples")
+    assert call(emu, "refund", "req-a", "final", "x")["code"] == "nothing_to_refund"
+
+
+def test_a_refund_without_a_reason_records_false(emu: OdooEmulator) -> None:
+    debit(emu, "demo-user", "req-nr")
+    assert call(emu, "refund", "req-nr", "samples", "  ")["code"] == "refunded"
+    assert emu.ledger()[-1]["reason"] is False
+
+
+def test_a_refunded_action_is_never_debited_again(emu: OdooEmulator) -> None:
+    first = debit(emu, "demo-user", "req-once", "final")
+    call(emu, "refund", "req-once", "final", "render failed")
+    again = debit(emu, "demo-user", "req-once", "final")
+    assert again == {**first, "replay": True}
+    assert emu.balance("demo-user") == 500
+    next_attempt = debit(emu, "demo-user", "req-once", "final-2")
+    assert (next_attempt["replay"], next_attempt["balance_after"]) == (False, 490)
+
+
+def test_ledger_by_requests(emu: OdooEmulator) -> None:
+    debit(emu, "demo-user", "req-1", correlation_id="c-1")
+    debit(emu, "free-user", "req-2", spec={**PNG_4, "samples": 2})
+    debit(emu, "demo-user", "req-1", "final")
+    call(emu, "refund", "req-1", "samples", "failed")
+    result = call(emu, "ledger_by_requests", ["req-1", "unknown"])
+    assert (result["ok"], result["code"]) == (True, "ok")
+    entries = result["entries"]
+    assert [e["id"] for e in entries] == [1, 3, 4]
+    assert [(e["action"], e["operation"]) for e in entries] == [
+        ("samples", "debit"),
+        ("final", "debit"),
+        ("samples", "refund"),
+    ]
+    assert set(entries[0]) == {
+        "id",
+        "user_id",
+        "request_id",
+        "action",
+        "operation",
+        "amount",
+        "balance_after",
+        "reason",
+        "correlation_id",
+        "created_at",
+    }
+    assert (entries[0]["reason"], entries[0]["correlation_id"]) == (False, "c-1")
+    datetime.strptime(entries[0]["created_at"], "%Y-%m-%d %H:%M:%S")
+    assert entries == [e for e in emu.ledger() if e["request_id"] == "req-1"]
+
+
+@pytest.mark.parametrize("request_ids", ["req-1", [1, 2], [f"r{i}" for i in range(501)]])
+def test_ledger_by_requests_refuses_bad_lists(emu: OdooEmulator, request_ids: Any) -> None:
+    assert call(emu, "ledger_by_requests", request_ids)["code"] == "invalid_request"
+
+
+def test_ledger_by_requests_accepts_500_ids(emu: OdooEmulator) -> None:
+    result = call(emu, "ledger_by_requests", [f"r{i}" for i in range(500)])
+    assert (result["code"], result["entries"]) == ("ok", [])
+
+
+def test_ledger_window_pages_through_a_half_open_range() -> None:
+    clock = FakeClock(datetime(2026, 11, 21, 10, 0, 0, tzinfo=UTC))
+    with OdooEmulator(clock=clock) as emu:
+        for n in range(4):
+            debit(emu, "demo-user", f"req-{n}", spec={**PNG_4, "samples": 1})
+            clock.now += timedelta(seconds=5)
+        # entries at 10:00:00, :05, :10, :15
+        window = ("2026-11-21 10:00:00", "2026-11-21 10:00:15")
+        page = call(emu, "ledger_window", *window, 2, 0)
+        assert [e["id"] for e in page["entries"]] == [1, 2]
+        assert page["has_more"] is True
+        assert page["entries"][1]["created_at"] == "2026-11-21 10:00:05"
+        last = call(emu, "ledger_window", *window, limit=2, offset=2)
+        assert ([e["id"] for e in last["entries"]], last["has_more"]) == ([3], False)
+        everything = call(emu, "ledger_window", "2026-11-21 00:00:00", "2026-11-22 00:00:00")
+        assert [e["id"] for e in everything["entries"]] == [1, 2, 3, 4]
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["2026-11-21T10:00:00", "2026-11-22 00:00:00"],
+        ["2026-11-21 10:00:00", 5],
+        ["2026-11-21 10:00:00", "2026-11-22 00:00:00", 0],
+        ["2026-11-21 10:00:00", "2026-11-22 00:00:00", 10, -1],
+        ["2026-11-21 10:00:00", "2026-11-22 00:00:00", 1001],
+        ["2026-11-22 10:00:00", "2026-11-21 00:00:00"],
+        ["2026-11-21 1:00:00", "2026-11-22 00:00:00"],
+    ],
+)
+def test_ledger_window_refuses_bad_arguments(emu: OdooEmulator, args: list[Any]) -> None:
+    assert call(emu, "ledger_window", *args)["code"] == "invalid_request"
+
+
+# -- concurrency -----------------------------------------------------------------------------
+
+
+def run_in_threads(count: int, work: Any) -> list[Any]:
+    barrier = threading.Barrier(count)
+    results: list[Any] = [None] * count
+
+    def worker(index: int) -> None:
+        barrier.wait()
+        try:
+            results[index] = work(index)
+        except Exception as exc:  # surfaced by the assertions below
+            results[index] = exc
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    return results
+
+
+def test_twenty_concurrent_debits_never_overdraw(emu: OdooEmulator) -> None:
+    emu.add_account("contended", tier="pro", balance=50)  # room for six debits of 8
+    results = run_in_threads(20, lambda i: debit(emu, "contended", f"req-{i}"))
+    codes = [r["code"] for r in results]
+    assert codes.count("debited") == 6
+    assert codes.count("insufficient_credits") == 14
+    assert emu.balance("contended") == 2
+    entries = emu.ledger()
+    assert len(entries) == 6
+    assert sorted(e["balance_after"] for e in entries) == [2, 10, 18, 26, 34, 42]
+    assert [e["id"] for e in entries] == [1, 2, 3, 4, 5, 6]
+
+
+def test_twenty_concurrent_retries_of_one_debit_debit_once(emu: OdooEmulator) -> None:
+    results = run_in_threads(20, lambda i: debit(emu, "demo-user", "req-same"))
+    assert {r["entry_id"] for r in results} == {1}
+    assert sum(1 for r in results if r["replay"] is False) == 1
+    assert emu.balance("demo-user") == 492
+    assert len(emu.ledger()) == 1
+
+
+# -- fault knobs -----------------------------------------------------------------------------
+
+
+def test_latency_still_answers(emu: OdooEmulator) -> None:
+    emu.faults.latency = 0.03
+    assert debit(emu, "demo-user", "req-l")["code"] == "debited"
+    assert emu.faults.snapshot()["latency"] == 0.03
+    with pytest.raises(ValueError):
+        emu.faults.latency = -1
+
+
+def test_refused_connections_are_really_refused_then_reopen_on_the_same_port(
+    emu: OdooEmulator,
+) -> None:
+    port = emu.port
+    emu.faults.refuse_connections(True)
+    with pytest.raises(ConnectionRefusedError):
+        login(emu)
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", port), timeout=5).close()
+    assert emu.request_count() == 0
+    emu.faults.refuse_connections(False)
+    assert emu.port == port
+    assert login(emu) == 2
+
+
+def test_fail_next_answers_fault_1_and_applies_nothing(emu: OdooEmulator) -> None:
+    emu.faults.fail_next(1, model_method=DEBIT)
+    assert call(emu, "get_entitlements", "demo-user")["ok"] is True  # not a debit: unaffected
+    fault = fault_of(
+        emu, DB, 2, PASSWORD, SERVICE, "debit", ["demo-user", "req-x", "samples", PNG_4]
+    )
+    assert fault.faultCode == 1
+    assert "RuntimeError" in fault.faultString
+    assert emu.balance("demo-user") == 500
+    assert emu.ledger() == []
+    assert debit(emu, "demo-user", "req-x")["replay"] is False
+
+
+def test_fail_next_without_a_method_hits_any_call(emu: OdooEmulator) -> None:
+    emu.faults.fail_next(2)
+    with proxy(emu, "common") as common, pytest.raises(xmlrpc.client.Fault) as caught:
+        common.login(DB, LOGIN, PASSWORD)
+    assert caught.value.faultCode == 1
+    _, document = jsonrpc(
+        emu, "object", "execute_kw", [DB, 2, PASSWORD, SERVICE, "get_entitlements", ["demo-user"]]
+    )
+    assert document["error"]["data"]["name"] == "builtins.RuntimeError"
+    assert login(emu) == 2
+
+
+def test_a_lost_reply_is_applied_but_never_answered(emu: OdooEmulator) -> None:
+    emu.faults.lose_reply_next(1)
+    envelope = {
+        "jsonrpc": "2.0",
+        "method": "call",
+        "id": 1,
+        "params": {
+            "service": "object",
+            "method": "execute_kw",
+            "args": [
+                DB,
+                2,
+                PASSWORD,
+                SERVICE,
+                "debit",
+                ["demo-user", "req-lost", "samples", PNG_4],
+            ],
+        },
+    }
+    connection = http.client.HTTPConnection("127.0.0.1", emu.port, timeout=10)
+    try:
+        connection.request(
+            "POST", "/jsonrpc", json.dumps(envelope), {"Content-Type": "application/json"}
+        )
+        with pytest.raises(ConnectionError):
+            connection.getresponse()
+    finally:
+        connection.close()
+    assert emu.balance("demo-user") == 492
+    assert len(emu.ledger()) == 1
+    retried = debit(emu, "demo-user", "req-lost")
+    assert (retried["replay"], retried["entry_id"]) == (True, 1)
+
+
+def test_xmlrpc_client_retries_once_after_a_lost_reply(emu: OdooEmulator) -> None:
+    # xmlrpc.client's Transport silently resends after RemoteDisconnected: the second attempt
+    # is answered, and it can only be a replay.
+    emu.faults.lose_reply_next(1)
+    result = debit(emu, "demo-user", "req-resent")
+    assert (result["replay"], result["entry_id"]) == (True, 1)
+    assert emu.request_count(model_method=DEBIT) == 2
+    emu.faults.lose_reply_next(2)
+    with pytest.raises(ConnectionError):
+        debit(emu, "demo-user", "req-twice")
+    assert emu.balance("demo-user") == 484
+    assert len(emu.ledger()) == 2
+
+
+def test_lost_replies_only_hit_the_named_method(emu: OdooEmulator) -> None:
+    emu.faults.lose_reply_next(1, model_method=f"{SERVICE}.refund")
+    assert debit(emu, "demo-user", "req-n")["replay"] is False
+    assert emu.faults.snapshot()["lose_reply_next"] == [
+        {"remaining": 1, "model_method": f"{SERVICE}.refund"}
+    ]
+
+
+def test_clear_restores_a_well_behaved_server(emu: OdooEmulator) -> None:
+    emu.faults.latency = 0.5
+    emu.faults.fail_next(3)
+    emu.faults.lose_reply_next(3)
+    emu.faults.refuse_connections(True)
+    emu.faults.clear()
+    assert emu.faults.snapshot() == {
+        "latency": 0.0,
+        "refusing_connections": False,
+        "fail_next": [],
+        "lose_reply_next": [],
+    }
+    assert debit(emu, "demo-user", "req-ok")["replay"] is False
+
+
+# -- request counting and the control face ---------------------------------------------------
+
+
+def test_request_counting(emu: OdooEmulator) -> None:
+    login(emu)
+    debit(emu, "demo-user", "req-1")
+    debit(emu, "demo-user", "req-2")
+    call(emu, "get_entitlements", "demo-user")
+    jsonrpc(
+        emu,
+        "object",
+        "execute_kw",
+        [DB, 2, PASSWORD, SERVICE, "debit", ["demo-user", "req-3", "samples", PNG_4]],
+    )
+    control(emu, "stats")
+    assert emu.request_count() == 5
+    assert emu.request_count(path="/xmlrpc/2/common") == 1
+    assert emu.request_count(path="/xmlrpc/2/object") == 3
+    assert emu.request_count(service_method="common.login") == 1
+    assert emu.request_count(service_method="object.execute_kw") == 4
+    assert emu.request_count(model_method=DEBIT) == 3
+    assert emu.request_count(path="/jsonrpc", model_method=DEBIT) == 1
+    emu.reset_counters()
+    assert emu.request_count() == 0
+
+
+def test_control_face_reads_state(emu: OdooEmulator) -> None:
+    debit(emu, "demo-user", "req-1")
+    status, stats = control(emu, "stats")
+    assert status == 200
+    assert (stats["database"], stats["requests"]) == (DB, 1)
+    assert stats["by_model_method"] == {DEBIT: 1}
+    _, filtered = control(emu, f"stats?model_method={DEBIT}")
+    assert filtered["count"] == 1
+    _, ledger = control(emu, "ledger")
+    assert ledger["entries"] == emu.ledger()
+    _, accounts = control(emu, "accounts")
+    assert {"user_id": "demo-user", "tier": "pro", "balance": 492} in accounts["accounts"]
+    assert control(emu, "nothing")[0] == 404
+
+
+def test_control_face_opens_accounts(emu: OdooEmulator) -> None:
+    assert control(
+        emu, "accounts", {"platform_user_id": "new", "tier": "studio", "balance": 30}
+    ) == (201, {"user_id": "new", "tier": "studio", "balance": 30})
+    assert emu.balance("new") == 30
+    assert control(emu, "accounts", {"platform_user_id": "new", "tier": "pro"})[0] == 409
+    assert control(emu, "accounts", {"platform_user_id": "x", "tier": "gold"})[0] == 400
+    assert emu.request_count() == 0
+
+
+def test_control_face_sets_faults_and_resets_counters(emu: OdooEmulator) -> None:
+    status, body = control(emu, "faults", {"latency": 0.01, "fail_next": {"n": 1}})
+    assert status == 200
+    assert body["faults"]["fail_next"] == [{"remaining": 1, "model_method": None}]
+    assert emu.faults.latency == 0.01
+    with proxy(emu, "common") as common, pytest.raises(xmlrpc.client.Fault):
+        common.version()
+    assert control(emu, "faults", {"latency": -1, "clear": True})[0] == 400
+    assert emu.faults.latency == 0.01  # a refused body changes nothing
+    control(emu, "faults", {"lose_reply_next": {"n": 2}})
+    assert emu.faults.snapshot()["lose_reply_next"] == [{"remaining": 2, "model_method": DEBIT}]
+    control(emu, "faults", {"clear": True})
+    assert emu.faults.snapshot()["lose_reply_next"] == []
+    assert control(emu, "faults", {"refuse_connections": True})[0] == 400
+    assert control(emu, "reset-counters", {}) == (200, {"ok": True})
+    assert emu.request_count() == 0
+
+
+def test_control_face_refuses_connections_for_a_while(emu: OdooEmulator) -> None:
+    assert control(emu, "faults", {"refuse_connections_for": 0.3})[0] == 200
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", emu.port), timeout=5).close()
+    deadline = time.monotonic() + 10
+    while emu.faults.refusing and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert login(emu) == 2
+
+
+# -- seeds, the Python face, the command line ------------------------------------------------
+
+
+def test_the_default_seed(emu: OdooEmulator) -> None:
+    seed = load_seed()
+    assert seed.database == DB
+    tiers = {tier.code: tier for tier in seed.tiers}
+    assert tiers["free"].formats == ("png", "jpeg")
+    assert (tiers["studio"].max_width, tiers["studio"].price_final_asset) == (8192, 8)
+    assert {a.platform_user_id: a.balance for a in seed.accounts} == {
+        "demo-user": 500,
+        "free-user": 20,
+    }
+    assert emu.database == DB
+    assert emu.url == f"http://127.0.0.1:{emu.port}"
+
+
+def default_seed_document() -> dict[str, Any]:
+    document: dict[str, Any] = json.loads(default_seed_path().read_text(encoding="utf-8"))
+    return document
+
+
+def test_the_default_seed_document_parses() -> None:
+    assert parse_seed(default_seed_document()) == load_seed()
+
+
+@pytest.mark.parametrize(
+    ("section", "index", "change"),
+    [
+        ("accounts", 0, {"tier": "gold"}),
+        ("accounts", 0, {"balance": -1}),
+        ("users", 1, {"login": "orchestrator"}),
+        ("users", 1, {"uid": 2}),
+        ("users", 0, {"groups": ["root"]}),
+        ("tiers", 0, {"max_width": 0}),
+        ("tiers", 0, {"price_per_sample": -1}),
+        ("tiers", 1, {"code": "free"}),
+        ("tiers", 0, {"allow_advanced_models": "yes"}),
+    ],
+)
+def test_bad_seeds_are_refused(section: str, index: int, change: dict[str, Any]) -> None:
+    document = default_seed_document()
+    document[section][index].update(change)
+    with pytest.raises(SeedError):
+        parse_seed(document)
+
+
+def test_add_account_and_balance(emu: OdooEmulator) -> None:
+    emu.add_account("fresh", tier="free", balance=3)
+    assert emu.balance("fresh") == 3
+    with pytest.raises(ValueError):
+        emu.add_account("fresh", tier="free")
+    with pytest.raises(ValueError):
+        emu.add_account("other", tier="gold")
+    with pytest.raises(KeyError):
+        emu.balance("ghost")
+
+
+def test_a_stopped_emulator_refuses_connections() -> None:
+    with OdooEmulator() as emu:
+        port = emu.port
+        assert login(emu) == 2
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", port), timeout=5).close()
+
+
+def test_a_pbkdf2_cost_still_logs_in(tmp_path: Path) -> None:
+    document = default_seed_document()
+    document["login_pbkdf2_rounds"] = 1000
+    seed_file = tmp_path / "seed.json"
+    seed_file.write_text(json.dumps(document))
+    with OdooEmulator(seed=load_seed(seed_file)) as emu:
+        assert login(emu) == 2
+        assert login(emu, secret="wrong") is False
+
+
+def test_the_command_line_serves_until_sigterm_and_logs_no_secret(api_key: str) -> None:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "creativeflow.devstack.odoo_emulator", "--port", "0"],
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        assert process.stderr is not None
+        url = ""
+        for line in process.stderr:
+            if " on http://" in line:
+                url = line.split(" on ", 1)[1].split(",", 1)[0]
+                break
+        assert url.startswith("http://127.0.0.1:")
+        with xmlrpc.client.ServerProxy(f"{url}/xmlrpc/2/common") as common:
+            assert common.login(DB, LOGIN, api_key) == 2
+        process.send_signal(signal.SIGTERM)
+        _, rest = process.communicate(timeout=20)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 0
+    assert "/xmlrpc/2/common common.login" in rest
+    assert api_key not in rest
