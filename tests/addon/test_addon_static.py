@@ -14,6 +14,7 @@ To run the checks against another copy of the addon, set ``CREATIVEFLOW_ADDON_DI
 from __future__ import annotations
 
 import ast
+import contextlib
 import csv
 import os
 import re
@@ -101,7 +102,9 @@ def addon() -> Path:
 
 @cache
 def read_manifest(addon: Path) -> dict[str, Any]:
-    return ast.literal_eval((addon / "__manifest__.py").read_text(encoding="utf-8"))
+    manifest = ast.literal_eval((addon / "__manifest__.py").read_text(encoding="utf-8"))
+    assert isinstance(manifest, dict), "__manifest__.py must be a dict literal"
+    return manifest
 
 
 def manifest_files(addon: Path) -> list[str]:
@@ -244,7 +247,7 @@ def acl_rows(addon: Path) -> list[dict[str, str]]:
 
 
 def security_group_ids(addon: Path) -> set[str]:
-    ids = set()
+    ids: set[str] = set()
     for path in sorted((addon / "security").glob("*.xml")):
         for element in loadable_elements(ET.parse(path).getroot()):
             if element.tag == "record" and element.get("model") == "res.groups":
@@ -281,11 +284,10 @@ def module_constants(tree: ast.Module) -> dict[str, Any]:
     for statement in tree.body:
         if isinstance(statement, ast.Assign) and len(statement.targets) == 1:
             target = statement.targets[0]
+            # Not every constant is a literal (re.compile(...), a call, ...): those are skipped.
             if isinstance(target, ast.Name):
-                try:
+                with contextlib.suppress(ValueError, TypeError, SyntaxError):
                     constants[target.id] = ast.literal_eval(statement.value)
-                except (ValueError, TypeError, SyntaxError):
-                    pass  # not a literal: re.compile(...), a call, ...
     return constants
 
 
@@ -293,7 +295,7 @@ def contract_signatures() -> dict[str, ast.arguments]:
     """The public methods of the contract README, with their arguments and defaults."""
     text = CONTRACT_README.read_text(encoding="utf-8")
     section = text.split("\n## Public methods", 1)[1].split("\n## ", 1)[0]
-    signatures = {}
+    signatures: dict[str, ast.arguments] = {}
     for match in re.finditer(r"^### `(\w+)\((.*)\)`", section, flags=re.MULTILINE):
         name, arguments = match.groups()
         function = ast.parse(f"def {name}(self, {arguments}): pass").body[0]
@@ -337,7 +339,7 @@ def sql_constraint_texts(info: ModelInfo) -> list[str]:
 
 
 def test_every_python_file_compiles(addon: Path) -> None:
-    failures = []
+    failures: list[str] = []
     for path in python_files(addon):
         try:
             compile(path.read_text(encoding="utf-8"), str(path), "exec")
@@ -348,10 +350,10 @@ def test_every_python_file_compiles(addon: Path) -> None:
 
 
 def test_every_python_module_is_imported_by_its_package(addon: Path) -> None:
-    missing = []
+    missing: list[str] = []
     for init in sorted(addon.rglob("__init__.py")):
         package = init.parent
-        imported = set()
+        imported: set[str] = set()
         for node in ast.walk(ast.parse(init.read_text(encoding="utf-8"))):
             if isinstance(node, ast.ImportFrom) and node.level == 1 and not node.module:
                 imported |= {alias.name for alias in node.names}
@@ -365,9 +367,7 @@ def test_every_python_module_is_imported_by_its_package(addon: Path) -> None:
             wanted = {name for name in wanted if name.startswith("test_")}
         if package == addon:
             wanted.discard("tests")  # Odoo imports an addon's tests itself
-        missing += [
-            f"{relative(addon, init)} does not import {name}" for name in wanted - imported
-        ]
+        missing += [f"{relative(addon, init)} does not import {name}" for name in wanted - imported]
     assert not missing, "modules Odoo would never load:\n" + "\n".join(sorted(missing))
 
 
@@ -433,7 +433,7 @@ def test_manifest_loads_security_first(addon: Path) -> None:
 
 
 def test_every_xml_file_parses(addon: Path) -> None:
-    failures = []
+    failures: list[str] = []
     for path in xml_files(addon):
         try:
             root = ET.parse(path).getroot()
@@ -451,7 +451,7 @@ def test_xml_references_are_defined_before_use(addon: Path) -> None:
     record of this addon loaded earlier (Odoo loads files in manifest order, records in document
     order), a model of the addon (``model_...``), or a record of ``base``."""
     defined = {model_xmlid(name) for name in model_index(addon)}
-    failures = []
+    failures: list[str] = []
     for name in manifest_files(addon):
         path = addon / name
         if path.suffix == ".csv":
@@ -491,7 +491,7 @@ def check_reference(file: str, where: str, reference: str, defined: set[str]) ->
 
 
 def test_views_use_odoo_18_syntax(addon: Path) -> None:
-    failures = []
+    failures: list[str] = []
     for path in xml_files(addon):
         for node in ET.parse(path).getroot().iter():
             where = f"{relative(addon, path)} <{node.tag}>"
@@ -500,9 +500,9 @@ def test_views_use_odoo_18_syntax(addon: Path) -> None:
             for attribute in ("attrs", "states"):
                 if attribute in node.attrib:
                     failures.append(f"{where}: {attribute}= was removed in Odoo 17")
-            if node.tag == "field" and node.get("name") == "view_mode":
-                if "tree" in (node.text or "").split(","):
-                    failures.append(f"{where}: view_mode names 'tree', Odoo 18 says 'list'")
+            view_mode = node.text if node.get("name") == "view_mode" else None
+            if node.tag == "field" and "tree" in (view_mode or "").split(","):
+                failures.append(f"{where}: view_mode names 'tree', Odoo 18 says 'list'")
     assert not failures, "view syntax Odoo 18 rejects:\n" + "\n".join(failures)
 
 
@@ -527,9 +527,9 @@ def test_views_name_existing_models_fields_and_methods(addon: Path) -> None:
                         comodel = info.fields.get(name)
                         walk(sub, comodel or f"<comodel of {name}>", where)
                 continue
-            if child.tag == "button" and child.get("type") == "object" and name:
-                if name not in info.methods:
-                    failures.append(f"{where}: {model} has no method {name!r} for its button")
+            is_object_button = child.tag == "button" and child.get("type") == "object"
+            if is_object_button and name and name not in info.methods:
+                failures.append(f"{where}: {model} has no method {name!r} for its button")
             if child.tag == "filter":
                 grouped = GROUP_BY.findall(child.get("context", ""))
                 dated = [child.get("date")] if child.get("date") else []
@@ -556,7 +556,7 @@ def test_views_name_existing_models_fields_and_methods(addon: Path) -> None:
 
 def test_actions_open_models_of_the_addon(addon: Path) -> None:
     models = model_index(addon)
-    failures = []
+    failures: list[str] = []
     for path in xml_files(addon):
         for element in loadable_elements(ET.parse(path).getroot()):
             if element.tag == "record" and element.get("model") == "ir.actions.act_window":
@@ -579,8 +579,8 @@ def test_acl_file_has_the_odoo_header(addon: Path) -> None:
 def test_acl_rows_name_addon_models_and_security_groups(addon: Path) -> None:
     model_ids = {model_xmlid(name) for name in model_index(addon)}
     groups = security_group_ids(addon)
-    failures = []
-    seen = set()
+    failures: list[str] = []
+    seen: set[str] = set()
     for row in acl_rows(addon):
         row_id = row["id"]
         if not row_id.startswith("access_"):
@@ -651,7 +651,7 @@ def test_service_arguments_match_the_contract(addon: Path) -> None:
         for statement in service_class(addon).body
         if isinstance(statement, ast.FunctionDef)
     }
-    failures = []
+    failures: list[str] = []
     for name, contract_arguments in contract_signatures().items():
         if name not in methods:
             continue  # reported by test_service_public_methods_are_the_contracts
@@ -674,7 +674,7 @@ def test_service_source_holds_every_refusal_code(addon: Path) -> None:
 
 def test_balance_movements_lock_the_account_row(addon: Path) -> None:
     wanted = " ".join(LOCK_QUERY.split()).lower()
-    queries = []
+    queries: list[str] = []
     for path in sorted((addon / "models").glob("*.py")):
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             text = constant_str(node) if isinstance(node, ast.expr) else None

@@ -1,4 +1,4 @@
-from . import subscription_tier
 from . import credit_account
 from . import credit_ledger
 from . import credit_service
+from . import subscription_tier

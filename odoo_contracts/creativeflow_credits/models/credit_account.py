@@ -1,5 +1,5 @@
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl-3.0.html)
-from odoo import _, api, fields, models
+from odoo import api, fields, models
 from odoo.exceptions import AccessError, UserError
 
 MANAGER_GROUP = "creativeflow_credits.group_manager"
@@ -72,23 +72,24 @@ class CreditAccount(models.Model):
     def create(self, vals_list):
         if any(vals.get("balance") for vals in vals_list):
             raise UserError(
-                _("An account opens with a zero balance; credit it with an adjustment.")
+                self.env._("An account opens with a zero balance; credit it with an adjustment.")
             )
         return super().create(vals_list)
 
     def write(self, vals):
         if "balance" in vals:
             raise UserError(
-                _("A balance changes only through ledger entries: use \"Adjust balance\".")
+                self.env._('A balance changes only through ledger entries: use "Adjust balance".')
             )
         if "platform_user_id" in vals:
             renamed = self.filtered(
-                lambda account: account.ledger_ids
-                and account.platform_user_id != vals["platform_user_id"]
+                lambda account: (
+                    account.ledger_ids and account.platform_user_id != vals["platform_user_id"]
+                )
             )
             if renamed:
                 raise UserError(
-                    _(
+                    self.env._(
                         "The platform user id of an account with ledger entries cannot change: "
                         "the ledger must keep naming the user it debited."
                     )
@@ -102,16 +103,16 @@ class CreditAccount(models.Model):
         """
         self.ensure_one()
         if not self.env.user.has_group(MANAGER_GROUP):
-            raise AccessError(_("Only CreativeFlow credit managers may adjust a balance."))
+            raise AccessError(self.env._("Only CreativeFlow credit managers may adjust a balance."))
         if isinstance(amount, bool) or not isinstance(amount, int) or amount == 0:
-            raise UserError(_("An adjustment is a whole, non-zero number of credits."))
+            raise UserError(self.env._("An adjustment is a whole, non-zero number of credits."))
         if not isinstance(reason, str) or not reason.strip():
-            raise UserError(_("An adjustment needs a reason."))
+            raise UserError(self.env._("An adjustment needs a reason."))
         account = self.sudo()
         account._lock_for_update()
         if account.balance + amount < 0:
             raise UserError(
-                _(
+                self.env._(
                     "This adjustment would leave %(user)s with %(balance)s credits; "
                     "a balance cannot go below zero.",
                     user=account.platform_user_id,

@@ -1,5 +1,5 @@
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl-3.0.html)
-from odoo import _, api, fields, models
+from odoo import api, fields, models
 from odoo.exceptions import UserError
 
 OPERATIONS = [
@@ -81,21 +81,21 @@ class CreditLedger(models.Model):
         # write an entry that no balance reflects.
         if not self.env.su:
             raise UserError(
-                _(
+                self.env._(
                     "Ledger entries are written by the credit service and by "
-                    "\"Adjust balance\" on the account only."
+                    '"Adjust balance" on the account only.'
                 )
             )
         return super().create(vals_list)
 
     def write(self, vals):
         raise UserError(
-            _("Ledger entries are immutable: correct a balance with an adjustment entry.")
+            self.env._("Ledger entries are immutable: correct a balance with an adjustment entry.")
         )
 
     def copy(self, default=None):
-        raise UserError(_("Ledger entries cannot be duplicated."))
+        raise UserError(self.env._("Ledger entries cannot be duplicated."))
 
     @api.ondelete(at_uninstall=False)
-    def _unlink_never(self):
-        raise UserError(_("Ledger entries are immutable and cannot be deleted."))
+    def _unlink_except_immutable(self):
+        raise UserError(self.env._("Ledger entries are immutable and cannot be deleted."))

@@ -14,14 +14,12 @@ from datetime import datetime
 
 from psycopg2 import errors as pg_errors
 
-from odoo import _, api, fields, models
+from odoo import api, fields, models
 from odoo.exceptions import AccessError
 
 ORCHESTRATOR_GROUP = "creativeflow_credits.group_orchestrator"
 
-ACTION_PATTERN = re.compile(
-    r"samples|final|final-(?:[2-9]|[1-9][0-9]+)|regeneration-[1-9][0-9]*"
-)
+ACTION_PATTERN = re.compile(r"samples|final|final-(?:[2-9]|[1-9][0-9]+)|regeneration-[1-9][0-9]*")
 SPEC_KEYS = ("format", "width", "height", "samples", "advanced_model")
 SPEC_COUNTS = ("width", "height", "samples")
 MAX_REQUEST_IDS = 500
@@ -317,7 +315,9 @@ class CreditService(models.AbstractModel):
     def _check_orchestrator(self):
         if not self.env.user.has_group(ORCHESTRATOR_GROUP):
             raise AccessError(
-                _("Only members of CreativeFlow / Orchestrator may call the credit service.")
+                self.env._(
+                    "Only members of CreativeFlow / Orchestrator may call the credit service."
+                )
             )
 
     def _find_account(self, platform_user_id):

@@ -1,5 +1,5 @@
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl-3.0.html)
-from odoo import _, api, fields, models
+from odoo import api, fields, models
 from odoo.exceptions import ValidationError
 
 
@@ -106,7 +106,9 @@ class SubscriptionTier(models.Model):
         for tier in self:
             if not split_formats(tier.allowed_formats):
                 raise ValidationError(
-                    _("Tier %(tier)s must allow at least one output format.", tier=tier.name)
+                    self.env._(
+                        "Tier %(tier)s must allow at least one output format.", tier=tier.name
+                    )
                 )
 
     def _format_list(self):

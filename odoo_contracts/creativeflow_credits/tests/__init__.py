@@ -1,4 +1,4 @@
 from . import test_credit_account
+from . import test_credit_concurrency
 from . import test_credit_ledger
 from . import test_credit_service
-from . import test_credit_concurrency

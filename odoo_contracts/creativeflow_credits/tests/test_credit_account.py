@@ -26,9 +26,8 @@ class TestBalanceAdjustment(CreditsCase):
     def test_an_adjustment_needs_a_non_zero_amount_and_a_reason(self):
         account = self.account.with_user(self.manager)
         for amount, reason in ((0, "nothing"), (True, "a boolean"), (1.5, "a float"), (5, " ")):
-            with self.subTest(amount=amount, reason=reason):
-                with self.assertRaises(UserError):
-                    account.action_adjust(amount, reason)
+            with self.subTest(amount=amount, reason=reason), self.assertRaises(UserError):
+                account.action_adjust(amount, reason)
         self.assertEqual(self.account.balance, 500)
 
     def test_an_adjustment_cannot_make_a_balance_negative(self):

@@ -17,16 +17,20 @@ class TestLedgerImmutability(CreditsCase):
 
     def test_entries_cannot_be_written(self):
         for env_entry in (self.entry, self.entry.with_user(self.manager), self.entry.sudo()):
-            with self.subTest(user=env_entry.env.user.login, su=env_entry.env.su):
-                with self.assertRaises(UserError):
-                    env_entry.write({"amount": 1})
+            with (
+                self.subTest(user=env_entry.env.user.login, su=env_entry.env.su),
+                self.assertRaises(UserError),
+            ):
+                env_entry.write({"amount": 1})
         self.assertEqual(self.entry.amount, 8)
 
     def test_entries_cannot_be_deleted(self):
         for env_entry in (self.entry.with_user(self.manager), self.entry.sudo()):
-            with self.subTest(user=env_entry.env.user.login, su=env_entry.env.su):
-                with self.assertRaises(UserError):
-                    env_entry.unlink()
+            with (
+                self.subTest(user=env_entry.env.user.login, su=env_entry.env.su),
+                self.assertRaises(UserError),
+            ):
+                env_entry.unlink()
         self.assertTrue(self.entry.exists())
 
     def test_entries_cannot_be_duplicated(self):

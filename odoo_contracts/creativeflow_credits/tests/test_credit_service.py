@@ -467,9 +467,8 @@ class TestServiceAccess(CreditsCase):
         for user in (self.auditor, self.manager):
             service = self.env["creativeflow.credit.service"].with_user(user)
             for method, args in calls:
-                with self.subTest(user=user.login, method=method):
-                    with self.assertRaises(AccessError):
-                        getattr(service, method)(*args)
+                with self.subTest(user=user.login, method=method), self.assertRaises(AccessError):
+                    getattr(service, method)(*args)
         self.assertFalse(self.entries_of("cf-req-a1"))
         self.assertEqual(self.account.balance, 500)
 
