@@ -107,6 +107,8 @@ class Settings(BaseSettings):
     standard_model: str = Field("creativeflow-standard-v1", validation_alias="STANDARD_MODEL")
     advanced_model: str = Field("creativeflow-advanced-v1", validation_alias="ADVANCED_MODEL")
 
+    idempotency_key_ttl_hours: float = Field(24.0, gt=0, validation_alias="IDEMPOTENCY_KEY_TTL_HOURS")
+
     # --- recovery ------------------------------------------------------------------------------
     recovery_interval_seconds: float = Field(
         30.0, ge=0, validation_alias="RECOVERY_INTERVAL_SECONDS"

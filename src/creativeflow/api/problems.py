@@ -38,18 +38,34 @@ def _validation_errors(error: RequestValidationError) -> list[dict[str, Any]]:
     ]
 
 
+def problem_body(error: DomainError) -> dict[str, Any]:
+    return {
+        "type": error.problem_type,
+        "title": error.title,
+        "status": error.status_code,
+        "detail": error.detail,
+        **error.extensions,
+    }
+
+
+def stored_answer(status: int, body: dict[str, Any]) -> JSONResponse:
+    """An answer kept for an idempotency key, returned as it was first given."""
+    media_type = PROBLEM_JSON if status >= 400 else "application/json"
+    return JSONResponse(
+        body, status_code=status, media_type=media_type, headers={"Idempotent-Replayed": "true"}
+    )
+
+
 async def _on_domain_error(request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, DomainError)
     headers = {"Retry-After": "5"} if error.status_code == 503 else None
     if error.status_code >= 500:
         log.warning("%s: %s", type(error).__name__, error.detail)
-    return problem(
-        error.status_code,
-        error.title,
-        error.detail,
-        type_=error.problem_type,
+    return JSONResponse(
+        problem_body(error),
+        status_code=error.status_code,
+        media_type=PROBLEM_JSON,
         headers=headers,
-        **error.extensions,
     )
 
 

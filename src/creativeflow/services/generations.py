@@ -43,6 +43,7 @@ from .flow import (
     publish_once,
     settle_debit,
 )
+from .idempotency import IdempotencyKey
 from .ports import Clock, CreditLedger, JobPublisher
 from .refunds import Refunder, journal_refund
 
@@ -72,6 +73,7 @@ class PaidStep:
     spec: GenerationSpec
     expected: Status  # the state the request waits in while the step is paid for
     target: Status  # the state it moves to once the job is dispatched
+    idempotency: IdempotencyKey | None = None
 
 
 class GenerationService:
@@ -134,21 +136,37 @@ class GenerationService:
         return request
 
     async def submit(
-        self, user_id: str, command: SubmitGeneration, correlation_id: str
+        self,
+        user_id: str,
+        command: SubmitGeneration,
+        correlation_id: str,
+        idempotency: IdempotencyKey | None = None,
     ) -> GenerationRequest:
         """Debit, dispatch and answer (the synchronous credit check)."""
         request = self.new_request(user_id, command, correlation_id)
-        step = await self._db.run(lambda repo: self._open_submit(repo, request))
+        step = await self._db.run(lambda repo: self._open_submit(repo, request, idempotency))
         return await self._pay_and_dispatch(step, fail_request_on_error=True)
 
     async def accept(
-        self, user_id: str, command: SubmitGeneration, correlation_id: str
+        self,
+        user_id: str,
+        command: SubmitGeneration,
+        correlation_id: str,
+        idempotency: IdempotencyKey | None = None,
     ) -> GenerationRequest:
         """Record the request as PENDING and answer at once (the asynchronous credit check);
         :meth:`process_pending` debits and dispatches it."""
         request = self.new_request(user_id, command, correlation_id)
         request.deadline_at = self._clock.now() + self._config.dispatch_deadline
-        await self._db.run(lambda repo: repo.add_request(request))
+
+        def _accept(repo: TrackingRepository) -> None:
+            if idempotency is not None:
+                idempotency.claim(repo, self._clock.now(), request.id)
+            repo.add_request(request)
+            if idempotency is not None:
+                idempotency.answer(repo, request, 202)
+
+        await self._db.run(_accept)
         return request
 
     async def process_pending(self, request_id: str) -> GenerationRequest:
@@ -160,12 +178,21 @@ class GenerationService:
             return found
         return await self._pay_and_dispatch(step, fail_request_on_error=True)
 
-    def _open_submit(self, repo: TrackingRepository, request: GenerationRequest) -> PaidStep:
+    def _open_submit(
+        self,
+        repo: TrackingRepository,
+        request: GenerationRequest,
+        idempotency: IdempotencyKey | None,
+    ) -> PaidStep:
         now = self._clock.now()
+        if idempotency is not None:
+            idempotency.claim(repo, now, request.id)
         request.transition(Status.VALIDATING_CREDITS, now)
         request.deadline_at = now + self._config.dispatch_deadline
         repo.add_request(request)
-        return self._journal_step(repo, request, "samples", Stage.SAMPLES, attempt=1)
+        return self._journal_step(
+            repo, request, "samples", Stage.SAMPLES, attempt=1, idempotency=idempotency
+        )
 
     def _open_pending(self, repo: TrackingRepository, request_id: str) -> PaidStep | None:
         request = repo.get_request(request_id, for_update=True)
@@ -186,6 +213,7 @@ class GenerationService:
         selected_sample: dict[str, Any] | None = None,
         expected: Status = Status.VALIDATING_CREDITS,
         target: Status = Status.PROCESSING_SAMPLES,
+        idempotency: IdempotencyKey | None = None,
     ) -> PaidStep:
         now = self._clock.now()
         existing = repo.get_operation(request.id, action, CreditOperationKind.DEBIT, for_update=True)
@@ -216,21 +244,40 @@ class GenerationService:
                 advanced_model=spec.advanced_model,
             )
         return PaidStep(
-            request=request, job=job, action=action, spec=spec, expected=expected, target=target
+            request=request,
+            job=job,
+            action=action,
+            spec=spec,
+            expected=expected,
+            target=target,
+            idempotency=idempotency,
         )
 
     # --- selection, regeneration, cancellation ------------------------------------------------
 
     async def select(
-        self, user_id: str, request_id: str, sample_id: str
+        self,
+        user_id: str,
+        request_id: str,
+        sample_id: str,
+        idempotency: IdempotencyKey | None = None,
     ) -> GenerationRequest:
-        step = await self._db.run(lambda repo: self._open_selection(repo, user_id, request_id, sample_id))
+        step = await self._db.run(
+            lambda repo: self._open_selection(repo, user_id, request_id, sample_id, idempotency)
+        )
         return await self._pay_and_dispatch(step, fail_request_on_error=False)
 
     def _open_selection(
-        self, repo: TrackingRepository, user_id: str, request_id: str, sample_id: str
+        self,
+        repo: TrackingRepository,
+        user_id: str,
+        request_id: str,
+        sample_id: str,
+        idempotency: IdempotencyKey | None,
     ) -> PaidStep:
         request = self._owned_for_update(repo, user_id, request_id)
+        if idempotency is not None:
+            idempotency.claim(repo, self._clock.now(), request.id)
         request.require_status(Status.AWAITING_SELECTION, action="select a sample of")
         sample = request.sample(sample_id)
         action = self._next_free_action(repo, request, "final")
@@ -243,16 +290,27 @@ class GenerationService:
             selected_sample={"id": sample.id, "url": sample.url},
             expected=Status.AWAITING_SELECTION,
             target=Status.PROCESSING_FINAL,
+            idempotency=idempotency,
         )
 
-    async def regenerate(self, user_id: str, request_id: str) -> GenerationRequest:
-        step = await self._db.run(lambda repo: self._open_regeneration(repo, user_id, request_id))
+    async def regenerate(
+        self, user_id: str, request_id: str, idempotency: IdempotencyKey | None = None
+    ) -> GenerationRequest:
+        step = await self._db.run(
+            lambda repo: self._open_regeneration(repo, user_id, request_id, idempotency)
+        )
         return await self._pay_and_dispatch(step, fail_request_on_error=False)
 
     def _open_regeneration(
-        self, repo: TrackingRepository, user_id: str, request_id: str
+        self,
+        repo: TrackingRepository,
+        user_id: str,
+        request_id: str,
+        idempotency: IdempotencyKey | None,
     ) -> PaidStep:
         request = self._owned_for_update(repo, user_id, request_id)
+        if idempotency is not None:
+            idempotency.claim(repo, self._clock.now(), request.id)
         request.require_status(Status.AWAITING_SELECTION, action="regenerate samples of")
         action = self._next_free_action(repo, request, "regeneration")
         round_number = int(action.rsplit("-", 1)[1]) + 1
@@ -264,6 +322,7 @@ class GenerationService:
             attempt=round_number,
             expected=Status.AWAITING_SELECTION,
             target=Status.PROCESSING_SAMPLES,
+            idempotency=idempotency,
         )
 
     async def cancel(self, user_id: str, request_id: str) -> GenerationRequest:
@@ -327,7 +386,7 @@ class GenerationService:
         failure = await publish_once(self._publisher, step.job)
         if failure is None:
             return await self._db.run(lambda repo: self._close_dispatched(repo, step, outcome))
-        await self._compensate(step, outcome, fail_request_on_error)
+        await self._compensate(step, outcome, fail_request_on_error, failure)
         raise failure
 
     async def _learn_debit_outcome(self, step: PaidStep, outcome: DebitOutcome) -> DebitOutcome:
@@ -364,11 +423,16 @@ class GenerationService:
         )
         assert operation is not None
         if outcome.outcome_unknown:
-            # leave the request where it is: recovery settles the debit against Odoo's ledger
+            # leave the request (and its idempotency key) where they are: recovery settles the
+            # debit against Odoo's ledger, then releases the key
             operation.status = CreditOperationStatus.UNKNOWN
             operation.last_error = type(outcome.fault).__name__
             repo.save_operation(operation, now)
             return
+        if step.idempotency is not None:
+            error = outcome.refusal or outcome.fault
+            assert error is not None
+            step.idempotency.answer_error(repo, error)
         operation.status = CreditOperationStatus.REFUSED
         operation.refusal_code = (
             outcome.refusal.code if outcome.refusal else "credit_service_unavailable"
@@ -407,10 +471,16 @@ class GenerationService:
         request.transition(step.target, now)
         request.deadline_at = step.job.deadline_at
         repo.save_request(request)
+        if step.idempotency is not None:
+            step.idempotency.answer(repo, request, 202)
         return request
 
     async def _compensate(
-        self, step: PaidStep, outcome: DebitOutcome, fail_request: bool
+        self,
+        step: PaidStep,
+        outcome: DebitOutcome,
+        fail_request: bool,
+        failure: DispatchUnavailable,
     ) -> None:
         """The job could not be dispatched after the debit: refund before answering."""
         assert outcome.receipt is not None
@@ -425,6 +495,8 @@ class GenerationService:
             repo.save_operation(debit, now)
             journal_refund(repo, debit, self._clock)
             repo.set_job_status(step.job.id, JobStatus.SUPERSEDED, now)
+            if step.idempotency is not None:
+                step.idempotency.answer_error(repo, failure)
             if fail_request:
                 request = repo.get_request(step.request.id, for_update=True)
                 assert request is not None

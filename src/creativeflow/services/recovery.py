@@ -56,6 +56,7 @@ class SweepReport:
     refunds_applied: int = 0
     refunds_left: int = 0
     requests_timed_out: int = 0
+    keys_purged: int = 0
     errors: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
@@ -110,7 +111,12 @@ class Recovery:
 
     async def sweep(self) -> SweepReport:
         report = SweepReport()
-        for step in (self._settle_debits, self._expire_overdue, self._retry_refunds):
+        for step in (
+            self._settle_debits,
+            self._expire_overdue,
+            self._retry_refunds,
+            self._purge_expired_keys,
+        ):
             try:
                 await step(report)
             except CreditServiceUnavailable as fault:
@@ -176,6 +182,7 @@ class Recovery:
                 debit.status = CreditOperationStatus.REFUSED
                 debit.refusal_code = "not_applied"
                 repo.save_operation(debit, now)
+            repo.release_idempotency_keys_of(request.id)
             if request.status in WAITING_FOR_DEBIT:
                 request.fail(
                     Failure(
@@ -242,6 +249,12 @@ class Recovery:
                 )
             )
         return refunds, notices
+
+    async def _purge_expired_keys(self, report: SweepReport) -> None:
+        now = self._clock.now()
+        report.keys_purged += await self._db.run(
+            lambda repo: repo.purge_expired_idempotency_keys(now)
+        )
 
     # --- 3. refunds ---------------------------------------------------------------------------
 

@@ -432,6 +432,7 @@ class TrackingRepository:
         fingerprint: str,
         now: datetime,
         expires_at: datetime,
+        request_id: str | None = None,
     ) -> IdempotencyKeyRow | None:
         """Claim a key for this call; return the earlier claim when there is one."""
         inserted = self.session.execute(
@@ -442,6 +443,7 @@ class TrackingRepository:
                 key=key,
                 fingerprint=fingerprint,
                 status="in_flight",
+                request_id=request_id,
                 created_at=now,
                 expires_at=expires_at,
             )
@@ -478,6 +480,16 @@ class TrackingRepository:
                 IdempotencyKeyRow.key == key,
             )
         )
+
+    def release_idempotency_keys_of(self, request_id: str) -> int:
+        """Forget unanswered claims of a request recovery has settled, so a retry may go on."""
+        result = self.session.execute(
+            delete(IdempotencyKeyRow).where(
+                IdempotencyKeyRow.request_id == request_id,
+                IdempotencyKeyRow.status == "in_flight",
+            )
+        )
+        return int(result.rowcount or 0)
 
     def purge_expired_idempotency_keys(self, now: datetime) -> int:
         result = self.session.execute(

@@ -2,20 +2,42 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from typing import Annotated, Any
 
-from fastapi import APIRouter, BackgroundTasks, Query, Request
+from fastapi import APIRouter, BackgroundTasks, Header, Query, Request
+from fastapi.responses import JSONResponse
 
 from creativeflow.api.dependencies import ContainerDep
 from creativeflow.api.identity import CurrentUser
+from creativeflow.api.problems import problem_body, stored_answer
 from creativeflow.api.schemas import (
     GenerationCreate,
     GenerationPage,
     GenerationView,
     SampleSelection,
 )
+from creativeflow.bootstrap import Container
+from creativeflow.domain.model import GenerationRequest
 from creativeflow.domain.states import Status
 from creativeflow.services.generations import SubmitGeneration
+from creativeflow.services.idempotency import IdempotencyKey, ReplayedAnswer, fingerprint
+
+IdempotencyHeader = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=255,
+        pattern=r"^[\x21-\x7E]+$",
+        description=(
+            "Retries with the same key and body return the first answer and never charge "
+            "again (kept 24 hours); the same key with another body is 422; 409 while the "
+            "first call is still running."
+        ),
+    ),
+]
 
 router = APIRouter(prefix="/api/v1/generations", tags=["generations"])
 
@@ -29,6 +51,33 @@ _ERRORS = {
 
 def _correlation_id(request: Request) -> str:
     return str(request.scope.get("state", {}).get("correlation_id") or "")
+
+
+def _render(request: GenerationRequest) -> dict[str, Any]:
+    return GenerationView.of(request).model_dump(mode="json")
+
+
+def _idempotency(
+    container: Container, user_id: str, scope: str, key: str | None, body: Any
+) -> IdempotencyKey | None:
+    if key is None:
+        return None
+    return IdempotencyKey(
+        user_id=user_id,
+        scope=scope,
+        key=key,
+        fingerprint=fingerprint(scope, body),
+        ttl=timedelta(hours=container.settings.idempotency_key_ttl_hours),
+        render=_render,
+        render_error=problem_body,
+    )
+
+
+async def _answer(step: Callable[[], Awaitable[GenerationRequest]]) -> GenerationView | JSONResponse:
+    try:
+        return GenerationView.of(await step())
+    except ReplayedAnswer as replayed:
+        return stored_answer(replayed.answer.status, replayed.answer.body)
 
 
 @router.post(
@@ -48,7 +97,8 @@ async def submit_generation(
     container: ContainerDep,
     request: Request,
     background: BackgroundTasks,
-) -> GenerationView:
+    idempotency_key: IdempotencyHeader = None,
+) -> GenerationView | JSONResponse:
     command = SubmitGeneration(
         prompt=body.prompt,
         format=body.format,
@@ -61,12 +111,19 @@ async def submit_generation(
         advanced_model=body.advanced_model,
     )
     service = container.generations
+    keyed = _idempotency(
+        container, user_id, "submit", idempotency_key, body.model_dump(mode="json")
+    )
+    correlation_id = _correlation_id(request)
     if container.settings.use_sync_credit_check:
-        created = await service.submit(user_id, command, _correlation_id(request))
-    else:
-        created = await service.accept(user_id, command, _correlation_id(request))
+        return await _answer(lambda: service.submit(user_id, command, correlation_id, keyed))
+
+    async def accept() -> GenerationRequest:
+        created = await service.accept(user_id, command, correlation_id, keyed)
         background.add_task(container.process_pending_quietly, created.id)
-    return GenerationView.of(created)
+        return created
+
+    return await _answer(accept)
 
 
 @router.get(
@@ -114,10 +171,17 @@ async def get_generation(
     },
 )
 async def select_sample(
-    request_id: str, body: SampleSelection, user_id: CurrentUser, container: ContainerDep
-) -> GenerationView:
-    return GenerationView.of(
-        await container.generations.select(user_id, request_id, body.sample_id)
+    request_id: str,
+    body: SampleSelection,
+    user_id: CurrentUser,
+    container: ContainerDep,
+    idempotency_key: IdempotencyHeader = None,
+) -> GenerationView | JSONResponse:
+    keyed = _idempotency(
+        container, user_id, f"selection:{request_id}", idempotency_key, body.model_dump()
+    )
+    return await _answer(
+        lambda: container.generations.select(user_id, request_id, body.sample_id, keyed)
     )
 
 
@@ -133,9 +197,13 @@ async def select_sample(
     },
 )
 async def regenerate_samples(
-    request_id: str, user_id: CurrentUser, container: ContainerDep
-) -> GenerationView:
-    return GenerationView.of(await container.generations.regenerate(user_id, request_id))
+    request_id: str,
+    user_id: CurrentUser,
+    container: ContainerDep,
+    idempotency_key: IdempotencyHeader = None,
+) -> GenerationView | JSONResponse:
+    keyed = _idempotency(container, user_id, f"regeneration:{request_id}", idempotency_key, {})
+    return await _answer(lambda: container.generations.regenerate(user_id, request_id, keyed))
 
 
 @router.post(
