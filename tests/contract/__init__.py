@@ -1,1 +1,1 @@
-"""The Odoo credit contract suite (see ``odoo_contracts/README.md``, "Running the contract suite")."""
+"""The Odoo credit contract suite: see "Running the contract suite" in odoo_contracts/README.md."""

@@ -107,9 +107,7 @@ class RealOdooTarget:
 
     def new_account(self, tier: str, balance: int) -> str:
         manager = self._manager_client()
-        tier_ids = manager.call(
-            "creativeflow.subscription.tier", "search", [["code", "=", tier]]
-        )
+        tier_ids = manager.call("creativeflow.subscription.tier", "search", [["code", "=", tier]])
         if not tier_ids:
             pytest.skip(f"the real Odoo has no tier {tier!r}")
         user_id = fresh_id("user")
@@ -152,9 +150,7 @@ class RealOdooTarget:
                     "creating fresh accounts on a real Odoo needs ODOO_CONTRACT_MANAGER_LOGIN "
                     "and ODOO_CONTRACT_MANAGER_SECRET (a CreativeFlow credit manager)"
                 )
-            self._manager = OdooClient(
-                OdooConfig(self.url, self.database, login, secret, "xmlrpc")
-            )
+            self._manager = OdooClient(OdooConfig(self.url, self.database, login, secret, "xmlrpc"))
         return self._manager
 
 
@@ -224,7 +220,9 @@ def make_client(make_config: Callable[..., OdooConfig]) -> Iterator[Callable[...
     clients: list[OdooClient] = []
 
     def make(**overrides: Any) -> OdooClient:
-        client_options = {key: overrides.pop(key) for key in ("sleep", "transport") if key in overrides}
+        client_options = {
+            key: overrides.pop(key) for key in ("sleep", "transport") if key in overrides
+        }
         client = OdooClient(make_config(**overrides), **client_options)
         clients.append(client)
         return client

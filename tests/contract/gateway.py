@@ -10,6 +10,7 @@ It needs no emulator power, so these tests also run against a real Odoo.
 from __future__ import annotations
 
 import http.client
+import ssl
 import threading
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -26,7 +27,7 @@ class _Rule:
 
 
 class GatewayStub:
-    def __init__(self, upstream_url: str) -> None:
+    def __init__(self, upstream_url: str, *, tls: ssl.SSLContext | None = None) -> None:
         parts = urlsplit(upstream_url)
         self._scheme = parts.scheme
         self._host = parts.hostname or "127.0.0.1"
@@ -37,13 +38,16 @@ class GatewayStub:
         self._failed = 0
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
         self._server.daemon_threads = True
+        if tls is not None:
+            self._server.socket = tls.wrap_socket(self._server.socket, server_side=True)
+        self._public_scheme = "https" if tls is not None else "http"
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._thread.start()
 
     @property
     def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        host = "localhost" if self._public_scheme == "https" else "127.0.0.1"
+        return f"{self._public_scheme}://{host}:{self._server.server_address[1]}"
 
     @property
     def forwarded(self) -> int:

@@ -91,6 +91,9 @@ def test_the_async_face_logs_in_once_per_worker_thread_not_per_call(
         logins = emulator.request_count(service_method=LOGIN)
         assert logins == credits.client_count
         assert 1 <= logins <= workers
-        assert emulator.request_count(model_method="creativeflow.credit.service.get_entitlements") == 2 * calls
+        assert (
+            emulator.request_count(model_method="creativeflow.credit.service.get_entitlements")
+            == 2 * calls
+        )
     finally:
         credits.close()

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 import pytest
 
 from creativeflow.adapters.odoo import OdooClient, OdooRejected
-from creativeflow.domain.credits import Entitlements, GenerationSpec
+from creativeflow.domain.credits import Entitlements, GenerationSpec, LedgerEntry
 from creativeflow.domain.errors import CreditsRefused
 
 from .conftest import fresh_id, spec
@@ -104,6 +104,7 @@ def test_a_debit_for_an_unknown_account_is_refused(client: OdooClient) -> None:
     [
         ("bogus-action", spec()),
         ("regeneration-0", spec()),
+        ("final-1", spec()),
         ("samples", spec(samples=0)),
         ("samples", spec(width=0)),
     ],
@@ -121,7 +122,9 @@ def test_invalid_arguments_are_refused_as_invalid_request(
     assert client.get_entitlements(user).balance == 100
 
 
-def _free_tier(client: OdooClient, new_account: NewAccount, balance: int = 100) -> tuple[str, Entitlements]:
+def _free_tier(
+    client: OdooClient, new_account: NewAccount, balance: int = 100
+) -> tuple[str, Entitlements]:
     user = new_account(tier="free", balance=balance)
     return user, client.get_entitlements(user)
 
@@ -140,7 +143,10 @@ def test_each_tier_rule_refuses_with_its_reason_in_the_documented_order(
     cases = [
         # every rule broken: the first in the table wins, and so on down the table
         ("format_not_allowed", spec(too_many, fmt=bad_format, width=too_wide, advanced_model=True)),
-        ("resolution_not_allowed", spec(too_many, fmt=good_format, width=too_wide, advanced_model=True)),
+        (
+            "resolution_not_allowed",
+            spec(too_many, fmt=good_format, width=too_wide, advanced_model=True),
+        ),
         ("resolution_not_allowed", spec(1, fmt=good_format, height=limits.max_height + 1)),
         ("too_many_samples", spec(too_many, fmt=good_format, advanced_model=True)),
         ("advanced_model_not_allowed", spec(1, fmt=good_format, advanced_model=True)),
@@ -165,9 +171,15 @@ def test_the_sample_cap_does_not_apply_to_the_final_asset(
     user, free = _free_tier(client, new_account)
     too_many = free.limits.max_samples_per_request + 1
 
-    receipt = client.debit(user, fresh_id("req"), "final", spec(too_many), fresh_id("corr"))
+    request_id = fresh_id("req")
 
-    assert receipt.amount == free.prices.final
+    final = client.debit(user, request_id, "final", spec(too_many), fresh_id("corr"))
+    client.refund(request_id, "final", "final asset failed", fresh_id("corr"))
+    second_attempt = client.debit(user, request_id, "final-2", spec(too_many), fresh_id("corr"))
+
+    assert final.amount == second_attempt.amount == free.prices.final
+    assert second_attempt.replay is False
+    assert client.get_entitlements(user).balance == 100 - free.prices.final
 
 
 def test_a_repeated_debit_is_a_replay_with_one_entry_and_one_deduction(
@@ -312,7 +324,8 @@ def test_ledger_window_pages_through_entries_in_a_time_window(
     until = max(_created(e.created_at) for e in ours) + timedelta(seconds=1)
 
     first_page = client.ledger_window(since, until, limit=1)
-    collected, offset, has_more = [], 0, True
+    collected: list[LedgerEntry] = []
+    offset, has_more = 0, True
     while has_more:
         page = client.ledger_window(since, until, limit=50, offset=offset)
         collected.extend(page.entries)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import threading
+import time
 from collections.abc import Iterator
 from dataclasses import replace
 from importlib.resources import files
@@ -21,6 +23,7 @@ from creativeflow.adapters.rabbitmq import (
     RabbitConfig,
     RecordingPublisher,
 )
+from creativeflow.adapters.rabbitmq.worker_pool import WorkerPool
 from creativeflow.domain.errors import DispatchUnavailable
 from creativeflow.domain.jobs import JOB_SCHEMA, Stage
 from tests.integration.rabbit_support import (
@@ -252,6 +255,26 @@ def test_a_publish_on_a_dead_connection_reconnects_and_retries_once(
     assert message_ids[1] == job.job_id
 
 
+@needs_rabbitmqctl
+def test_an_idle_connection_is_kept_alive_by_heartbeats(config: RabbitConfig) -> None:
+    publisher = PikaJobPublisher(replace(config, publish_workers=1, heartbeat=1))
+    publisher.declare_topology()
+    try:
+        asyncio.run(publisher.publish(make_job()))
+        before = broker_connections(config.connection_name)
+        time.sleep(5)  # idle for five heartbeats: the broker drops a connection silent for two
+
+        asyncio.run(publisher.publish(make_job()))
+
+        after = broker_connections(config.connection_name)
+    finally:
+        publisher.close()
+
+    assert len(before) == 1
+    assert after == before
+    assert queue_depth(config.queue) == 2
+
+
 def test_fifty_concurrent_publishes_each_arrive_once(
     config: RabbitConfig, publisher: PikaJobPublisher
 ) -> None:
@@ -319,3 +342,33 @@ def test_recording_publisher_records_and_fails_on_request() -> None:
     assert fake.job_ids == [second.job_id]
     assert fake.attempts == 2
     assert asyncio.run(fake.check()) is True
+
+
+def test_worker_pool_drops_queued_work_and_lets_each_worker_clean_up() -> None:
+    started = threading.Semaphore(0)
+    release = threading.Event()
+    exits: list[str] = []
+
+    def block() -> bool:
+        started.release()
+        return release.wait(30)
+
+    pool = WorkerPool(
+        2,
+        "test-pool",
+        idle_interval=0.05,
+        on_exit=lambda: exits.append(threading.current_thread().name),
+    )
+    running = [pool.submit(block) for _ in range(2)]
+    queued = pool.submit(lambda: "never")
+    assert started.acquire(timeout=10) and started.acquire(timeout=10)
+
+    pool.shutdown(wait=False, cancel_futures=True)
+    release.set()
+    pool.shutdown(wait=True)
+
+    assert [future.result() for future in running] == [True, True]
+    assert queued.cancelled()
+    assert sorted(exits) == ["test-pool_0", "test-pool_1"]
+    with pytest.raises(RuntimeError):
+        pool.submit(lambda: None)

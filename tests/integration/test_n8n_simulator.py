@@ -351,6 +351,22 @@ def test_a_callback_is_retried_after_a_server_error(
     assert queue_depth(config.queue) == 0
 
 
+def test_a_replay_refusal_after_a_retry_counts_as_delivered(
+    receiver: CallbackReceiver,
+    publish: Callable[[JobMessage], None],
+    start_simulator: Callable[..., N8nSimulator],
+) -> None:
+    receiver.statuses = [502, 409]  # the first attempt got through before its answer was lost
+    simulator = start_simulator()
+
+    publish(make_job(receiver.base_url))
+
+    assert wait_until(lambda: simulator.handled == 1)
+    assert len(receiver.requests) == 2
+    assert simulator.stats().callbacks_delivered == 1
+    assert simulator.stats().callbacks_failed == 0
+
+
 def test_a_refused_callback_is_not_retried_and_the_job_is_acked(
     receiver: CallbackReceiver,
     publish: Callable[[JobMessage], None],

@@ -33,7 +33,9 @@ def db(tracking_database_url: str) -> Iterator[TrackingDatabase]:
     database.close()
 
 
-def a_request(user_id: str = "u-1", status: Status = Status.PROCESSING_SAMPLES) -> GenerationRequest:
+def a_request(
+    user_id: str = "u-1", status: Status = Status.PROCESSING_SAMPLES
+) -> GenerationRequest:
     request = GenerationRequest(
         id=str(uuid.uuid4()),
         user_id=user_id,

@@ -43,7 +43,10 @@ PASSWORD = "orchestrator"
 SERVICE = "creativeflow.credit.service"
 DEBIT = f"{SERVICE}.debit"
 PNG_4 = {"format": "png", "width": 1024, "height": 1024, "samples": 4, "advanced_model": False}
-PRIVATE_TEXT = "Private methods (such as _lock_account) cannot be called remotely."
+PRIVATE_TEXT = (
+    "Private methods (such as 'creativeflow.credit.service._lock_account') "
+    "cannot be called remotely."
+)
 
 
 # -- fixtures and helpers ----------------------------------------------------------------------

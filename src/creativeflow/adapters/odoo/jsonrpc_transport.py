@@ -135,7 +135,7 @@ class JsonRpcTransport:
         except urllib.error.URLError as exc:
             raise _fault_of_url_error(what, exc) from exc
         except ConnectFailed as exc:
-            raise TransportFault(f"{what}: {exc}", sent=False) from exc
+            raise TransportFault(f"{what}: {exc}", sent=False, retryable=exc.retryable) from exc
         except (http.client.HTTPException, OSError) as exc:
             raise TransportFault(
                 f"{what}: no reply ({type(exc).__name__}: {exc})", sent=True
@@ -162,7 +162,7 @@ def _fault_of(exc: Any) -> tuple[str, str]:
 def _fault_of_url_error(what: str, exc: urllib.error.URLError) -> TransportFault:
     reason = exc.reason
     if isinstance(reason, ConnectFailed):
-        return TransportFault(f"{what}: {reason}", sent=False)
+        return TransportFault(f"{what}: {reason}", sent=False, retryable=reason.retryable)
     if isinstance(reason, OSError):
         # urllib wraps errors raised while sending: part of the request may have left.
         return TransportFault(f"{what}: failed while sending ({reason})", sent=True)

@@ -66,7 +66,21 @@ class TransportFault(Exception):
 
 
 class ConnectFailed(OSError):
-    """The TCP connection or the TLS handshake failed: the request was never sent."""
+    """The TCP connection or the TLS handshake failed: the request was never sent.
+
+    ``retryable`` is False when trying again cannot help (the server's certificate is refused).
+    """
+
+    def __init__(self, description: str, *, retryable: bool = True) -> None:
+        super().__init__(description)
+        self.retryable = retryable
+
+
+def _connect_failed(host: str, port: int, exc: OSError) -> ConnectFailed:
+    return ConnectFailed(
+        f"cannot connect to {host}:{port}: {exc}",
+        retryable=not isinstance(exc, ssl.SSLCertVerificationError),
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,7 +100,7 @@ class TimeoutHTTPConnection(http.client.HTTPConnection):
         try:
             super().connect()
         except OSError as exc:
-            raise ConnectFailed(f"cannot connect to {self.host}:{self.port}: {exc}") from exc
+            raise _connect_failed(self.host, self.port, exc) from exc
         self.sock.settimeout(self._read_timeout)
 
 
@@ -108,7 +122,7 @@ class TimeoutHTTPSConnection(http.client.HTTPSConnection):
         try:
             super().connect()
         except OSError as exc:
-            raise ConnectFailed(f"cannot connect to {self.host}:{self.port}: {exc}") from exc
+            raise _connect_failed(self.host, self.port, exc) from exc
         self.sock.settimeout(self._read_timeout)
 
 

@@ -122,7 +122,7 @@ class XmlRpcTransport:
         except xmlrpc.client.ProtocolError as exc:
             raise fault_for_http_status(exc.errcode, f"{exc.errmsg} on {what}") from None
         except ConnectFailed as exc:
-            raise TransportFault(f"{what}: {exc}", sent=False) from exc
+            raise TransportFault(f"{what}: {exc}", sent=False, retryable=exc.retryable) from exc
         except (http.client.HTTPException, OSError) as exc:
             raise TransportFault(
                 f"{what}: no reply ({type(exc).__name__}: {exc})", sent=True

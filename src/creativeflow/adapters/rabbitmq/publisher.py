@@ -10,10 +10,11 @@ the message is unroutable or nacked, ``publish`` raises :class:`PublishFailed`. 
 connection lost mid-publish may deliver the job twice, so consumers de-duplicate on
 ``message_id`` (= ``job_id``).
 
-The broker closes a connection that has been silent for about two heartbeats, and an idle
-``BlockingConnection`` sends nothing, so an idle worker's connection may be dead: before each
-publish the worker processes pending I/O without waiting, which answers due heartbeats and, if the
-broker has closed the connection, replaces it before the message is sent.
+A ``BlockingConnection`` only answers heartbeats while its thread does I/O, and the broker drops a
+connection silent for two heartbeats. So an idle worker processes its connection's pending I/O
+every quarter heartbeat (:class:`WorkerPool`'s idle hook), and before each publish, so a
+connection that died anyway is replaced before the message is sent. Each worker closes its own
+connection when the pool shuts down.
 """
 
 from __future__ import annotations
@@ -24,7 +25,6 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol, TypeVar
 
 import pika
@@ -46,6 +46,7 @@ from creativeflow.adapters.rabbitmq.errors import (
     PublishTimedOut,
 )
 from creativeflow.adapters.rabbitmq.topology import DeclaredTopology, declare_topology
+from creativeflow.adapters.rabbitmq.worker_pool import WorkerPool
 from creativeflow.domain.jobs import JOB_EVENT, JOB_SCHEMA, JobMessage
 
 log = logging.getLogger(__name__)
@@ -93,8 +94,12 @@ class PikaJobPublisher:
     def __init__(self, config: RabbitConfig) -> None:
         self._config = config
         self._params = connection_parameters(config)
-        self._pool = ThreadPoolExecutor(
-            max_workers=config.publish_workers, thread_name_prefix="rabbit-publisher"
+        self._pool = WorkerPool(
+            config.publish_workers,
+            "rabbit-publisher",
+            idle_interval=config.heartbeat / 4 if config.heartbeat > 0 else None,
+            on_idle=self._keep_thread_link_alive,
+            on_exit=self._drop_thread_link,
         )
         self._link = _ThreadLink()
         self._lock = threading.Lock()
@@ -158,19 +163,15 @@ class PikaJobPublisher:
             _close_quietly(connection)
 
     def close(self) -> None:
-        """Wait for running publishes, drop queued ones, and close every worker's connection.
-
-        The pool is shut down first, so no worker thread is left using a connection when it is
-        closed here from another thread.
-        """
+        """Wait for running publishes, drop queued ones; each worker closes its own connection."""
         self._closed = True
         self._pool.shutdown(wait=True, cancel_futures=True)
-        with self._lock:
-            connections = list(self._connections)
+        with self._lock:  # workers are gone; anything left here is closed from this thread
+            leftovers = list(self._connections)
             self._connections.clear()
-        for connection in connections:
+        for connection in leftovers:
             _close_quietly(connection)
-        log.info("job publisher closed %d connection(s)", len(connections))
+        log.info("job publisher closed")
 
     # -- inside a worker thread ---------------------------------------------------------------
 
@@ -270,6 +271,13 @@ class PikaJobPublisher:
             self._config.safe_url,
         )
         return channel
+
+    def _keep_thread_link_alive(self) -> None:
+        link = self._link
+        if link.connection is None or link.channel is None:
+            return
+        if not self._idle_link_alive(link.connection, link.channel):
+            self._drop_thread_link()
 
     def _idle_link_alive(
         self, connection: pika.BlockingConnection, channel: BlockingChannel

@@ -59,6 +59,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    logging.getLogger("pika").setLevel(logging.WARNING)  # pika narrates every connection at INFO
     simulator = N8nSimulator(
         SimulatorConfig(
             rabbitmq_url=args.rabbitmq_url,

@@ -37,6 +37,8 @@ class Delivery:
 class CallbackSender:
     """Sends one callback message; retries connection errors, 429 and 5xx, never other 4xx.
 
+    A 2xx, or a 409 (the orchestrator refuses a webhook-id it has already taken), is delivered.
+
     Every attempt of one message carries the same ``webhook-id`` and is signed anew with the
     current time, as Standard Webhooks senders do; a waiting retry ends early when ``stop`` is set.
     """
@@ -70,7 +72,8 @@ class CallbackSender:
                 log.warning("callback %s to %s failed (attempt %d): %r", msg_id, url, attempt, exc)
             else:
                 status = response.status_code
-                if response.is_success:
+                # 409: the orchestrator already has this webhook-id (an earlier attempt got through)
+                if response.is_success or status == 409:
                     return Delivery(msg_id, True, status, attempt)
                 if status < 500 and status != 429:
                     log.warning(

@@ -160,10 +160,11 @@ class FaultKnobs:
     # -- internals -----------------------------------------------------------------------------
 
     def _set_refusing(self, refuse: bool) -> None:
-        with self._lock:
-            self._refusing = bool(refuse)
+        # Switch first: if the port cannot be bound again, the state must still say "refusing".
         if self._switch is not None:
             self._switch(bool(refuse))
+        with self._lock:
+            self._refusing = bool(refuse)
 
     def _reopen_after_delay(self, timer: threading.Timer) -> None:
         with self._switch_lock:

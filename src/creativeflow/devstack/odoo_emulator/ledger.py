@@ -140,27 +140,7 @@ class CreditLedger:
             account = self._accounts.get(str(platform_user_id))
             if account is None:
                 return refusal("unknown_account")
-            tier = self._tiers[account.tier_code]
-            return {
-                "ok": True,
-                "code": "ok",
-                "user_id": account.platform_user_id,
-                "tier": {"code": tier.code, "name": tier.name},
-                "limits": {
-                    "formats": list(tier.formats),
-                    "max_width": tier.max_width,
-                    "max_height": tier.max_height,
-                    "max_samples_per_request": tier.max_samples_per_request,
-                    "advanced_models": tier.allow_advanced_models,
-                    "max_requests_in_flight": tier.max_requests_in_flight,
-                },
-                "prices": {
-                    "sample": tier.price_per_sample,
-                    "final": tier.price_final_asset,
-                    "regeneration_sample": tier.price_per_regeneration_sample,
-                },
-                "balance": account.balance,
-            }
+            return _entitlements(account, self._tiers[account.tier_code])
 
     def debit(
         self,
@@ -312,6 +292,29 @@ class CreditLedger:
         )
         self._entries.append(entry)
         return entry
+
+
+def _entitlements(account: Account, tier: Tier) -> Result:
+    return {
+        "ok": True,
+        "code": "ok",
+        "user_id": account.platform_user_id,
+        "tier": {"code": tier.code, "name": tier.name},
+        "limits": {
+            "formats": list(tier.formats),
+            "max_width": tier.max_width,
+            "max_height": tier.max_height,
+            "max_samples_per_request": tier.max_samples_per_request,
+            "advanced_models": tier.allow_advanced_models,
+            "max_requests_in_flight": tier.max_requests_in_flight,
+        },
+        "prices": {
+            "sample": tier.price_per_sample,
+            "final": tier.price_final_asset,
+            "regeneration_sample": tier.price_per_regeneration_sample,
+        },
+        "balance": account.balance,
+    }
 
 
 def _naive_utc(moment: datetime) -> datetime:

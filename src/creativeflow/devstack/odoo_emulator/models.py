@@ -57,10 +57,10 @@ class ModelRegistry:
         before_apply: Callable[[], None],
     ) -> Any:
         """Run one model method; ``before_apply`` runs just before it could change anything."""
-        name = _check_method_name(method_name)
         model = self._models.get(model_name) if isinstance(model_name, str) else None
         if model is None:
             raise errors.UserError(f"Object {model_name} doesn't exist")
+        name = _check_method_name(model.name, method_name)
         method = model.methods.get(name)
         if method is None:
             raise errors.ApplicationError(
@@ -85,14 +85,14 @@ def bind_arguments(
         raise errors.ApplicationError(f"{name}() {exc}", python_class="TypeError") from None
 
 
-def _check_method_name(method_name: object) -> str:
+def _check_method_name(model_name: str, method_name: object) -> str:
     if not isinstance(method_name, str):
         raise errors.ApplicationError(
             "expected string or bytes-like object", python_class="TypeError"
         )
     if _PRIVATE_METHOD.match(method_name):
         raise errors.AccessError(
-            f"Private methods (such as {method_name}) cannot be called remotely."
+            f"Private methods (such as '{model_name}.{method_name}') cannot be called remotely."
         )
     return method_name
 

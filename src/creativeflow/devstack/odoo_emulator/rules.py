@@ -1,8 +1,11 @@
 """The addon's business rules, as pure functions: argument checks, the tier check and pricing.
 
-They follow ``odoo_contracts/README.md`` to the letter so that the emulator refuses exactly what
-the real addon refuses, with the same codes, reasons and order. Nothing here holds state or a
-lock; ``ledger.py`` applies these rules under its lock.
+They follow ``odoo_contracts/README.md`` so that the emulator refuses exactly what the real addon
+refuses, with the same codes, reasons and order. Where the README is silent (a blank id, the
+case of a format, the largest ``ledger_window`` page, ``since`` after ``until``), they do what the
+addon (``odoo_contracts/creativeflow_credits/models/credit_service.py``) does, so one contract
+suite passes against both. Nothing here holds state or a lock; ``ledger.py`` applies these rules
+under its lock.
 """
 
 from __future__ import annotations
