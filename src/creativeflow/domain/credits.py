@@ -18,15 +18,20 @@ class GenerationSpec:
     height: int
     samples: int
     advanced_model: bool = False
+    # unfinished requests the user already has, for the tier's cap; None: not checked
+    requests_in_flight: int | None = None
 
     def as_odoo_spec(self) -> dict[str, Any]:
-        return {
+        spec: dict[str, Any] = {
             "format": self.format,
             "width": self.width,
             "height": self.height,
             "samples": self.samples,
             "advanced_model": self.advanced_model,
         }
+        if self.requests_in_flight is not None:
+            spec["requests_in_flight"] = self.requests_in_flight
+        return spec
 
 
 @dataclass(frozen=True, slots=True)

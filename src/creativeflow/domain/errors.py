@@ -4,11 +4,11 @@
     ├── InvalidTransition           409  a state change the state machine refuses
     ├── NotFound                    404  unknown id, or somebody else's
     ├── Conflict                    409  the request is not in a state for this action
-    ├── CreditsRefused              402/403/422  Odoo refused the debit (a stable code)
+    ├── CreditsRefused              402/403/409/422/429  Odoo refused the debit (a stable code;
+    │                               429 when the tier's cap on unfinished requests is reached)
     ├── CreditServiceUnavailable    503  Odoo could not be reached; nothing was charged
     │   └── CreditOutcomeUnknown    503  Odoo may have applied the call; recovery settles it
-    ├── DispatchUnavailable         503  the job could not be published
-    └── TooManyRequestsInFlight     429  the tier's cap on unfinished requests is reached
+    └── DispatchUnavailable         503  the job could not be published
 """
 
 from __future__ import annotations
@@ -66,6 +66,10 @@ class CreditsRefused(DomainError):
         self.figures = figures
         self.status_code = _REFUSAL_STATUS.get(code, 422)
         self.problem_type = f"/problems/{code.replace('_', '-')}"
+        if figures.get("reason") == "too_many_requests_in_flight":
+            # the tier's cap on unfinished requests: the client may retry once one finishes
+            self.status_code = 429
+            self.problem_type = "/problems/too-many-requests-in-flight"
 
 
 class CreditServiceUnavailable(DomainError):
@@ -84,9 +88,3 @@ class DispatchUnavailable(DomainError):
     status_code = 503
     problem_type = "/problems/dispatch-unavailable"
     title = "Job dispatch unavailable"
-
-
-class TooManyRequestsInFlight(DomainError):
-    status_code = 429
-    problem_type = "/problems/too-many-requests-in-flight"
-    title = "Too many requests in flight"
