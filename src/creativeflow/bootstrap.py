@@ -20,6 +20,7 @@ from creativeflow.services.callbacks import CallbackService
 from creativeflow.services.flow import FlowConfig
 from creativeflow.services.generations import GenerationService
 from creativeflow.services.ports import Clock, CreditLedger, JobPublisher, Notifier
+from creativeflow.services.reconciliation import Reconciler
 from creativeflow.services.refunds import Refunder
 from creativeflow.settings import Settings
 
@@ -87,9 +88,11 @@ class Container:
     generations: GenerationService = field(init=False)
     callbacks: CallbackService = field(init=False)
     refunder: Refunder = field(init=False)
+    reconciler: Reconciler = field(init=False)
 
     def __post_init__(self) -> None:
         self.refunder = Refunder(self.db, self.credits, self.clock)
+        self.reconciler = Reconciler(self.db, self.credits)
         self.generations = GenerationService(
             self.db,
             self.credits,

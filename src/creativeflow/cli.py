@@ -7,6 +7,7 @@ import asyncio
 import logging
 import sys
 from collections.abc import Sequence
+from datetime import datetime
 
 from creativeflow.logging_setup import configure_logging
 from creativeflow.settings import Settings
@@ -59,6 +60,37 @@ def _sweep(settings: Settings, args: argparse.Namespace) -> int:
     return asyncio.run(run())
 
 
+def _reconcile(settings: Settings, args: argparse.Namespace) -> int:
+    """Print the findings as JSON; exit 1 when there is any (so a cron job or CI can alert)."""
+    import json
+    from datetime import UTC, datetime
+
+    from creativeflow.api.routes.admin import default_window
+    from creativeflow.bootstrap import build_container
+
+    default_since, default_until = default_window(datetime.now(UTC))
+    until = _utc(args.until) if args.until else default_until
+    since = _utc(args.since) if args.since else until - (default_until - default_since)
+
+    async def run() -> int:
+        container = build_container(settings)
+        try:
+            report = await container.reconciler.reconcile(since, until)
+        finally:
+            await container.close()
+        print(json.dumps(report.to_dict(), indent=2))
+        return 0 if report.clean else 1
+
+    return asyncio.run(run())
+
+
+def _utc(text: str) -> datetime:
+    from datetime import UTC, datetime
+
+    moment = datetime.fromisoformat(text)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="creativeflow", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -76,6 +108,12 @@ def _parser() -> argparse.ArgumentParser:
     dev.set_defaults(run=_dev)
     sweep = commands.add_parser("sweep", help="run one recovery sweep and print what it settled")
     sweep.set_defaults(run=_sweep)
+    reconcile = commands.add_parser(
+        "reconcile", help="compare tracking with Odoo's ledger; exit 1 on any mismatch"
+    )
+    reconcile.add_argument("--since", help="ISO 8601 start (default: until - 24 hours)")
+    reconcile.add_argument("--until", help="ISO 8601 end (default: now - 5 minutes)")
+    reconcile.set_defaults(run=_reconcile)
     return parser
 
 

@@ -14,7 +14,7 @@ from fastapi import FastAPI
 from creativeflow import __version__
 from creativeflow.api.middleware import BodySizeLimitMiddleware, CorrelationIdMiddleware
 from creativeflow.api.problems import install_problem_handlers
-from creativeflow.api.routes import callbacks, credits, generations, health
+from creativeflow.api.routes import admin, callbacks, credits, generations, health
 from creativeflow.bootstrap import Container, build_container
 from creativeflow.services.recovery import Recovery
 from creativeflow.settings import Settings
@@ -64,7 +64,13 @@ def create_app(
     )
     app.state.settings = settings
     install_problem_handlers(app)
-    for router in (generations.router, callbacks.router, credits.router, health.router):
+    for router in (
+        generations.router,
+        callbacks.router,
+        credits.router,
+        admin.router,
+        health.router,
+    ):
         app.include_router(router)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=MAX_BODY_BYTES)
     app.add_middleware(CorrelationIdMiddleware)

@@ -1,0 +1,51 @@
+"""Admin routes, behind their own credential: reconciliation of the tracking database with
+Odoo's credit ledger."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+from starlette.exceptions import HTTPException
+
+from creativeflow.api.dependencies import ContainerDep
+from creativeflow.api.identity import AdminOnly
+
+router = APIRouter(prefix="/api/v1/admin", tags=["admin"])
+
+# entries become visible when their Odoo transaction commits: leave the last minutes alone
+SETTLING_MARGIN = timedelta(minutes=5)
+
+
+def default_window(now: datetime) -> tuple[datetime, datetime]:
+    until = now - SETTLING_MARGIN
+    return until - timedelta(hours=24), until
+
+
+@router.get(
+    "/reconciliation",
+    summary="Compare the tracking database with Odoo's ledger over a time window",
+    responses={
+        401: {"description": "missing or invalid admin credential"},
+        422: {"description": "since is not before until"},
+        503: {"description": "Odoo is unavailable"},
+    },
+)
+async def reconciliation(
+    _: AdminOnly,
+    container: ContainerDep,
+    since: Annotated[datetime | None, Query(description="start (ISO 8601; default: until - 24h)")] = None,
+    until: Annotated[datetime | None, Query(description="end (ISO 8601; default: now - 5 min)")] = None,
+) -> dict[str, Any]:
+    default_since, default_until = default_window(datetime.now(UTC))
+    until = _aware(until) if until else default_until
+    since = _aware(since) if since else until - (default_until - default_since)
+    if since >= until:
+        raise HTTPException(422, "since must be before until")
+    report = await container.reconciler.reconcile(since, until)
+    return report.to_dict()
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
