@@ -262,3 +262,29 @@ async def test_dropped_database_connections_are_replaced(rig: Rig, tracking_data
     assert [r.status for r in rig.requests_of(user)] == [Status.PROCESSING_SAMPLES] * 2
     await rig.recover()
     await rig.assert_invariants([user], {user: 100})
+
+
+async def test_one_sweep_settles_more_stuck_requests_than_one_batch_holds(rig: Rig) -> None:
+    from datetime import timedelta
+
+    from creativeflow.services.recovery import Recovery
+    from tests.faults.conftest import LaterClock
+
+    user = rig.new_user(balance=100)
+    for point in ["after_debit_applied", "before_publish", "before_debit"] * 2 + ["after_publish"]:
+        await crash_submit(rig, user, point)
+        rig.switch.fired.clear()
+    recovery = Recovery(
+        rig.container.db,
+        rig.container.credits,
+        rig.container.refunder,
+        rig.container.notifier,
+        LaterClock(timedelta(days=1)),
+        grace=timedelta(0),
+        batch=2,
+    )
+    report = await recovery.sweep()
+    assert report.debits_settled == 7
+    assert {r.status for r in rig.requests_of(user)} == {Status.FAILED}
+    assert rig.emulator.balance(user) == 100
+    await rig.assert_invariants([user], {user: 100})

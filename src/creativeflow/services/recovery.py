@@ -45,6 +45,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+MAX_BATCHES_PER_STEP = 1000
 WAITING_FOR_DEBIT = (Status.PENDING, Status.VALIDATING_CREDITS, Status.PUBLISHING_TO_QUEUE)
 PROCESSING = (Status.PROCESSING_SAMPLES, Status.PROCESSING_FINAL)
 
@@ -118,7 +119,10 @@ class Recovery:
             self._purge_expired_keys,
         ):
             try:
-                await step(report)
+                # a full batch may mean more rows wait: go on until a batch comes back short
+                for _ in range(MAX_BATCHES_PER_STEP):
+                    if await step(report) < self._batch:
+                        break
             except CreditServiceUnavailable as fault:
                 report.errors.append(f"{step.__name__}: {type(fault).__name__}")
                 log.warning("recovery step %s stopped: Odoo unavailable", step.__name__)
@@ -126,21 +130,22 @@ class Recovery:
 
     # --- 1. unknown debits --------------------------------------------------------------------
 
-    async def _settle_debits(self, report: SweepReport) -> None:
+    async def _settle_debits(self, report: SweepReport) -> int:
         before = self._clock.now() - self._grace
-        unsettled = await self._db.run(
+        debits = await self._db.run(
             lambda repo: repo.lock_unsettled_operations(
+                CreditOperationKind.DEBIT,
                 (CreditOperationStatus.UNKNOWN, CreditOperationStatus.PENDING),
                 before,
                 self._batch,
             )
         )
-        debits = [op for op in unsettled if op.kind is CreditOperationKind.DEBIT]
         if not debits:
-            return
+            return 0
         entries = await self._credits.ledger_by_requests(sorted({op.request_id for op in debits}))
         refunds = await self._db.run(lambda repo: self._apply_ledger(repo, debits, entries, report))
         await self._refund_all(refunds, report)
+        return len(debits)
 
     def _apply_ledger(
         self,
@@ -205,21 +210,24 @@ class Recovery:
 
     # --- 2. overdue requests ------------------------------------------------------------------
 
-    async def _expire_overdue(self, report: SweepReport) -> None:
-        refunds, notices = await self._db.run(lambda repo: self._time_out(repo, report))
+    async def _expire_overdue(self, report: SweepReport) -> int:
+        taken, refunds, notices = await self._db.run(lambda repo: self._time_out(repo, report))
         await self._refund_all(refunds, report)
         for notice in notices:
             self._notifier.send(notice)
+        return taken
 
     def _time_out(
         self, repo: TrackingRepository, report: SweepReport
-    ) -> tuple[list[_RefundDue], list[Notification]]:
+    ) -> tuple[int, list[_RefundDue], list[Notification]]:
         now = self._clock.now()
         refunds: list[_RefundDue] = []
         notices: list[Notification] = []
-        for request in repo.lock_overdue_requests(now, self._batch):
-            if request.status in (Status.VALIDATING_CREDITS, Status.PUBLISHING_TO_QUEUE):
-                continue  # waiting on a debit: step 1 settles it against the ledger first
+        # requests waiting on a debit are settled against the ledger by step 1 first
+        overdue = repo.lock_overdue_requests(
+            now, self._batch, statuses=(Status.PENDING, *PROCESSING)
+        )
+        for request in overdue:
             open_job = repo.current_job(request.id)
             request.fail(
                 Failure(FailureCategory.PLATFORM, "timeout", f"no result before the deadline ({request.status})"),
@@ -248,30 +256,34 @@ class Recovery:
                     data={"code": "timeout"},
                 )
             )
-        return refunds, notices
+        return len(overdue), refunds, notices
 
-    async def _purge_expired_keys(self, report: SweepReport) -> None:
+    async def _purge_expired_keys(self, report: SweepReport) -> int:
         now = self._clock.now()
         report.keys_purged += await self._db.run(
             lambda repo: repo.purge_expired_idempotency_keys(now)
         )
+        return 0
 
     # --- 3. refunds ---------------------------------------------------------------------------
 
-    async def _retry_refunds(self, report: SweepReport) -> None:
+    async def _retry_refunds(self, report: SweepReport) -> int:
         before = self._clock.now() - self._grace
-        unsettled = await self._db.run(
+        refunds = await self._db.run(
             lambda repo: repo.lock_unsettled_operations(
-                (CreditOperationStatus.PENDING, CreditOperationStatus.UNKNOWN), before, self._batch
+                CreditOperationKind.REFUND,
+                (CreditOperationStatus.PENDING, CreditOperationStatus.UNKNOWN),
+                before,
+                self._batch,
             )
         )
-        refunds = [op for op in unsettled if op.kind is CreditOperationKind.REFUND]
         due = []
         for refund in refunds:
             request = await self._db.run(lambda repo, r=refund: repo.get_request(r.request_id))
             correlation_id = request.correlation_id if request else refund.request_id
             due.append(_RefundDue(refund.request_id, refund.action, "recovery_retry", correlation_id))
         await self._refund_all(due, report)
+        return len(refunds)
 
     async def _refund_all(self, due: list[_RefundDue], report: SweepReport) -> None:
         for item in due:

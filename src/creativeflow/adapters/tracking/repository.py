@@ -196,13 +196,15 @@ class TrackingRepository:
             or 0
         )
 
-    def lock_overdue_requests(self, now: datetime, limit: int) -> list[GenerationRequest]:
+    def lock_overdue_requests(
+        self, now: datetime, limit: int, statuses: Sequence[Status] | None = None
+    ) -> list[GenerationRequest]:
         """Transient requests past their deadline, skipping rows another replica holds."""
-        transient = [s.value for s in Status if s.is_transient]
+        wanted = [s.value for s in (statuses or [s for s in Status if s.is_transient])]
         rows = self.session.scalars(
             select(GenerationRequestRow)
             .where(
-                GenerationRequestRow.status.in_(transient),
+                GenerationRequestRow.status.in_(wanted),
                 GenerationRequestRow.deadline_at < now,
             )
             .order_by(GenerationRequestRow.deadline_at)
@@ -313,11 +315,16 @@ class TrackingRepository:
         return [_operation_from_row(r) for r in rows]
 
     def lock_unsettled_operations(
-        self, statuses: Sequence[CreditOperationStatus], updated_before: datetime, limit: int
+        self,
+        kind: CreditOperationKind,
+        statuses: Sequence[CreditOperationStatus],
+        updated_before: datetime,
+        limit: int,
     ) -> list[CreditOperation]:
         rows = self.session.scalars(
             select(CreditOperationRow)
             .where(
+                CreditOperationRow.kind == kind.value,
                 CreditOperationRow.status.in_([s.value for s in statuses]),
                 CreditOperationRow.updated_at < updated_before,
             )
