@@ -15,7 +15,15 @@ from creativeflow.adapters.notifications.client import HttpNotifier, Notificatio
 from creativeflow.adapters.odoo import AsyncOdooCredits, OdooConfig
 from creativeflow.adapters.rabbitmq import PikaJobPublisher, RabbitConfig
 from creativeflow.adapters.tracking.database import DatabaseConfig, TrackingDatabase
+from creativeflow.adapters.webhook import WebhookConfig, WebhookJobDispatcher
 from creativeflow.clock import SystemClock
+from creativeflow.observability.instrumented import (
+    InstrumentedCreditLedger,
+    InstrumentedJobPublisher,
+    InstrumentedNotifier,
+)
+from creativeflow.observability.metrics import Metrics
+from creativeflow.observability.sources import database_pool, queue_depths, tracking_snapshot
 from creativeflow.services.callbacks import CallbackService
 from creativeflow.services.flow import FlowConfig
 from creativeflow.services.generations import GenerationService
@@ -128,21 +136,54 @@ class Container:
         self.db.close()
 
 
-def build_container(settings: Settings) -> Container:
-    """Real adapters from the settings; topology is declared so a first publish can route."""
-    publisher = PikaJobPublisher(rabbit_config(settings))
-    publisher.declare_topology()
+def build_container(settings: Settings, metrics: Metrics | None = None) -> Container:
+    """Real adapters from the settings. The job publisher follows ``DISPATCH_MODE``: RabbitMQ (its
+    topology declared here, so a first publish can route) or n8n's webhook (no broker at all).
+    With ``metrics``, the ports report to it and its scrape-time sources are registered."""
+    publisher: JobPublisher
+    if settings.dispatch_mode == "webhook":
+        publisher = WebhookJobDispatcher(
+            WebhookConfig(
+                url=settings.n8n_webhook_url,
+                secret=settings.n8n_webhook_secret.get_secret_value(),
+                timeout=settings.n8n_webhook_timeout,
+                max_attempts=settings.n8n_webhook_max_attempts,
+            )
+        )
+    else:
+        rabbit = PikaJobPublisher(rabbit_config(settings))
+        rabbit.declare_topology()
+        publisher = rabbit
+    db = TrackingDatabase(database_config(settings))
+    credits: CreditLedger = AsyncOdooCredits(
+        odoo_config(settings), max_workers=settings.odoo_workers
+    )
+    notifier: Notifier = HttpNotifier(
+        NotificationConfig(
+            base_url=settings.notification_service_url,
+            timeout=settings.notification_timeout,
+            max_attempts=settings.notification_max_attempts,
+        )
+    )
+    if metrics is not None:
+        credits = InstrumentedCreditLedger(credits, metrics, pool_size=settings.odoo_workers)
+        publisher = InstrumentedJobPublisher(
+            publisher, metrics, pool_size=settings.rabbitmq_publish_workers
+        )
+        notifier = InstrumentedNotifier(notifier, metrics)
+        metrics.watch_tracking(tracking_snapshot(db))
+        metrics.watch_pools(
+            database_pool(
+                db, capacity=settings.database_pool_size + settings.database_max_overflow
+            )
+        )
+        if settings.dispatch_mode != "webhook":
+            metrics.watch_queues(queue_depths(rabbit_config(settings)))
     return Container(
         settings=settings,
-        db=TrackingDatabase(database_config(settings)),
-        credits=AsyncOdooCredits(odoo_config(settings), max_workers=settings.odoo_workers),
+        db=db,
+        credits=credits,
         publisher=publisher,
-        notifier=HttpNotifier(
-            NotificationConfig(
-                base_url=settings.notification_service_url,
-                timeout=settings.notification_timeout,
-                max_attempts=settings.notification_max_attempts,
-            )
-        ),
+        notifier=notifier,
         clock=SystemClock(),
     )

@@ -15,6 +15,10 @@ from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PLACEHOLDER_SECRETS = frozenset({"", "changeme", "change-me", "secret", "password", "placeholder"})
+JWT_HMAC_ALGORITHMS = frozenset({"HS256", "HS384", "HS512"})
+JWT_PUBLIC_KEY_ALGORITHMS = frozenset(
+    {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
+)
 
 
 class Settings(BaseSettings):
@@ -73,7 +77,9 @@ class Settings(BaseSettings):
     odoo_login: str = Field("orchestrator", validation_alias=AliasChoices("ODOO_LOGIN", "ODOO_USER"))
     odoo_password: SecretStr = Field(SecretStr(""), validation_alias="ODOO_PASSWORD")
     odoo_api_key: SecretStr = Field(SecretStr(""), validation_alias="ODOO_API_KEY")
-    odoo_protocol: Literal["xmlrpc", "jsonrpc"] = Field("xmlrpc", validation_alias="ODOO_PROTOCOL")
+    odoo_protocol: Literal["xmlrpc", "jsonrpc", "json2"] = Field(
+        "xmlrpc", validation_alias="ODOO_PROTOCOL"
+    )
     odoo_connect_timeout: float = Field(3.0, gt=0, validation_alias="ODOO_CONNECT_TIMEOUT")
     odoo_read_timeout: float = Field(10.0, gt=0, validation_alias="ODOO_READ_TIMEOUT")
     odoo_max_attempts: int = Field(3, ge=1, validation_alias="ODOO_MAX_ATTEMPTS")
@@ -95,11 +101,37 @@ class Settings(BaseSettings):
     )
     callback_tolerance_seconds: int = Field(300, ge=1, validation_alias="CALLBACK_TOLERANCE_SECONDS")
 
+    # --- job dispatch: RabbitMQ (default) or a signed POST to n8n's webhook ----------------------
+    dispatch_mode: Literal["rabbitmq", "webhook"] = Field(
+        "rabbitmq", validation_alias="DISPATCH_MODE"
+    )
+    n8n_webhook_url: str = Field(
+        "http://127.0.0.1:5678/webhook/creativeflow-jobs", validation_alias="N8N_WEBHOOK_URL"
+    )
+    # signs outgoing jobs (Standard Webhooks); n8n's workflow verifies it
+    n8n_webhook_secret: SecretStr = Field(
+        SecretStr("dev-webhook-secret"), validation_alias="N8N_WEBHOOK_SECRET"
+    )
+    n8n_webhook_timeout: float = Field(5.0, gt=0, validation_alias="N8N_WEBHOOK_TIMEOUT")
+    n8n_webhook_max_attempts: int = Field(3, ge=1, validation_alias="N8N_WEBHOOK_MAX_ATTEMPTS")
+
     # --- identity ------------------------------------------------------------------------------
     gateway_shared_secret: SecretStr = Field(
         SecretStr("dev-gateway-secret"), validation_alias="GATEWAY_SHARED_SECRET"
     )
     admin_token: SecretStr = Field(SecretStr("dev-admin-token"), validation_alias="ADMIN_TOKEN")
+    # trusted_gateway: X-User-Id with X-Gateway-Secret; jwt: Authorization: Bearer <jwt>, user = sub
+    identity_mode: Literal["trusted_gateway", "jwt"] = Field(
+        "trusted_gateway", validation_alias="IDENTITY_MODE"
+    )
+    jwt_algorithms_value: str = Field("HS256", validation_alias="JWT_ALGORITHMS")
+    jwt_secret: SecretStr = Field(SecretStr(""), validation_alias="JWT_SECRET")
+    jwt_public_key: str = Field("", validation_alias="JWT_PUBLIC_KEY")
+    jwt_issuer: str = Field("", validation_alias="JWT_ISSUER")
+    jwt_audience: str = Field("", validation_alias="JWT_AUDIENCE")
+    jwt_leeway_seconds: int = Field(30, ge=0, le=300, validation_alias="JWT_LEEWAY_SECONDS")
+    # storage hosts callback asset URLs may point at (comma-separated); empty: any http(s) host
+    asset_url_hosts_value: str = Field("", validation_alias="ASSET_URL_HOSTS")
 
     # --- request rules -------------------------------------------------------------------------
     samples_deadline_seconds: int = Field(900, ge=1, validation_alias="SAMPLES_DEADLINE_SECONDS")
@@ -171,16 +203,74 @@ class Settings(BaseSettings):
         raw = self.n8n_callback_secrets.get_secret_value()
         return tuple(s.strip() for s in raw.split(",") if s.strip())
 
+    @property
+    def jwt_algorithms(self) -> tuple[str, ...]:
+        return tuple(a.strip() for a in self.jwt_algorithms_value.split(",") if a.strip())
+
+    @property
+    def jwt_uses_hmac(self) -> bool:
+        return all(a in JWT_HMAC_ALGORITHMS for a in self.jwt_algorithms)
+
+    @property
+    def jwt_public_key_pem(self) -> str:
+        """The PEM with real line breaks (an env var may carry them as literal ``\\n``)."""
+        return self.jwt_public_key.replace("\\n", "\n").strip()
+
+    @property
+    def asset_url_hosts(self) -> frozenset[str]:
+        raw = self.asset_url_hosts_value.split(",")
+        return frozenset(h.strip().lower() for h in raw if h.strip())
+
+    @model_validator(mode="after")
+    def _check_jwt_identity(self) -> Settings:
+        """JWT mode cannot work half-configured, in any environment: refuse to start."""
+        if self.identity_mode != "jwt":
+            return self
+        from jwt import get_algorithm_by_name
+        from jwt.exceptions import InvalidKeyError
+
+        algorithms = self.jwt_algorithms
+        known = JWT_HMAC_ALGORITHMS | JWT_PUBLIC_KEY_ALGORITHMS
+        unknown = [a for a in algorithms if a not in known]
+        if not algorithms or unknown:
+            raise ValueError(f"JWT_ALGORITHMS: unsupported {unknown or 'empty list'}")
+        if not self.jwt_uses_hmac and any(a in JWT_HMAC_ALGORITHMS for a in algorithms):
+            # one key family only: a public key must never be usable as an HMAC secret
+            raise ValueError("JWT_ALGORITHMS must not mix HMAC and public-key algorithms")
+        if not self.jwt_issuer.strip() or not self.jwt_audience.strip():
+            raise ValueError("IDENTITY_MODE=jwt needs JWT_ISSUER and JWT_AUDIENCE")
+        if self.jwt_uses_hmac and len(self.jwt_secret.get_secret_value().encode()) < 32:
+            raise ValueError("IDENTITY_MODE=jwt with HMAC needs a JWT_SECRET of 32 bytes or more")
+        name, key = (
+            ("JWT_SECRET", self.jwt_secret.get_secret_value())
+            if self.jwt_uses_hmac
+            else ("JWT_PUBLIC_KEY", self.jwt_public_key_pem)
+        )
+        try:
+            prepared = get_algorithm_by_name(algorithms[0]).prepare_key(key)
+        except (InvalidKeyError, ValueError, TypeError):
+            raise ValueError(f"{name} is not a usable key for {algorithms[0]}") from None
+        if hasattr(prepared, "private_bytes"):
+            raise ValueError("JWT_PUBLIC_KEY holds a private key; give the public key only")
+        return self
+
     @model_validator(mode="after")
     def _refuse_placeholder_secrets(self) -> Settings:
         if self.environment in ("development", "test"):
             return self
         named = {
-            "GATEWAY_SHARED_SECRET": self.gateway_shared_secret,
             "ADMIN_TOKEN": self.admin_token,
             "N8N_CALLBACK_SECRETS": self.n8n_callback_secrets,
             "ODOO_API_KEY or ODOO_PASSWORD": self.odoo_secret,
         }
+        if self.identity_mode == "trusted_gateway":
+            named["GATEWAY_SHARED_SECRET"] = self.gateway_shared_secret
+        elif self.jwt_uses_hmac:
+            named["JWT_SECRET"] = self.jwt_secret
+        else:
+            named["JWT_PUBLIC_KEY"] = SecretStr(self.jwt_public_key_pem)
+        if self.dispatch_mode == "webhook":
+            named["N8N_WEBHOOK_SECRET"] = self.n8n_webhook_secret
         weak = [
             name
             for name, value in named.items()

@@ -672,6 +672,38 @@ def test_service_source_holds_every_refusal_code(addon: Path) -> None:
     assert not undocumented, f"codes checked here but absent from the contract: {undocumented}"
 
 
+def contract_tier_reasons() -> list[str]:
+    """The tier check's reasons, in the order of the README's table."""
+    text = CONTRACT_README.read_text(encoding="utf-8")
+    table = text.split("Tier check, in this order", 1)[1].split("\n\n", 2)[1]
+    return re.findall(r"^\| `(\w+)` \|", table, flags=re.MULTILINE)
+
+
+def test_service_checks_every_tier_rule_in_the_documented_order(addon: Path) -> None:
+    reasons = contract_tier_reasons()
+    assert "too_many_requests_in_flight" in reasons, f"README tier reasons: {reasons}"
+    assert reasons[-1] == "too_many_requests_in_flight", "the cap on unfinished requests is last"
+    source = (addon / "models" / "credit_service.py").read_text(encoding="utf-8")
+    tree = ast.parse(source)
+    strings = {node.value for node in ast.walk(tree) if isinstance(node, ast.Constant)}
+    missing = [reason for reason in reasons if reason not in strings]
+    assert not missing, f"tier reasons of the contract the service never gives: {missing}"
+    positions = [source.index(f'"{reason}"') for reason in reasons]
+    assert positions == sorted(positions), (
+        f"the service checks the tier rules out of the README's order {reasons}"
+    )
+
+
+def test_service_reads_the_optional_requests_in_flight_of_the_spec(addon: Path) -> None:
+    tree = ast.parse((addon / "models" / "credit_service.py").read_text(encoding="utf-8"))
+    strings = {node.value for node in ast.walk(tree) if isinstance(node, ast.Constant)}
+    assert {"requests_in_flight", "max_requests_in_flight"} <= strings
+    constants = module_constants(tree)
+    assert "requests_in_flight" not in constants.get("SPEC_KEYS", ()), (
+        "requests_in_flight is optional: it must not be a required spec key"
+    )
+
+
 def test_balance_movements_lock_the_account_row(addon: Path) -> None:
     wanted = " ".join(LOCK_QUERY.split()).lower()
     queries: list[str] = []

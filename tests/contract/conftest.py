@@ -2,10 +2,12 @@
 
 By default the suite starts the Odoo emulator in-process on a free port. With
 ``ODOO_CONTRACT_URL``, ``ODOO_CONTRACT_DB``, ``ODOO_CONTRACT_LOGIN`` and ``ODOO_CONTRACT_SECRET``
-set, it runs against that real Odoo 18 (with ``creativeflow_credits`` installed) instead. There,
+set, it runs against that real Odoo (with ``creativeflow_credits`` installed) instead. There,
 fresh accounts are created through a manager's login (``ODOO_CONTRACT_MANAGER_LOGIN``,
-``ODOO_CONTRACT_MANAGER_SECRET``); tests that need the emulator's powers (fault knobs, request
-counts) are skipped with a reason. Every test works on fresh accounts and request ids.
+``ODOO_CONTRACT_MANAGER_SECRET``, over XML-RPC); tests that need the emulator's powers (fault
+knobs, request counts) are skipped with a reason. Every test works on fresh accounts and request
+ids. Each test that talks to Odoo runs once per protocol: ``xmlrpc``, ``jsonrpc`` and ``json2``
+(JSON-2 needs an API key: ``ODOO_CONTRACT_API_KEY`` when set, else ``ODOO_CONTRACT_SECRET``).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from creativeflow.domain.credits import GenerationSpec
 
 from .gateway import GatewayStub
 
-PROTOCOLS: tuple[RpcProtocol, ...] = ("xmlrpc", "jsonrpc")
+PROTOCOLS: tuple[RpcProtocol, ...] = ("xmlrpc", "jsonrpc", "json2")
 SERVICE = "creativeflow.credit.service"
 DEBIT = f"{SERVICE}.debit"
 
@@ -53,9 +55,13 @@ class Target(Protocol):
 
     def new_account(self, tier: str, balance: int) -> str: ...
 
+    def credentials(self, protocol: RpcProtocol) -> Credentials:
+        """The orchestrator's login and the secret that protocol takes (JSON-2: an API key)."""
+        ...
+
     def password_and_api_key(self) -> tuple[str, str] | None: ...
 
-    def auditor(self) -> Credentials | None: ...
+    def auditor(self, protocol: RpcProtocol) -> Credentials | None: ...
 
     def close(self) -> None: ...
 
@@ -82,11 +88,17 @@ class EmulatorTarget:
         self.emulator.add_account(user_id, tier=tier, balance=balance)
         return user_id
 
+    def credentials(self, protocol: RpcProtocol) -> Credentials:
+        if protocol == "json2":
+            return Credentials("orchestrator", self._orchestrator.api_keys[0])
+        return self.orchestrator
+
     def password_and_api_key(self) -> tuple[str, str] | None:
         return self._orchestrator.password, self._orchestrator.api_keys[0]
 
-    def auditor(self) -> Credentials | None:
-        return Credentials(self._auditor.login, self._auditor.password)
+    def auditor(self, protocol: RpcProtocol) -> Credentials | None:
+        secret = self._auditor.api_keys[0] if protocol == "json2" else self._auditor.password
+        return Credentials(self._auditor.login, secret)
 
     def close(self) -> None:
         self.emulator.stop()
@@ -126,12 +138,19 @@ class RealOdooTarget:
             )
         return user_id
 
+    def credentials(self, protocol: RpcProtocol) -> Credentials:
+        api_key = self._env.get("ODOO_CONTRACT_API_KEY")
+        if protocol == "json2" and api_key:
+            return Credentials(self.orchestrator.login, api_key)
+        return self.orchestrator
+
     def password_and_api_key(self) -> tuple[str, str] | None:
         password = self._env.get("ODOO_CONTRACT_PASSWORD")
         api_key = self._env.get("ODOO_CONTRACT_API_KEY")
         return (password, api_key) if password and api_key else None
 
-    def auditor(self) -> Credentials | None:
+    def auditor(self, protocol: RpcProtocol) -> Credentials | None:
+        # For json2, ODOO_CONTRACT_AUDITOR_SECRET must be one of the auditor's API keys.
         login = self._env.get("ODOO_CONTRACT_AUDITOR_LOGIN")
         secret = self._env.get("ODOO_CONTRACT_AUDITOR_SECRET")
         return Credentials(login, secret) if login and secret else None
@@ -165,9 +184,15 @@ def spec(
     width: int = 512,
     height: int = 512,
     advanced_model: bool = False,
+    requests_in_flight: int | None = None,
 ) -> GenerationSpec:
     return GenerationSpec(
-        format=fmt, width=width, height=height, samples=samples, advanced_model=advanced_model
+        format=fmt,
+        width=width,
+        height=height,
+        samples=samples,
+        advanced_model=advanced_model,
+        requests_in_flight=requests_in_flight,
     )
 
 
@@ -199,11 +224,12 @@ def make_config(target: Target, protocol: RpcProtocol) -> Callable[..., OdooConf
     """An ``OdooConfig`` for the target and protocol; keyword arguments override fields."""
 
     def make(**overrides: Any) -> OdooConfig:
+        credentials = target.credentials(protocol)
         fields: dict[str, Any] = {
             "url": target.url,
             "database": target.database,
-            "login": target.orchestrator.login,
-            "secret": target.orchestrator.secret,
+            "login": credentials.login,
+            "secret": credentials.secret,
             "protocol": protocol,
             "backoff_base": 0.01,
             "backoff_max": 0.05,

@@ -4,7 +4,8 @@ Real deployments put a proxy between the orchestrator and Odoo; a proxy answers 
 Odoo is slow or gone, sometimes after Odoo received (and applied) the call. The stub forwards
 every POST to the target and, when a rule matches the request body, answers an HTTP error
 instead: before forwarding (Odoo never saw it) or after (Odoo applied it, the reply is lost).
-It needs no emulator power, so these tests also run against a real Odoo.
+It passes on the headers JSON-2 needs (``Authorization``, ``X-Odoo-Database``) and Odoo's answer
+whatever its status. It needs no emulator power, so these tests also run against a real Odoo.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
+
+_FORWARDED_HEADERS = ("Content-Type", "Authorization", "X-Odoo-Database", "Accept", "User-Agent")
 
 
 @dataclass(slots=True)
@@ -83,14 +86,14 @@ class GatewayStub:
                     return rule
             return None
 
-    def _forward(self, path: str, body: bytes, content_type: str) -> tuple[int, str, bytes]:
+    def _forward(self, path: str, body: bytes, headers: dict[str, str]) -> tuple[int, str, bytes]:
         connection: http.client.HTTPConnection
         if self._scheme == "https":
             connection = http.client.HTTPSConnection(self._host, self._port, timeout=60)
         else:
             connection = http.client.HTTPConnection(self._host, self._port, timeout=60)
         try:
-            connection.request("POST", path, body, {"Content-Type": content_type})
+            connection.request("POST", path, body, headers)
             response = connection.getresponse()
             return response.status, response.getheader("Content-Type", ""), response.read()
         except (OSError, http.client.HTTPException):
@@ -107,16 +110,21 @@ class GatewayStub:
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length)
-                content_type = self.headers.get("Content-Type") or "text/xml"
+                headers = {
+                    name: value
+                    for name in _FORWARDED_HEADERS
+                    if (value := self.headers.get(name)) is not None
+                }
+                headers.setdefault("Content-Type", "text/xml")
                 rule = gateway._take_rule(body)
                 if rule is not None:
                     if rule.forward_first:
-                        gateway._forward(self.path, body, content_type)
+                        gateway._forward(self.path, body, headers)
                     with gateway._lock:
                         gateway._failed += 1
                     self._answer(rule.status, "text/html", b"<html>gateway error</html>")
                     return
-                status, upstream_type, reply = gateway._forward(self.path, body, content_type)
+                status, upstream_type, reply = gateway._forward(self.path, body, headers)
                 self._answer(status, upstream_type, reply)
 
             def _answer(self, status: int, content_type: str, body: bytes) -> None:

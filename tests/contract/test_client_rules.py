@@ -28,6 +28,7 @@ from creativeflow.domain.errors import CreditOutcomeUnknown, CreditServiceUnavai
 from .conftest import spec
 
 SECRET = "s3cret-key-0123456789"
+IN_FLIGHT = "too_many_requests_in_flight"
 NOT_SENT = TransportFault("connection refused", sent=False)
 SENT = TransportFault("no reply", sent=True)
 
@@ -66,11 +67,15 @@ def _debited(amount: object = 4, **changes: Any) -> dict[str, Any]:
 class ScriptedTransport:
     """Answers from scripts: each item is returned, or raised when it is an exception."""
 
-    def __init__(self, calls: list[Any], logins: list[Any] | None = None) -> None:
+    def __init__(
+        self, calls: list[Any], logins: list[Any] | None = None, *, needs_login: bool = True
+    ) -> None:
         self._calls = deque(calls)
         self._logins = deque(logins or [])
         self.sent: list[tuple[str, str, list[Any]]] = []
+        self.sent_kwargs: list[dict[str, Any]] = []
         self.login_count = 0
+        self.needs_login = needs_login  # False plays JSON-2: every request carries the key
 
     def version(self) -> Any:
         return {"server_version": "18.0"}
@@ -84,6 +89,7 @@ class ScriptedTransport:
 
     def execute_kw(self, model: str, method: str, args: list[Any], kwargs: dict[str, Any]) -> Any:
         self.sent.append((model, method, args))
+        self.sent_kwargs.append(kwargs)
         outcome = self._calls.popleft()
         if isinstance(outcome, BaseException):
             raise outcome
@@ -249,6 +255,56 @@ def test_a_transport_fault_at_login_is_retried() -> None:
     assert transport.login_count == 2
 
 
+def test_a_login_free_transport_is_called_without_logging_in() -> None:
+    transport = ScriptedTransport([_debited(), _debited(replay=True)], needs_login=False)
+    client = _client(transport, protocol="json2")
+
+    _debit(client)
+    _debit(client)
+
+    assert transport.login_count == 0
+    assert client.uid is None
+    assert len(transport.sent) == 2
+
+
+def test_a_refused_key_on_a_login_free_transport_is_final_at_once() -> None:
+    denied = fault_error("access_denied", "Invalid apikey", "werkzeug.exceptions.Unauthorized")
+    transport = ScriptedTransport([denied, _debited()], needs_login=False)
+    sleeps: list[float] = []
+
+    with pytest.raises(OdooAuthenticationError) as failed:
+        _debit(_client(transport, sleeps, protocol="json2"))
+
+    assert failed.value is denied
+    assert (transport.login_count, len(transport.sent), sleeps) == (0, 1, [])
+
+
+def test_a_refused_key_after_a_lost_debit_reply_is_outcome_unknown() -> None:
+    denied = fault_error("access_denied", "Invalid apikey", "werkzeug.exceptions.Unauthorized")
+    transport = ScriptedTransport([SENT, denied], needs_login=False)
+
+    with pytest.raises(OdooOutcomeUnknown):
+        _debit(_client(transport, protocol="json2"))
+
+
+def test_authenticate_on_a_login_free_transport_checks_the_key_once() -> None:
+    transport = ScriptedTransport([], logins=[9], needs_login=False)
+    client = _client(transport, protocol="json2")
+
+    assert client.authenticate() == 9
+    assert client.authenticate() == 9
+    assert transport.login_count == 1
+
+
+def test_call_passes_keyword_arguments_through() -> None:
+    transport = ScriptedTransport([{"ok": True}])
+
+    _client(transport).call("res.partner", "search_count", domain=[])
+
+    assert transport.sent == [("res.partner", "search_count", [])]
+    assert transport.sent_kwargs == [{"domain": []}]
+
+
 def test_the_uid_is_kept_between_calls() -> None:
     transport = ScriptedTransport([_debited(), _debited(replay=True)])
     client = _client(transport)
@@ -280,6 +336,16 @@ def test_the_uid_is_kept_between_calls() -> None:
         {"ok": False, "code": "no_such_code"},
         {"ok": False, "code": "insufficient_credits"},
         {"ok": False, "code": "tier_forbids", "reason": 3, "tier": "free"},
+        # the cap on unfinished requests must say the count and the cap
+        {"ok": False, "code": "tier_forbids", "reason": IN_FLIGHT, "tier": "free"},
+        {
+            "ok": False,
+            "code": "tier_forbids",
+            "reason": IN_FLIGHT,
+            "tier": "free",
+            "requests_in_flight": 2,
+            "max_requests_in_flight": "2",
+        },
         {"ok": False, "code": "nothing_to_refund"},
     ],
 )
@@ -301,6 +367,29 @@ def test_a_refusal_carries_its_code_and_figures() -> None:
         {"required": 8, "balance": 3},
     )
     assert refused.value.status_code == 402
+
+
+def test_the_cap_on_unfinished_requests_is_a_429_refusal_with_its_figures() -> None:
+    reply = {
+        "ok": False,
+        "code": "tier_forbids",
+        "reason": IN_FLIGHT,
+        "tier": "free",
+        "detail": "2 unfinished requests reach the cap of 2",
+        "requests_in_flight": 2,
+        "max_requests_in_flight": 2,
+    }
+
+    with pytest.raises(OdooRejected) as refused:
+        _debit(_client(ScriptedTransport([reply])))
+
+    assert refused.value.figures == {
+        "reason": IN_FLIGHT,
+        "tier": "free",
+        "requests_in_flight": 2,
+        "max_requests_in_flight": 2,
+    }
+    assert refused.value.status_code == 429
 
 
 def test_a_tier_refusal_keeps_odoo_detail_as_the_detail() -> None:

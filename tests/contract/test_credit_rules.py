@@ -1,4 +1,4 @@
-"""The contract's business rules, through the adapter, on both protocols."""
+"""The contract's business rules, through the adapter, on every protocol."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from creativeflow.adapters.odoo import OdooClient, OdooRejected
 from creativeflow.domain.credits import Entitlements, GenerationSpec, LedgerEntry
 from creativeflow.domain.errors import CreditsRefused
 
-from .conftest import fresh_id, spec
+from .conftest import SERVICE, fresh_id, spec
 
 NewAccount = Callable[..., str]
 
@@ -351,3 +351,142 @@ def test_ledger_window_excludes_its_end(client: OdooClient, new_account: NewAcco
 
     assert receipt.entry_id not in {e.id for e in before.entries}
     assert receipt.entry_id in {e.id for e in around.entries}
+
+
+# -- the tier's cap on unfinished requests (spec.requests_in_flight) --------------------------
+
+
+def test_at_the_cap_of_unfinished_requests_a_new_request_is_refused_with_the_figures(
+    client: OdooClient, new_account: NewAccount
+) -> None:
+    user = new_account(tier="pro", balance=100)
+    cap = client.get_entitlements(user).limits.max_requests_in_flight
+    request_id = fresh_id("req")
+
+    with pytest.raises(OdooRejected) as refused:
+        client.debit(user, request_id, "samples", spec(requests_in_flight=cap), fresh_id("corr"))
+
+    assert refused.value.code == "tier_forbids"
+    assert refused.value.figures["reason"] == "too_many_requests_in_flight"
+    assert refused.value.figures["tier"] == "pro"
+    assert refused.value.figures["requests_in_flight"] == cap
+    assert refused.value.figures["max_requests_in_flight"] == cap
+    assert refused.value.status_code == 429
+    assert client.ledger_by_requests([request_id]) == ()
+    assert client.get_entitlements(user).balance == 100
+
+
+def test_beyond_the_cap_the_figures_say_how_many_are_unfinished(
+    client: OdooClient, new_account: NewAccount
+) -> None:
+    user = new_account(tier="pro", balance=100)
+    cap = client.get_entitlements(user).limits.max_requests_in_flight
+
+    with pytest.raises(OdooRejected) as refused:
+        client.debit(
+            user, fresh_id("req"), "samples", spec(requests_in_flight=cap + 5), fresh_id("corr")
+        )
+
+    assert refused.value.figures["requests_in_flight"] == cap + 5
+    assert refused.value.figures["max_requests_in_flight"] == cap
+
+
+def test_one_below_the_cap_a_new_request_is_debited(
+    client: OdooClient, new_account: NewAccount
+) -> None:
+    user = new_account(tier="pro", balance=100)
+    entitlements = client.get_entitlements(user)
+    cap = entitlements.limits.max_requests_in_flight
+
+    receipt = client.debit(
+        user, fresh_id("req"), "samples", spec(2, requests_in_flight=cap - 1), fresh_id("corr")
+    )
+
+    assert receipt.replay is False
+    assert receipt.amount == 2 * entitlements.prices.sample
+
+
+def test_without_the_key_the_cap_is_not_checked(
+    client: OdooClient, new_account: NewAccount
+) -> None:
+    user = new_account(tier="free", balance=100)
+    cap = client.get_entitlements(user).limits.max_requests_in_flight
+    with pytest.raises(OdooRejected):
+        client.debit(user, fresh_id("req"), "samples", spec(requests_in_flight=cap), "")
+
+    receipt = client.debit(user, fresh_id("req"), "samples", spec(), fresh_id("corr"))
+
+    assert "requests_in_flight" not in spec().as_odoo_spec()
+    assert receipt.replay is False
+
+
+@pytest.mark.parametrize("action", ["final", "final-2", "regeneration-1"])
+def test_the_cap_applies_to_new_requests_only(
+    client: OdooClient, new_account: NewAccount, action: str
+) -> None:
+    user = new_account(tier="free", balance=100)
+    cap = client.get_entitlements(user).limits.max_requests_in_flight
+
+    receipt = client.debit(
+        user, fresh_id("req"), action, spec(requests_in_flight=cap + 3), fresh_id("corr")
+    )
+
+    assert receipt.replay is False
+
+
+def test_the_cap_is_the_last_tier_rule_and_comes_before_the_balance(
+    client: OdooClient, new_account: NewAccount
+) -> None:
+    poor, free = _free_tier(client, new_account, balance=0)
+    cap = free.limits.max_requests_in_flight
+    if free.limits.advanced_models:
+        pytest.skip("the target's free tier allows advanced models")
+
+    with pytest.raises(OdooRejected) as advanced:
+        client.debit(
+            poor,
+            fresh_id("req"),
+            "samples",
+            spec(advanced_model=True, requests_in_flight=cap),
+            fresh_id("corr"),
+        )
+    with pytest.raises(OdooRejected) as capped:
+        client.debit(poor, fresh_id("req"), "samples", spec(requests_in_flight=cap), "")
+
+    assert advanced.value.figures["reason"] == "advanced_model_not_allowed"
+    assert "requests_in_flight" not in advanced.value.figures
+    assert (capped.value.code, capped.value.figures["reason"]) == (
+        "tier_forbids",
+        "too_many_requests_in_flight",
+    )
+
+
+def test_a_replayed_debit_replays_whatever_the_requests_in_flight(
+    client: OdooClient, new_account: NewAccount
+) -> None:
+    user = new_account(tier="pro", balance=100)
+    cap = client.get_entitlements(user).limits.max_requests_in_flight
+    request_id = fresh_id("req")
+    first = client.debit(user, request_id, "samples", spec(requests_in_flight=0), "")
+
+    again = client.debit(user, request_id, "samples", spec(requests_in_flight=cap + 1), "")
+
+    assert again.replay is True
+    assert again.entry_id == first.entry_id
+
+
+@pytest.mark.parametrize("bad", [-1, "3", 2.0, True, None])
+def test_a_requests_in_flight_that_is_not_a_count_is_an_invalid_request(
+    client: OdooClient, new_account: NewAccount, bad: object
+) -> None:
+    user = new_account(tier="pro", balance=100)
+    raw_spec = {**spec().as_odoo_spec(), "requests_in_flight": bad}
+    if bad is None and client.config.protocol == "xmlrpc":
+        pytest.skip("XML-RPC cannot carry None")
+
+    result = client.call(SERVICE, "debit", user, fresh_id("req"), "samples", raw_spec, False)
+
+    assert result["ok"] is False
+    assert result["code"] == "invalid_request"
+    assert "requests_in_flight" in result["detail"]
+    assert client.get_entitlements(user).balance == 100

@@ -139,3 +139,39 @@ def test_ledger_window_pages_by_creation_time() -> None:
 
     assert [e.request_id for e in page.entries] == ["r1"] and page.has_more is True
     assert [e.request_id for e in rest.entries] == ["r2"] and rest.has_more is False
+
+
+def test_the_cap_on_unfinished_requests_is_the_last_tier_rule() -> None:
+    fake = FakeCredits()
+    fake.add_account("free", tier="free", balance=100)  # free: cap of 2 unfinished requests
+
+    at_cap = _refusal(fake.debit("free", "r-1", "samples", spec(requests_in_flight=2), "c"))
+    advanced_first = _refusal(
+        fake.debit("free", "r-2", "samples", spec(advanced_model=True, requests_in_flight=2), "c")
+    )
+    below = run(fake.debit("free", "r-3", "samples", spec(requests_in_flight=1), "c"))
+    unchecked = run(fake.debit("free", "r-4", "samples", spec(), "c"))
+    regeneration = run(fake.debit("free", "r-3", "regeneration-1", spec(requests_in_flight=9), "c"))
+
+    assert at_cap.code == "tier_forbids"
+    assert at_cap.status_code == 429
+    assert at_cap.figures == {
+        "reason": "too_many_requests_in_flight",
+        "tier": "free",
+        "requests_in_flight": 2,
+        "max_requests_in_flight": 2,
+    }
+    assert advanced_first.figures["reason"] == "advanced_model_not_allowed"
+    assert below.replay is unchecked.replay is regeneration.replay is False
+
+
+def test_a_replay_ignores_the_cap_and_a_negative_count_is_invalid() -> None:
+    fake = FakeCredits()
+    fake.add_account("u", tier="free", balance=100)
+    first = run(fake.debit("u", "r", "samples", spec(requests_in_flight=0), "c"))
+
+    again = run(fake.debit("u", "r", "samples", spec(requests_in_flight=5), "c"))
+    invalid = _refusal(fake.debit("u", "r-2", "samples", spec(requests_in_flight=-1), "c"))
+
+    assert (again.replay, again.entry_id) == (True, first.entry_id)
+    assert invalid.code == "invalid_request"

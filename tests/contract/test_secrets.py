@@ -1,5 +1,5 @@
-"""The password or API key never shows: not in logs (odoorpc's DEBUG lines included), not in an
-error message, not in a repr."""
+"""The password or API key never shows: not in logs (odoorpc's and httpx's DEBUG lines included),
+not in an error message, not in a repr."""
 
 from __future__ import annotations
 
@@ -37,6 +37,9 @@ def test_no_log_line_carries_the_secret(
     assert "creativeflow.adapters.odoo.client" in loggers
     if protocol == "jsonrpc":
         assert "odoorpc.rpc.jsonrpclib" in loggers  # odoorpc logged its requests: and masked them
+    if protocol == "json2":
+        # httpx and httpcore logged each request (the key rides in a header of every one)
+        assert {"httpx", "httpcore.http11"} <= loggers
     assert secret not in caplog.text
 
 

@@ -223,3 +223,18 @@ def test_list_is_newest_first_paginated_and_filtered_by_status(stack: Stack) -> 
     assert [r["id"] for r in rest["items"]] == [first["id"]]
     assert processing["total"] == 2 and completed["total"] == 0
     assert bad.status_code == 422
+
+
+def test_the_tiers_cap_on_requests_in_flight_is_429_and_charges_nothing(stack: Stack) -> None:
+    user = stack.new_user(tier="free", balance=100)  # the free tier allows 2 unfinished requests
+    small = {**A_REQUEST, "samples": 1, "brand_elements": None, "prompt": "[hold] waiting"}
+    with stack.client(user) as client:
+        first = client.post("/api/v1/generations", json=small)
+        second = client.post("/api/v1/generations", json=small)
+        third = client.post("/api/v1/generations", json=small)
+    assert [first.status_code, second.status_code] == [202, 202]
+    assert third.status_code == 429, third.text
+    problem = third.json()
+    assert problem["reason"] == "too_many_requests_in_flight"
+    assert problem["requests_in_flight"] == 2 and problem["max_requests_in_flight"] == 2
+    assert [e["operation"] for e in stack.ledger_of_user(user)] == ["debit", "debit"]

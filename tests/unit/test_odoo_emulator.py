@@ -1,9 +1,11 @@
 """The Odoo emulator, exercised over real HTTP with plain clients (xmlrpc.client, urllib, odoorpc).
 
-These tests pin the wire shapes a real Odoo 18 gives (results, faults, JSON-RPC errors), the
-credit contract of ``odoo_contracts/README.md`` (codes, tier reasons and their order, replay,
-refund, ledger lookups), thread safety, and each fault knob. They never use the product's own
-Odoo adapter: the emulator is what that adapter is tested against.
+These tests pin the wire shapes a real Odoo 18 gives (results, faults, JSON-RPC errors) and those
+of Odoo 19's JSON-2 API (statuses, error bodies, bearer keys), the credit contract of
+``odoo_contracts/README.md`` (codes, tier reasons and their order, the cap on unfinished
+requests, replay, refund, ledger lookups), thread safety, and each fault knob on every protocol.
+They never use the product's own Odoo adapter: the emulator is what that adapter is tested
+against.
 """
 
 from __future__ import annotations
@@ -393,6 +395,310 @@ def test_odoorpc_with_an_api_key_and_its_errors(emu: OdooEmulator, api_key: str)
     assert caught.value.info["data"]["name"] == "odoo.exceptions.AccessError"
 
 
+# -- JSON-2 (Odoo 19) -------------------------------------------------------------------------
+
+JSON2_DEBIT = f"/json/2/{SERVICE}/debit"
+
+
+@pytest.fixture
+def auditor_key(emu: OdooEmulator) -> str:
+    return next(user for user in emu.seed.users if user.login == "auditor").api_keys[0]
+
+
+def json2_request(
+    emu: OdooEmulator,
+    path: str,
+    body: Any = None,
+    *,
+    key: str | None,
+    method: str = "POST",
+    content_type: str | None = "application/json",
+    headers: dict[str, str] | None = None,
+) -> tuple[int, dict[str, str], Any]:
+    """One raw request; the answer's status, headers (lower-case) and body (JSON when it is)."""
+    sent = {"X-Odoo-Database": DB, **(headers or {})}
+    if key is not None:
+        sent["Authorization"] = f"bearer {key}"
+    if content_type is not None:
+        sent["Content-Type"] = content_type
+    raw = (
+        body if isinstance(body, bytes) else json.dumps(body).encode() if body is not None else None
+    )
+    connection = http.client.HTTPConnection("127.0.0.1", emu.port, timeout=10)
+    try:
+        connection.request(method, path, raw, sent)
+        response = connection.getresponse()
+        answer = response.read()
+        got = {name.lower(): value for name, value in response.getheaders()}
+    finally:
+        connection.close()
+    if got.get("content-type", "").startswith("application/json"):
+        return response.status, got, json.loads(answer)
+    return response.status, got, answer.decode()
+
+
+def json2_debit(emu: OdooEmulator, key: str, request_id: str, **spec_change: Any) -> Any:
+    body = {
+        "platform_user_id": "demo-user",
+        "request_id": request_id,
+        "action": "samples",
+        "spec": {**PNG_4, **spec_change},
+        "correlation_id": "corr-j",
+    }
+    return json2_request(emu, JSON2_DEBIT, body, key=key)
+
+
+def assert_odoo_error(answer: Any, name: str, message: str | None = None) -> None:
+    assert set(answer) == {"name", "message", "arguments", "context", "debug"}
+    assert answer["name"] == name
+    assert answer["context"] == {}
+    if message is not None:
+        assert answer["message"] == message
+
+
+def test_json2_debit_answers_the_bare_result_with_http_200(emu: OdooEmulator, api_key: str) -> None:
+    status, headers, answer = json2_debit(emu, api_key, "req-j1")
+    assert status == 200
+    assert headers["content-type"] == "application/json; charset=utf-8"
+    assert headers["connection"] == "close"
+    assert answer == {
+        "ok": True,
+        "code": "debited",
+        "replay": False,
+        "entry_id": 1,
+        "user_id": "demo-user",
+        "request_id": "req-j1",
+        "action": "samples",
+        "amount": 8,
+        "balance_after": 492,
+    }
+    assert emu.ledger()[0]["correlation_id"] == "corr-j"
+
+
+def test_json2_context_get_names_the_keys_user(
+    emu: OdooEmulator, api_key: str, auditor_key: str
+) -> None:
+    path = "/json/2/res.users/context_get"
+    assert json2_request(emu, path, {}, key=api_key)[2]["uid"] == 2
+    assert json2_request(emu, path, {}, key=auditor_key)[2]["uid"] == 3
+    # no body at all is an empty set of arguments
+    assert json2_request(emu, path, None, key=api_key)[0] == 200
+
+
+NO_KEY = "User not authenticated, use an API Key with a Bearer Authorization header."
+
+
+@pytest.mark.parametrize(
+    ("authorization", "message"),
+    [
+        (None, NO_KEY),
+        ("Basic b3JjaGVzdHJhdG9yOm9yY2hlc3RyYXRvcg==", NO_KEY),  # not a bearer token at all
+        ("bearer wrong-key", "Invalid apikey"),
+        (f"bearer {PASSWORD}", "Invalid apikey"),  # a password is not an API key
+    ],
+)
+def test_json2_refuses_a_missing_or_wrong_key_with_401(
+    emu: OdooEmulator, authorization: str | None, message: str
+) -> None:
+    headers = {"Authorization": authorization} if authorization else None
+    status, got, answer = json2_request(emu, JSON2_DEBIT, {}, key=None, headers=headers)
+    assert status == 401
+    assert got["www-authenticate"].lower() == "bearer"
+    assert_odoo_error(answer, "werkzeug.exceptions.Unauthorized", message)
+    assert answer["arguments"] == [message, 401]
+    assert emu.ledger() == []
+
+
+def test_json2_takes_the_bearer_scheme_in_any_case(emu: OdooEmulator, api_key: str) -> None:
+    status, _, answer = json2_request(
+        emu, JSON2_DEBIT, {}, key=None, headers={"Authorization": f"BEARER  {api_key}"}
+    )
+    assert status == 422  # past authentication: the arguments are missing
+    assert answer["name"] == "werkzeug.exceptions.UnprocessableEntity"
+
+
+def test_json2_wrong_database_is_a_bare_404_and_no_header_is_the_single_database(
+    emu: OdooEmulator, api_key: str
+) -> None:
+    status, got, _ = json2_request(
+        emu, JSON2_DEBIT, {}, key=api_key, headers={"X-Odoo-Database": "other"}
+    )
+    assert status == 404
+    assert not got["content-type"].startswith("application/json")
+    connection = http.client.HTTPConnection("127.0.0.1", emu.port, timeout=10)
+    try:
+        connection.request(
+            "POST",
+            "/json/2/res.users/context_get",
+            b"{}",
+            {"Authorization": f"bearer {api_key}", "Content-Type": "application/json"},
+        )
+        assert connection.getresponse().status == 200
+    finally:
+        connection.close()
+
+
+def test_json2_refuses_another_content_type_with_415_before_authentication(
+    emu: OdooEmulator,
+) -> None:
+    status, got, answer = json2_request(
+        emu, JSON2_DEBIT, b"{}", key="wrong", content_type="text/plain"
+    )
+    assert status == 415
+    assert got["accept"] == "application/json"
+    assert "type='/json/2/rpc'" in answer
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (b"{not json", "could not parse the body as json"),
+        (b"[1, 2]", "could not parse the body, expecting a json object"),
+    ],
+)
+def test_json2_a_body_that_is_not_a_json_object_is_400(
+    emu: OdooEmulator, api_key: str, body: bytes, message: str
+) -> None:
+    status, _, answer = json2_request(emu, JSON2_DEBIT, body, key=api_key)
+    assert status == 400
+    assert answer["name"] == "werkzeug.exceptions.BadRequest"
+    assert answer["message"].startswith(message)
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "status", "name", "message"),
+    [
+        (
+            "/json/2/no.such.model/search",
+            {},
+            404,
+            "werkzeug.exceptions.NotFound",
+            "the model 'no.such.model' does not exist",
+        ),
+        (
+            f"/json/2/{SERVICE}/search_read",
+            {},
+            404,
+            "werkzeug.exceptions.NotFound",
+            f"The method '{SERVICE}.search_read' does not exist",
+        ),
+        (
+            f"/json/2/{SERVICE}/_lock_account",
+            {},
+            403,
+            "odoo.exceptions.AccessError",
+            PRIVATE_TEXT,
+        ),
+        (
+            f"/json/2/{SERVICE}/get_entitlements",
+            {"ids": [1], "platform_user_id": "demo-user"},
+            422,
+            "werkzeug.exceptions.UnprocessableEntity",
+            f"cannot call {SERVICE}.get_entitlements with ids",
+        ),
+        (
+            f"/json/2/{SERVICE}/get_entitlements",
+            {"user": "demo-user"},
+            422,
+            "werkzeug.exceptions.UnprocessableEntity",
+            None,
+        ),
+        ("/json/2/res.partner", {}, 404, "werkzeug.exceptions.NotFound", None),
+    ],
+)
+def test_json2_routes_models_and_methods_fail_as_in_odoo_19(
+    emu: OdooEmulator,
+    api_key: str,
+    path: str,
+    body: Any,
+    status: int,
+    name: str,
+    message: str | None,
+) -> None:
+    got_status, _, answer = json2_request(emu, path, body, key=api_key)
+    assert got_status == status
+    assert_odoo_error(answer, name, message)
+
+
+def test_json2_other_verbs_are_pointed_to_post(emu: OdooEmulator, api_key: str) -> None:
+    status, _, answer = json2_request(emu, JSON2_DEBIT, None, key=api_key, method="GET")
+    assert status == 404
+    assert answer["message"] == "Did you mean POST /json/2/<model>/<method>?"
+
+
+def test_json2_context_and_named_arguments(emu: OdooEmulator, api_key: str) -> None:
+    body = {"context": {"lang": "fr_FR"}, "platform_user_id": "demo-user"}
+    status, _, answer = json2_request(emu, f"/json/2/{SERVICE}/get_entitlements", body, key=api_key)
+    assert (status, answer["balance"]) == (200, 500)
+
+
+def test_json2_a_caller_outside_the_orchestrator_group_gets_403(
+    emu: OdooEmulator, auditor_key: str
+) -> None:
+    status, _, answer = json2_debit(emu, auditor_key, "req-a")
+    assert status == 403
+    assert answer["name"] == "odoo.exceptions.AccessError"
+    assert emu.ledger() == []
+
+
+def test_json2_business_refusals_are_results_with_http_200(emu: OdooEmulator, api_key: str) -> None:
+    status, _, answer = json2_debit(emu, api_key, "req-f", format="bmp")
+    assert status == 200
+    assert (answer["code"], answer["reason"]) == ("tier_forbids", "format_not_allowed")
+
+
+def test_json2_fail_next_is_a_500_that_applies_nothing(emu: OdooEmulator, api_key: str) -> None:
+    emu.faults.fail_next(1, model_method=DEBIT)
+    status, _, answer = json2_debit(emu, api_key, "req-x")
+    assert status == 500
+    assert answer["name"] == "builtins.RuntimeError"
+    assert emu.ledger() == []
+    assert json2_debit(emu, api_key, "req-x")[2]["replay"] is False
+
+
+def test_json2_a_lost_reply_is_applied_but_never_answered(emu: OdooEmulator, api_key: str) -> None:
+    emu.faults.lose_reply_next(1, model_method=DEBIT)
+    with pytest.raises((http.client.RemoteDisconnected, ConnectionError)):
+        json2_debit(emu, api_key, "req-l")
+    assert emu.balance("demo-user") == 492
+    assert json2_debit(emu, api_key, "req-l")[2]["replay"] is True
+
+
+def test_json2_refused_connections_and_latency(emu: OdooEmulator, api_key: str) -> None:
+    emu.faults.refuse_connections(True)
+    with pytest.raises(ConnectionRefusedError):
+        json2_debit(emu, api_key, "req-n")
+    emu.faults.refuse_connections(False)
+    emu.faults.latency = 0.03
+    assert json2_debit(emu, api_key, "req-n")[0] == 200
+
+
+def test_json2_requests_are_counted_by_path_and_model_method(
+    emu: OdooEmulator, api_key: str
+) -> None:
+    json2_debit(emu, api_key, "req-1")
+    json2_debit(emu, "wrong-key", "req-2")
+    json2_request(emu, "/json/2/res.users/context_get", {}, key=api_key)
+    assert emu.request_count() == 3
+    assert emu.request_count(path=JSON2_DEBIT) == 2
+    assert emu.request_count(path=JSON2_DEBIT, model_method=DEBIT) == 2
+    assert emu.request_count(model_method="res.users.context_get") == 1
+    assert emu.request_count(service_method="common.login") == 0
+
+
+def test_web_version_answers_without_a_key(emu: OdooEmulator) -> None:
+    connection = http.client.HTTPConnection("127.0.0.1", emu.port, timeout=10)
+    try:
+        connection.request("GET", "/web/version")
+        response = connection.getresponse()
+        answer = json.loads(response.read())
+    finally:
+        connection.close()
+    assert response.status == 200
+    assert answer == {"version_info": [18, 0, 0, "final", 0, ""], "version": "18.0"}
+    assert emu.request_count(path="/web/version") == 1
+
+
 # -- the contract: entitlements, debit, refund, ledger ----------------------------------------
 
 
@@ -501,6 +807,73 @@ def test_each_tier_reason(
     assert result["ok"] is False
     assert (result["code"], result["reason"], result["tier"]) == ("tier_forbids", reason, tier)
     assert isinstance(result["detail"], str)
+    assert emu.ledger() == []
+
+
+# the cap on unfinished requests: free allows 2, pro 10
+
+
+def test_at_the_cap_of_unfinished_requests_samples_are_refused_with_the_figures(
+    emu: OdooEmulator,
+) -> None:
+    result = debit(emu, "free-user", "req-c", spec={**PNG_4, "samples": 1, "requests_in_flight": 2})
+    assert result == {
+        "ok": False,
+        "code": "tier_forbids",
+        "reason": "too_many_requests_in_flight",
+        "tier": "free",
+        "detail": result["detail"],
+        "requests_in_flight": 2,
+        "max_requests_in_flight": 2,
+    }
+    assert isinstance(result["detail"], str)
+    assert emu.ledger() == []
+
+
+@pytest.mark.parametrize(
+    ("action", "in_flight", "code"),
+    [
+        ("samples", 1, "debited"),  # one below the cap
+        ("samples", 7, "tier_forbids"),  # beyond it
+        ("regeneration-1", 7, "debited"),  # only a new request is capped
+        ("final", 7, "debited"),
+        ("final-2", 7, "debited"),
+    ],
+)
+def test_the_cap_applies_to_new_requests_only(
+    emu: OdooEmulator, action: str, in_flight: int, code: str
+) -> None:
+    spec = {**PNG_4, "samples": 1, "requests_in_flight": in_flight}
+    assert debit(emu, "free-user", "req-c", action, spec)["code"] == code
+
+
+def test_without_the_key_the_cap_is_not_checked(emu: OdooEmulator) -> None:
+    assert debit(emu, "free-user", "req-c", spec={**PNG_4, "samples": 1})["code"] == "debited"
+
+
+def test_the_cap_is_the_last_tier_rule_and_comes_before_the_balance(emu: OdooEmulator) -> None:
+    emu.add_account("broke", tier="free", balance=0)
+    capped = {**PNG_4, "samples": 1, "requests_in_flight": 2}
+    advanced = debit(emu, "broke", "req-a", spec={**capped, "advanced_model": True})
+    assert advanced["reason"] == "advanced_model_not_allowed"
+    assert "requests_in_flight" not in advanced
+    assert debit(emu, "broke", "req-b", spec=capped)["reason"] == "too_many_requests_in_flight"
+
+
+def test_a_replay_ignores_the_cap(emu: OdooEmulator) -> None:
+    first = debit(emu, "free-user", "req-r", spec={**PNG_4, "samples": 1, "requests_in_flight": 0})
+    again = debit(emu, "free-user", "req-r", spec={**PNG_4, "samples": 1, "requests_in_flight": 9})
+    assert again == {**first, "replay": True}
+
+
+@pytest.mark.parametrize("bad", [-1, "2", 1.5, True, False, [1], {"n": 1}])
+def test_a_requests_in_flight_that_is_not_a_count_is_an_invalid_request(
+    emu: OdooEmulator, bad: Any
+) -> None:
+    result = debit(
+        emu, "free-user", "req-x", spec={**PNG_4, "samples": 1, "requests_in_flight": bad}
+    )
+    assert (result["code"], "requests_in_flight" in result["detail"]) == ("invalid_request", True)
     assert emu.ledger() == []
 
 

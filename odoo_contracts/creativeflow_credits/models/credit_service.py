@@ -22,6 +22,8 @@ ORCHESTRATOR_GROUP = "creativeflow_credits.group_orchestrator"
 ACTION_PATTERN = re.compile(r"samples|final|final-(?:[2-9]|[1-9][0-9]+)|regeneration-[1-9][0-9]*")
 SPEC_KEYS = ("format", "width", "height", "samples", "advanced_model")
 SPEC_COUNTS = ("width", "height", "samples")
+# Optional: the user's unfinished requests (not counting this one), for the tier's cap on them.
+IN_FLIGHT_KEY = "requests_in_flight"
 MAX_REQUEST_IDS = 500
 MAX_WINDOW_LIMIT = 1000
 TIMESTAMP_FORMAT = "%Y-%m-%d %H:%M:%S"
@@ -69,6 +71,8 @@ def spec_error(spec):
             return f"spec.{key} must be at least 1"
     if not isinstance(spec["advanced_model"], bool):
         return "spec.advanced_model must be a boolean"
+    if IN_FLIGHT_KEY in spec and (not is_int(spec[IN_FLIGHT_KEY]) or spec[IN_FLIGHT_KEY] < 0):
+        return f"spec.{IN_FLIGHT_KEY} must be an integer >= 0"
     return None
 
 
@@ -109,25 +113,41 @@ def parse_timestamp(value):
 
 
 def tier_refusal(tier, action, spec):
-    """The first tier rule the spec breaks, as (reason, detail), or None."""
+    """The first tier rule the spec breaks, as (reason, detail, extra figures), or None."""
     if spec["format"].strip().lower() not in tier._format_list():
         return (
             "format_not_allowed",
             f"format {spec['format']} is not allowed (allowed: {tier.allowed_formats})",
+            {},
         )
     if spec["width"] > tier.max_width or spec["height"] > tier.max_height:
         return (
             "resolution_not_allowed",
             f"{spec['width']}x{spec['height']} exceeds {tier.max_width}x{tier.max_height}",
+            {},
         )
     if not is_final(action) and spec["samples"] > tier.max_samples_per_request:
         return (
             "too_many_samples",
             f"{spec['samples']} samples exceed {tier.max_samples_per_request} per request",
+            {},
         )
     if spec["advanced_model"] and not tier.allow_advanced_models:
-        return "advanced_model_not_allowed", "this tier does not allow the advanced model"
-    return None
+        return "advanced_model_not_allowed", "this tier does not allow the advanced model", {}
+    return in_flight_refusal(tier, action, spec)
+
+
+def in_flight_refusal(tier, action, spec):
+    """The last tier rule: a new request (``samples``) while the user already has the tier's
+    maximum of unfinished ones. Checked only when the spec carries ``requests_in_flight``."""
+    in_flight = spec.get(IN_FLIGHT_KEY)
+    if action != "samples" or in_flight is None or in_flight < tier.max_requests_in_flight:
+        return None
+    return (
+        "too_many_requests_in_flight",
+        f"{in_flight} unfinished requests reach the cap of {tier.max_requests_in_flight}",
+        {IN_FLIGHT_KEY: in_flight, "max_requests_in_flight": tier.max_requests_in_flight},
+    )
 
 
 def price(tier, action, samples):
@@ -219,8 +239,8 @@ class CreditService(models.AbstractModel):
         tier = account.tier_id
         forbidden = tier_refusal(tier, action, spec)
         if forbidden:
-            reason, detail = forbidden
-            return refusal("tier_forbids", reason=reason, tier=tier.code, detail=detail)
+            reason, detail, figures = forbidden
+            return refusal("tier_forbids", reason=reason, tier=tier.code, detail=detail, **figures)
         amount = price(tier, action, spec["samples"])
         if amount > account.balance:
             return refusal("insufficient_credits", required=amount, balance=account.balance)

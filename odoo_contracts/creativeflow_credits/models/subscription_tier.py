@@ -42,7 +42,8 @@ class SubscriptionTier(models.Model):
     max_requests_in_flight = fields.Integer(
         required=True,
         default=1,
-        help="Most unfinished generation requests a user may have at once.",
+        help="Most unfinished generation requests a user may have at once. A new request "
+        "(a samples debit) is refused when the orchestrator reports this many already.",
     )
     price_per_sample = fields.Integer(
         required=True,

@@ -126,6 +126,7 @@ class TestDebit(CreditsCase):
             ({"height": 4096}, "resolution_not_allowed"),
             ({"samples": 5}, "too_many_samples"),
             ({"advanced_model": True}, "advanced_model_not_allowed"),
+            ({"requests_in_flight": 3}, "too_many_requests_in_flight"),
         ]
         for index, (overrides, reason) in enumerate(cases):
             request_id = f"cf-req-tier-{index}"
@@ -149,6 +150,8 @@ class TestDebit(CreditsCase):
             ),
             ({"width": 9999, "samples": 9, "advanced_model": True}, "resolution_not_allowed"),
             ({"samples": 9, "advanced_model": True}, "too_many_samples"),
+            ({"advanced_model": True, "requests_in_flight": 3}, "advanced_model_not_allowed"),
+            ({"samples": 9, "requests_in_flight": 3}, "too_many_samples"),
         ]
         for overrides, reason in cases:
             with self.subTest(reason=reason):
@@ -237,6 +240,11 @@ class TestDebit(CreditsCase):
             ("cf-test-user-1", "cf-req-bad", "samples", self.spec(width=0), False),
             ("cf-test-user-1", "cf-req-bad", "samples", self.spec(height=-1), False),
             ("cf-test-user-1", "cf-req-bad", "samples", self.spec(advanced_model=1), False),
+            ("cf-test-user-1", "cf-req-bad", "samples", self.spec(requests_in_flight=-1), False),
+            ("cf-test-user-1", "cf-req-bad", "samples", self.spec(requests_in_flight="2"), False),
+            ("cf-test-user-1", "cf-req-bad", "samples", self.spec(requests_in_flight=1.0), False),
+            ("cf-test-user-1", "cf-req-bad", "samples", self.spec(requests_in_flight=True), False),
+            ("cf-test-user-1", "cf-req-bad", "samples", self.spec(requests_in_flight=None), False),
             ("cf-test-user-1", "cf-req-bad", "samples", spec, 12),
         ]
         for args in cases:
@@ -247,6 +255,59 @@ class TestDebit(CreditsCase):
                 self.assertIsInstance(result["detail"], str)
         self.assertFalse(self.entries_of("cf-req-bad"))
         self.assertEqual(self.account.balance, 500)
+
+    def test_at_the_cap_of_unfinished_requests_a_new_request_is_refused(self):
+        # the test tier allows 3 unfinished requests
+        result = self.service.debit(
+            "cf-test-user-1", "cf-req-cap", "samples", self.spec(requests_in_flight=3)
+        )
+        self.assertEqual(
+            {key: value for key, value in result.items() if key != "detail"},
+            {
+                "ok": False,
+                "code": "tier_forbids",
+                "reason": "too_many_requests_in_flight",
+                "tier": "cf-test-limited",
+                "requests_in_flight": 3,
+                "max_requests_in_flight": 3,
+            },
+        )
+        self.assertIsInstance(result["detail"], str)
+        self.assertFalse(self.entries_of("cf-req-cap"))
+        self.assertEqual(self.account.balance, 500)
+
+    def test_below_the_cap_or_without_the_key_a_new_request_is_debited(self):
+        for index, overrides in enumerate(({"requests_in_flight": 2}, {})):
+            with self.subTest(spec=overrides):
+                result = self.service.debit(
+                    "cf-test-user-1", f"cf-req-below-{index}", "samples", self.spec(**overrides)
+                )
+                self.assertEqual(result["code"], "debited")
+
+    def test_the_cap_applies_to_new_requests_only(self):
+        for action in ("final", "final-2", "regeneration-1"):
+            with self.subTest(action=action):
+                result = self.service.debit(
+                    "cf-test-user-1", "cf-req-later", action, self.spec(requests_in_flight=9)
+                )
+                self.assertEqual(result["code"], "debited")
+
+    def test_the_cap_comes_before_the_balance(self):
+        result = self.service.debit(
+            "cf-test-user-poor", "cf-req-poor-cap", "samples", self.spec(requests_in_flight=3)
+        )
+        self.assertEqual(result["reason"], "too_many_requests_in_flight")
+
+    def test_a_replay_ignores_the_cap(self):
+        first = self.service.debit(
+            "cf-test-user-1", "cf-req-cap-replay", "samples", self.spec(requests_in_flight=0)
+        )
+        again = self.service.debit(
+            "cf-test-user-1", "cf-req-cap-replay", "samples", self.spec(requests_in_flight=7)
+        )
+        self.assertTrue(again["replay"])
+        self.assertEqual(again["entry_id"], first["entry_id"])
+        self.assertEqual(self.account.balance, 500 - first["amount"])
 
     def test_debit_results_never_hold_none(self):
         results = [

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -15,7 +16,10 @@ from creativeflow import __version__
 from creativeflow.api.middleware import BodySizeLimitMiddleware, CorrelationIdMiddleware
 from creativeflow.api.problems import install_problem_handlers
 from creativeflow.api.routes import admin, callbacks, credits, generations, health
+from creativeflow.api.routes import metrics as metrics_route
 from creativeflow.bootstrap import Container, build_container
+from creativeflow.observability.http import HttpMetricsMiddleware
+from creativeflow.observability.metrics import Metrics
 from creativeflow.services.recovery import Recovery
 from creativeflow.settings import Settings
 
@@ -34,9 +38,12 @@ n8n callbacks are signed the Standard Webhooks way. Errors are `application/prob
 
 def create_app(
     settings: Settings | None = None,
-    container_factory: Callable[[Settings], Container] = build_container,
+    container_factory: Callable[[Settings], Container] | None = None,
 ) -> FastAPI:
     settings = settings or Settings()
+    metrics = Metrics(version=__version__)  # one registry per app, never the process-global one
+    if container_factory is None:
+        container_factory = functools.partial(build_container, metrics=metrics)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -63,6 +70,7 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.metrics = metrics
     install_problem_handlers(app)
     for router in (
         generations.router,
@@ -70,10 +78,13 @@ def create_app(
         credits.router,
         admin.router,
         health.router,
+        metrics_route.router,
     ):
         app.include_router(router)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=MAX_BODY_BYTES)
     app.add_middleware(CorrelationIdMiddleware)
+    # outermost, so it also times what the middleware above answers (413 for an oversize body)
+    app.add_middleware(HttpMetricsMiddleware, metrics=metrics)
     return app
 
 

@@ -1,19 +1,52 @@
-"""Who is calling. The gateway authenticates users; this service accepts a user id only from a
-request that carries the gateway's shared credential (trusted-gateway mode)."""
+"""Who is calling. The API gateway authenticates users; this service takes the user from it in one
+of two modes, chosen by ``IDENTITY_MODE``:
+
+- ``trusted_gateway``: ``X-User-Id`` is believed only on a request that also carries the gateway's
+  shared credential in ``X-Gateway-Secret`` (compared in constant time);
+- ``jwt``: ``Authorization: Bearer <jwt>`` signed by the gateway (HMAC with ``JWT_SECRET`` or a
+  public-key algorithm with ``JWT_PUBLIC_KEY``); signature, ``iss``, ``aud`` and ``exp`` are
+  checked with a small leeway and the user is ``sub``. ``X-User-Id`` is ignored in this mode.
+
+Every refusal is a 401 with ``WWW-Authenticate`` and a fixed, generic reason: a token, a secret or
+a header value is never echoed or logged.
+"""
 
 from __future__ import annotations
 
 import hmac
-from typing import Annotated
+import logging
+from dataclasses import dataclass
+from typing import Annotated, Any
 
-from fastapi import Depends, Header, Request
+import jwt
+from fastapi import Depends, Header, Request, Security
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from starlette.exceptions import HTTPException
+
+from creativeflow.settings import Settings
+
+log = logging.getLogger(__name__)
 
 USER_ID_HEADER = "X-User-Id"
 GATEWAY_SECRET_HEADER = "X-Gateway-Secret"
 ADMIN_TOKEN_HEADER = "X-Admin-Token"
+MAX_USER_ID = 128
+REALM = "creativeflow"
+# claims a token must carry; iat and nbf are checked when present
+REQUIRED_CLAIMS = ("exp", "iss", "aud", "sub")
 
-_UNAUTHORIZED = {"WWW-Authenticate": 'Gateway realm="creativeflow"'}
+_gateway_secret = APIKeyHeader(
+    name=GATEWAY_SECRET_HEADER,
+    scheme_name="GatewaySecret",
+    description="IDENTITY_MODE=trusted_gateway: the gateway's shared credential, with X-User-Id",
+    auto_error=False,
+)
+_bearer = HTTPBearer(
+    scheme_name="GatewayJWT",
+    bearerFormat="JWT",
+    description="IDENTITY_MODE=jwt: a token from the gateway; the user is its `sub` claim",
+    auto_error=False,
+)
 
 
 def _same_secret(offered: str | None, expected: str) -> bool:
@@ -22,27 +55,137 @@ def _same_secret(offered: str | None, expected: str) -> bool:
     return hmac.compare_digest(offered.encode(), expected.encode())
 
 
+def _refused(detail: str, challenge: str) -> HTTPException:
+    return HTTPException(401, detail, headers={"WWW-Authenticate": challenge})
+
+
+# --- trusted gateway -------------------------------------------------------------------------
+
+_GATEWAY_CHALLENGE = f'Gateway realm="{REALM}"'
+
+
+def _gateway_user(settings: Settings, offered_secret: str | None, user_header: str | None) -> str:
+    if not _same_secret(offered_secret, settings.gateway_shared_secret.get_secret_value()):
+        raise _refused("missing or invalid gateway credential", _GATEWAY_CHALLENGE)
+    user_id = (user_header or "").strip()
+    if not user_id:
+        raise _refused(f"missing {USER_ID_HEADER} header", _GATEWAY_CHALLENGE)
+    return user_id
+
+
+# --- JWT bearer ------------------------------------------------------------------------------
+
+_BEARER_CHALLENGE = f'Bearer realm="{REALM}"'
+
+
+def _invalid_token(description: str) -> HTTPException:
+    challenge = f'{_BEARER_CHALLENGE}, error="invalid_token", error_description="{description}"'
+    return _refused(description, challenge)
+
+
+@dataclass(frozen=True, slots=True)
+class JwtVerifier:
+    """Checks one gateway token. The algorithms list is always explicit and of one family (HMAC
+    or public key, see ``Settings``), so ``alg: none`` and algorithm confusion (a public key used
+    as an HMAC secret) are refused by PyJWT before any signature is computed."""
+
+    key: Any
+    algorithms: tuple[str, ...]
+    issuer: str
+    audience: str
+    leeway: int
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> JwtVerifier:
+        algorithms = settings.jwt_algorithms
+        if settings.jwt_uses_hmac:
+            raw_key: str = settings.jwt_secret.get_secret_value()
+        else:
+            raw_key = settings.jwt_public_key_pem
+        # parse the key once (a PEM string would be parsed again on every decode)
+        key = jwt.get_algorithm_by_name(algorithms[0]).prepare_key(raw_key)
+        return cls(
+            key=key,
+            algorithms=algorithms,
+            issuer=settings.jwt_issuer,
+            audience=settings.jwt_audience,
+            leeway=settings.jwt_leeway_seconds,
+        )
+
+    def subject(self, token: str) -> str:
+        try:
+            claims = jwt.decode(
+                token,
+                self.key,
+                algorithms=list(self.algorithms),
+                issuer=self.issuer,
+                audience=self.audience,
+                leeway=self.leeway,
+                options={
+                    "require": list(REQUIRED_CLAIMS),
+                    "strict_aud": False,
+                    "enforce_minimum_key_length": True,
+                },
+            )
+        except jwt.ExpiredSignatureError:
+            log.info("bearer token refused: expired")
+            raise _invalid_token("the bearer token has expired") from None
+        except jwt.PyJWTError as refused:
+            # the class name only: PyJWT's messages may quote parts of the token
+            log.info("bearer token refused: %s", type(refused).__name__)
+            raise _invalid_token("invalid bearer token") from None
+        subject = claims.get("sub")
+        if not isinstance(subject, str) or not subject.strip() or len(subject) > MAX_USER_ID:
+            log.info("bearer token refused: unusable sub claim")
+            raise _invalid_token("invalid bearer token")
+        return subject.strip()
+
+
+def _jwt_verifier(request: Request) -> JwtVerifier:
+    """Built on first use from the app's settings and kept on the app (one per app, no global)."""
+    state = request.app.state
+    verifier: JwtVerifier | None = getattr(state, "jwt_verifier", None)
+    if verifier is None:
+        verifier = JwtVerifier.from_settings(state.settings)
+        state.jwt_verifier = verifier
+    return verifier
+
+
+def _jwt_user(request: Request, credentials: HTTPAuthorizationCredentials | None) -> str:
+    if credentials is None or not credentials.credentials:
+        raise _refused("missing bearer token", _BEARER_CHALLENGE)
+    return _jwt_verifier(request).subject(credentials.credentials)
+
+
+# --- the dependencies the routes use ---------------------------------------------------------
+
+
 def current_user(
     request: Request,
-    x_user_id: Annotated[str | None, Header(alias=USER_ID_HEADER, max_length=128)] = None,
-    x_gateway_secret: Annotated[str | None, Header(alias=GATEWAY_SECRET_HEADER)] = None,
+    x_user_id: Annotated[
+        str | None,
+        Header(
+            alias=USER_ID_HEADER,
+            max_length=MAX_USER_ID,
+            description="IDENTITY_MODE=trusted_gateway: the user the gateway authenticated",
+        ),
+    ] = None,
+    gateway_secret: Annotated[str | None, Security(_gateway_secret)] = None,
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)] = None,
 ) -> str:
-    settings = request.app.state.settings
-    if not _same_secret(x_gateway_secret, settings.gateway_shared_secret.get_secret_value()):
-        raise HTTPException(401, "missing or invalid gateway credential", headers=_UNAUTHORIZED)
-    user_id = (x_user_id or "").strip()
-    if not user_id:
-        raise HTTPException(401, f"missing {USER_ID_HEADER} header", headers=_UNAUTHORIZED)
-    return user_id
+    settings: Settings = request.app.state.settings
+    if settings.identity_mode == "jwt":
+        return _jwt_user(request, bearer)
+    return _gateway_user(settings, gateway_secret, x_user_id)
 
 
 def require_admin(
     request: Request,
     x_admin_token: Annotated[str | None, Header(alias=ADMIN_TOKEN_HEADER)] = None,
 ) -> None:
-    settings = request.app.state.settings
+    settings: Settings = request.app.state.settings
     if not _same_secret(x_admin_token, settings.admin_token.get_secret_value()):
-        raise HTTPException(401, "missing or invalid admin credential", headers=_UNAUTHORIZED)
+        raise _refused("missing or invalid admin credential", f'AdminToken realm="{REALM}"')
 
 
 CurrentUser = Annotated[str, Depends(current_user)]

@@ -5,8 +5,17 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
-from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import (
+    AnyHttpUrl,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationInfo,
+    field_validator,
+)
 
 from creativeflow.domain.model import GenerationRequest, Sample
 from creativeflow.domain.states import Status
@@ -190,6 +199,36 @@ class CreditsView(BaseModel):
 
 AssetUrl = Annotated[str, StringConstraints(max_length=2048)]
 
+ASSET_HOSTS_CONTEXT = "asset_url_hosts"
+"""Validation context key: the storage hosts asset URLs may point at (empty or absent: any)."""
+
+
+def asset_rules(allowed_hosts: frozenset[str]) -> dict[str, frozenset[str]]:
+    """The validation context of a callback body: ``CallbackPayload.model_validate(data,
+    context=asset_rules(settings.asset_url_hosts))``."""
+    return {ASSET_HOSTS_CONTEXT: allowed_hosts}
+
+
+def asset_url_refusal(url: str, allowed_hosts: frozenset[str]) -> str | None:
+    """Why an asset URL from n8n is refused, or ``None``. The URL ends up in clients' hands, so
+    it must be plain http(s) on a storage host: no userinfo (``https://ok.example@evil.example/``
+    is a link to evil.example), no backslash or blank that browsers and parsers read differently,
+    and, when hosts are listed, exactly one of them. The reason never quotes the URL."""
+    if any(c == "\\" or c.isspace() or not c.isprintable() for c in url):
+        return "asset URLs must not contain blanks, control characters or backslashes"
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError on a port that is not a number in range
+    except ValueError:
+        return "asset URLs must be valid http(s) URLs"
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return "asset URLs must be http(s) URLs with a host"
+    if "@" in parts.netloc:
+        return "asset URLs must not carry user information"
+    if allowed_hosts and parts.hostname not in allowed_hosts:
+        return "asset URLs must point at an allowed storage host"
+    return None
+
 
 class CallbackAsset(BaseModel):
     model_config = ConfigDict(extra="ignore")
@@ -202,9 +241,11 @@ class CallbackAsset(BaseModel):
 
     @field_validator("url")
     @classmethod
-    def _http_only(cls, url: str) -> str:
-        if not url.startswith(("https://", "http://")):
-            raise ValueError("asset URLs must be http(s)")
+    def _storage_url_only(cls, url: str, info: ValidationInfo) -> str:
+        context = info.context if isinstance(info.context, dict) else {}
+        refusal = asset_url_refusal(url, frozenset(context.get(ASSET_HOSTS_CONTEXT, ())))
+        if refusal:
+            raise ValueError(refusal)
         return url
 
     def to_sample(self) -> Sample:

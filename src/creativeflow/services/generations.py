@@ -8,7 +8,7 @@ settles everything. A publish that fails after the debit is refunded before the 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from creativeflow.adapters.tracking.database import TrackingDatabase
@@ -187,20 +187,33 @@ class GenerationService:
         now = self._clock.now()
         if idempotency is not None:
             idempotency.claim(repo, now, request.id)
+        # one submit of a user at a time counts the requests in flight, so the tier's cap holds
+        repo.lock_user(request.user_id)
+        in_flight = repo.count_in_flight(request.user_id)
         request.transition(Status.VALIDATING_CREDITS, now)
         request.deadline_at = now + self._config.dispatch_deadline
         repo.add_request(request)
         return self._journal_step(
-            repo, request, "samples", Stage.SAMPLES, attempt=1, idempotency=idempotency
+            repo,
+            request,
+            "samples",
+            Stage.SAMPLES,
+            attempt=1,
+            idempotency=idempotency,
+            requests_in_flight=in_flight,
         )
 
     def _open_pending(self, repo: TrackingRepository, request_id: str) -> PaidStep | None:
         request = repo.get_request(request_id, for_update=True)
         if request is None or request.status is not Status.PENDING:
             return None
+        repo.lock_user(request.user_id)
+        in_flight = repo.count_in_flight(request.user_id) - 1  # this one is PENDING already
         request.transition(Status.VALIDATING_CREDITS, self._clock.now())
         repo.save_request(request)
-        return self._journal_step(repo, request, "samples", Stage.SAMPLES, attempt=1)
+        return self._journal_step(
+            repo, request, "samples", Stage.SAMPLES, attempt=1, requests_in_flight=in_flight
+        )
 
     def _journal_step(
         self,
@@ -214,6 +227,7 @@ class GenerationService:
         expected: Status = Status.VALIDATING_CREDITS,
         target: Status = Status.PROCESSING_SAMPLES,
         idempotency: IdempotencyKey | None = None,
+        requests_in_flight: int | None = None,
     ) -> PaidStep:
         now = self._clock.now()
         existing = repo.get_operation(request.id, action, CreditOperationKind.DEBIT, for_update=True)
@@ -234,15 +248,9 @@ class GenerationService:
             selected_sample=selected_sample,
         )
         repo.add_job(job)
-        spec = request.spec()
+        spec = replace(request.spec(), requests_in_flight=requests_in_flight)
         if stage is Stage.FINAL:
-            spec = GenerationSpec(
-                format=spec.format,
-                width=spec.width,
-                height=spec.height,
-                samples=1,
-                advanced_model=spec.advanced_model,
-            )
+            spec = replace(spec, samples=1)
         return PaidStep(
             request=request,
             job=job,

@@ -33,7 +33,9 @@ class HttpNotifier:
         self._client = client or httpx.AsyncClient(
             base_url=config.base_url.rstrip("/"),
             timeout=httpx.Timeout(config.timeout),
-            limits=httpx.Limits(max_connections=20, max_keepalive_connections=10),
+            # keep every connection it may open: with fewer kept alive, a burst of callbacks
+            # opens (and the pool then closes) a new connection per notification
+            limits=httpx.Limits(max_connections=20, max_keepalive_connections=20),
         )
         self._in_flight: set[asyncio.Task[bool]] = set()
         self.sent = 0

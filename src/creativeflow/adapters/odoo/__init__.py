@@ -1,7 +1,8 @@
 """The Odoo credit adapter: Odoo is the authority over tiers, prices, balances and the ledger.
 
 - ``OdooConfig``: where Odoo is and how to log in (the secret never shows in a repr or message);
-- ``OdooClient``: the blocking client, one per thread (XML-RPC or JSON-RPC through odoorpc);
+- ``OdooClient``: the blocking client, one per thread (XML-RPC, JSON-RPC through odoorpc, or
+  Odoo 19's JSON-2 through httpx);
 - ``AsyncOdooCredits``: the async face the use cases await (a bounded pool of per-thread clients);
 - ``FakeCredits``: its in-memory twin for unit tests;
 - the errors, documented in ``creativeflow.adapters.odoo.errors``.

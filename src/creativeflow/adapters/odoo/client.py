@@ -1,8 +1,11 @@
 """``OdooClient``: the blocking Odoo credit client. One per thread, by design.
 
-It logs in lazily, once, and keeps the uid (Odoo hashes the password with 600,000 pbkdf2 rounds
-per login). It logs in again once when Odoo answers ``AccessDenied`` on a call, then gives up with
-``OdooAuthenticationError``. It retries transport faults only, with full-jitter exponential
+Over XML-RPC and JSON-RPC it logs in lazily, once, and keeps the uid (Odoo hashes the password with
+600,000 pbkdf2 rounds per login); it logs in again once when Odoo answers ``AccessDenied`` on a
+call, then gives up with ``OdooAuthenticationError``. Over JSON-2 there is no login: every request
+carries the API key, so a call is one HTTP request, and a refused key is an
+``OdooAuthenticationError`` at once (``authenticate`` only checks the key and learns the uid). It
+retries transport faults only, with full-jitter exponential
 backoff, at most ``max_attempts`` tries a call: this is safe because ``debit`` and ``refund`` are
 idempotent in Odoo. Once any try of a changing call may have reached Odoo, the call can only fail
 with ``OdooOutcomeUnknown``; the ledger settles it later.
@@ -26,7 +29,9 @@ from creativeflow.adapters.odoo.errors import (
     OdooOutcomeUnknown,
     OdooUnavailable,
 )
+from creativeflow.adapters.odoo.json2_transport import Json2Transport
 from creativeflow.adapters.odoo.jsonrpc_transport import JsonRpcTransport
+from creativeflow.adapters.odoo.signatures import SERVICE_MODEL
 from creativeflow.adapters.odoo.transport import RpcTransport, TransportFault
 from creativeflow.adapters.odoo.xmlrpc_transport import XmlRpcTransport
 from creativeflow.domain.credits import (
@@ -39,13 +44,14 @@ from creativeflow.domain.credits import (
 
 logger = logging.getLogger(__name__)
 
-SERVICE_MODEL = "creativeflow.credit.service"
 LEDGER_BY_REQUESTS_LIMIT = 500
 _ODOO_DATETIME = "%Y-%m-%d %H:%M:%S"
 
 
 def make_transport(config: OdooConfig) -> RpcTransport:
     """The transport the configuration asks for."""
+    if config.protocol == "json2":
+        return Json2Transport(config)
     if config.protocol == "jsonrpc":
         return JsonRpcTransport(config)
     return XmlRpcTransport(config)
@@ -121,7 +127,11 @@ class OdooClient:
     # -- public calls --------------------------------------------------------------------------
 
     def authenticate(self) -> int:
-        """Log in if not yet logged in; the uid. Retries transport faults."""
+        """Log in if not yet logged in; the uid. Retries transport faults.
+
+        Over JSON-2 this is optional (calls need no login): it checks the API key with one
+        request (``res.users/context_get``) and learns its user's uid.
+        """
         self._check_owner()
         if self._uid is None:
             self._with_retries("login", changing=False, attempt=self._logged_in_uid)
@@ -182,12 +192,14 @@ class OdooClient:
         result = self._execute("ledger_window", args, changing=False)
         return replies.ledger_page(result)
 
-    def call(self, model: str, method: str, *args: Any) -> Any:
+    def call(self, model: str, method: str, *args: Any, **kwargs: Any) -> Any:
         """Any method of any model, raw result; for diagnostics and the contract suite only.
 
         Treated as a changing call: a fault after it may have reached Odoo is an outcome unknown.
+        JSON-2 passes arguments by name only: give keyword arguments, except to the contract's
+        own methods (their positional arguments are named after the README).
         """
-        return self._execute(method, list(args), changing=True, model=model)
+        return self._execute(method, list(args), changing=True, model=model, kwargs=kwargs)
 
     def close(self) -> None:
         """Forget the session; the client logs in again if used afterwards."""
@@ -197,13 +209,19 @@ class OdooClient:
     # -- the call machinery ------------------------------------------------------------------
 
     def _execute(
-        self, method: str, args: list[Any], *, changing: bool, model: str = SERVICE_MODEL
+        self,
+        method: str,
+        args: list[Any],
+        *,
+        changing: bool,
+        model: str = SERVICE_MODEL,
+        kwargs: dict[str, Any] | None = None,
     ) -> Any:
         self._check_owner()
         return self._with_retries(
             f"{model}.{method}",
             changing=changing,
-            attempt=lambda: self._try_once(model, method, args, changing),
+            attempt=lambda: self._try_once(model, method, args, kwargs or {}, changing),
         )
 
     def _with_retries(self, label: str, *, changing: bool, attempt: Callable[[], Any]) -> Any:
@@ -269,14 +287,19 @@ class OdooClient:
         logger.warning("odoo %s: outcome unknown, then %s", label, error)
         return OdooOutcomeUnknown(f"{label} may have been applied on an earlier try; then: {error}")
 
-    def _try_once(self, model: str, method: str, args: list[Any], changing: bool) -> Any:
-        if self._uid is None:
+    def _try_once(
+        self, model: str, method: str, args: list[Any], kwargs: dict[str, Any], changing: bool
+    ) -> Any:
+        needs_login = self._transport.needs_login
+        if self._uid is None and needs_login:
             self._logged_in_uid()
         try:
-            return self._transport.execute_kw(model, method, args, {})
+            return self._transport.execute_kw(model, method, args, kwargs)
         except TransportFault as fault:
             raise _FailedTry(fault, may_have_applied=changing and fault.sent) from fault
         except OdooAuthenticationError as error:
+            if not needs_login:
+                raise  # JSON-2: the API key itself was refused; no session to renew
             raise _SessionRefused(error) from None
 
     def _logged_in_uid(self) -> int:
@@ -287,7 +310,7 @@ class OdooClient:
             raise _FailedTry(fault, may_have_applied=False) from fault
         if uid is None:
             raise OdooAuthenticationError(
-                f"Odoo refused the login {self._config.login!r} on database "
+                f"Odoo refused the credentials of {self._config.login!r} on database "
                 f"{self._config.database!r} (wrong login, password or API key)"
             )
         logger.info(

@@ -6,7 +6,10 @@ from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import urlsplit
 
-RpcProtocol = Literal["xmlrpc", "jsonrpc"]
+RpcProtocol = Literal["xmlrpc", "jsonrpc", "json2"]
+"""``xmlrpc`` and ``jsonrpc`` are Odoo's RPC services (deprecated from Odoo 19); ``json2`` is Odoo
+19's ``POST /json/2/<model>/<method>`` with a bearer API key."""
+PROTOCOLS: tuple[RpcProtocol, ...] = ("xmlrpc", "jsonrpc", "json2")
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
@@ -16,7 +19,9 @@ class OdooConfig:
     """Where Odoo is and how the orchestrator's technical user logs in.
 
     ``secret`` is the user's password or, better, an API key (Odoo accepts a key of scope ``rpc``
-    wherever a password is). ``connect_timeout`` bounds the TCP connection (and TLS handshake);
+    wherever a password is). With ``protocol="json2"`` it must be an API key: JSON-2 takes no
+    password, and it identifies the user by the key alone (``login`` then only names the user in
+    logs and messages). ``connect_timeout`` bounds the TCP connection (and TLS handshake);
     ``read_timeout`` bounds each wait for the reply once the request is sent. ``max_attempts``
     counts every try of one call, the first included.
     """
@@ -44,8 +49,8 @@ class OdooConfig:
             raise ValueError("OdooConfig.url must be the server root (Odoo serves RPC at /)")
         if parts.username or parts.password:
             raise ValueError("OdooConfig.url must not carry credentials; use login and secret")
-        if self.protocol not in ("xmlrpc", "jsonrpc"):
-            raise ValueError("OdooConfig.protocol must be 'xmlrpc' or 'jsonrpc'")
+        if self.protocol not in PROTOCOLS:
+            raise ValueError("OdooConfig.protocol must be 'xmlrpc', 'jsonrpc' or 'json2'")
         if not self.database or not self.login or not self.secret:
             raise ValueError("OdooConfig needs a database, a login and a secret")
         if self.connect_timeout <= 0 or self.read_timeout <= 0:

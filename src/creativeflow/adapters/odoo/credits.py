@@ -2,7 +2,7 @@
 
 A bounded thread pool runs the blocking ``OdooClient``; each worker thread builds its own client
 the first time it serves a call (neither ``ServerProxy`` nor odoorpc is thread-safe) and keeps it,
-so a process logs in at most once per worker thread, never once per call.
+so a process logs in at most once per worker thread, never once per call (over JSON-2, never).
 """
 
 from __future__ import annotations

@@ -5,13 +5,17 @@
     │   │                         never reached, or answered a fault (transaction rolled back)
     │   ├── OdooOutcomeUnknown   (CreditOutcomeUnknown, 503)  a debit or refund may have been
     │   │                         applied: only ``ledger_by_requests`` can tell
-    │   ├── OdooServerError      XML-RPC fault 1, any other JSON-RPC ``data.name`` (rolled back)
-    │   └── OdooUserError        fault 2, ``UserError`` / ``ValidationError`` (rolled back)
+    │   ├── OdooServerError      XML-RPC fault 1, any other JSON-RPC ``data.name``, a JSON-2
+    │   │                         error body with another status (404, 500) (rolled back)
+    │   └── OdooUserError        fault 2, ``UserError`` / ``ValidationError``, JSON-2 422
+    │                             (rolled back)
     ├── OdooAuthenticationError  (CreditServiceUnavailable, 503)  wrong login, password or API key
+    │                             (JSON-2: HTTP 401)
     ├── OdooAccessError          (CreditServiceUnavailable, 503)  the user lacks the rights, or the
-    │                             method is private: a configuration fault
-    ├── OdooRejected             (CreditsRefused, 402/403/409/422)  a business refusal: ``code`` and
-    │                             the figures Odoo gave (``required``, ``balance``, ``reason``...)
+    │                             method is private: a configuration fault (JSON-2: HTTP 403)
+    ├── OdooRejected             (CreditsRefused, 402/403/409/422/429)  a business refusal:
+    │                             ``code`` and the figures Odoo gave (``required``, ``balance``,
+    │                             ``reason``...)
     └── OdooContractError        (CreditOutcomeUnknown, 503)  the reply is not of the documented
                                   shape; for a debit or refund it may still have been applied
 
@@ -34,7 +38,7 @@ from creativeflow.domain.errors import (
 class OdooError(Exception):
     """Base of everything the adapter raises.
 
-    ``remote_name`` is what Odoo named the exception (JSON-RPC ``data.name``, or
+    ``remote_name`` is what Odoo named the exception (JSON-RPC ``data.name``, JSON-2 ``name``, or
     ``xmlrpc.fault.<n>``), when the error came from a server fault.
     """
 

@@ -1,10 +1,11 @@
 """``FakeCredits``: an in-memory twin of ``AsyncOdooCredits`` for fast unit tests of the use cases.
 
 It keeps the contract's rules (``odoo_contracts/README.md``): argument checks, the tier check in
-its order, pricing, idempotent debit (a replay whatever the tier or balance is now), refund once,
-the ledger lookups, and raises the adapter's own errors (``OdooRejected`` with the contract's
-codes and figures). ``fail_next`` injects a fault into the next call of a method, applied first
-or not, so a test can play "unavailable" and "applied, then the reply was lost".
+its order (the cap on unfinished requests last, for ``samples`` when the spec carries
+``requests_in_flight``), pricing, idempotent debit (a replay whatever the tier or balance is now),
+refund once, the ledger lookups, and raises the adapter's own errors (``OdooRejected`` with the
+contract's codes and figures). ``fail_next`` injects a fault into the next call of a method,
+applied first or not, so a test can play "unavailable" and "applied, then the reply was lost".
 """
 
 from __future__ import annotations
@@ -193,8 +194,10 @@ class FakeCredits:
         tier = self._tiers[account.tier]
         refusal = _tier_refusal(tier, action, spec)
         if refusal is not None:
-            reason, detail = refusal
-            raise OdooRejected("tier_forbids", reason=reason, tier=tier.code, detail=detail)
+            reason, detail, figures = refusal
+            raise OdooRejected(
+                "tier_forbids", reason=reason, tier=tier.code, detail=detail, **figures
+            )
         amount = _price(tier, action, spec)
         if amount > account.balance:
             raise OdooRejected("insufficient_credits", required=amount, balance=account.balance)
@@ -292,22 +295,44 @@ def _check_spec(spec: GenerationSpec) -> None:
         raise OdooRejected(
             "invalid_request", detail="spec.width and spec.height must be at least 1"
         )
+    in_flight = spec.requests_in_flight
+    if in_flight is not None and (
+        isinstance(in_flight, bool) or not isinstance(in_flight, int) or in_flight < 0
+    ):
+        raise OdooRejected(
+            "invalid_request", detail="spec.requests_in_flight must be an integer >= 0"
+        )
 
 
 def _is_final(action: str) -> bool:
     return action == "final" or action.startswith("final-")
 
 
-def _tier_refusal(tier: FakeTier, action: str, spec: GenerationSpec) -> tuple[str, str] | None:
+_TierRefusal = tuple[str, str, dict[str, int]]
+
+
+def _tier_refusal(tier: FakeTier, action: str, spec: GenerationSpec) -> _TierRefusal | None:
+    """(reason, detail, extra figures) of the first tier rule the spec breaks, in the README's
+    order."""
     limits = tier.limits
     if spec.format not in limits.formats:
-        return "format_not_allowed", f"format {spec.format!r} is not allowed"
+        return "format_not_allowed", f"format {spec.format!r} is not allowed", {}
     if spec.width > limits.max_width or spec.height > limits.max_height:
-        return "resolution_not_allowed", f"{spec.width}x{spec.height} is too large"
+        return "resolution_not_allowed", f"{spec.width}x{spec.height} is too large", {}
     if not _is_final(action) and spec.samples > limits.max_samples_per_request:
-        return "too_many_samples", f"{spec.samples} samples is too many"
+        return "too_many_samples", f"{spec.samples} samples is too many", {}
     if spec.advanced_model and not limits.advanced_models:
-        return "advanced_model_not_allowed", f"tier {tier.code!r} has no advanced models"
+        return "advanced_model_not_allowed", f"tier {tier.code!r} has no advanced models", {}
+    in_flight = spec.requests_in_flight
+    if action == "samples" and in_flight is not None and in_flight >= limits.max_requests_in_flight:
+        return (
+            "too_many_requests_in_flight",
+            f"{in_flight} unfinished requests reach the cap of {limits.max_requests_in_flight}",
+            {
+                "requests_in_flight": in_flight,
+                "max_requests_in_flight": limits.max_requests_in_flight,
+            },
+        )
     return None
 
 

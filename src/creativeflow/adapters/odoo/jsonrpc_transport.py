@@ -58,6 +58,8 @@ def fault_kind(name: str) -> FaultKind:
 class JsonRpcTransport:
     """One odoorpc session. Not thread-safe (neither is odoorpc)."""
 
+    needs_login = True
+
     def __init__(
         self, config: OdooConfig, *, odoo_factory: Callable[..., Any] | None = None
     ) -> None:

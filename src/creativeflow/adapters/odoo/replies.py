@@ -40,6 +40,10 @@ _FIGURE_TYPES: dict[str, dict[str, type]] = {
     "insufficient_credits": {"required": int, "balance": int},
     "tier_forbids": {"reason": str, "tier": str},
 }
+# Tier reasons that carry figures of their own (the tier's cap on unfinished requests).
+_REASON_FIGURE_TYPES: dict[str, dict[str, type]] = {
+    "too_many_requests_in_flight": {"requests_in_flight": int, "max_requests_in_flight": int},
+}
 _OPERATIONS = frozenset({"debit", "refund", "adjustment"})
 
 
@@ -120,7 +124,10 @@ def accepted(method: str, value: Any, success_code: str) -> _Reply:
 def _refusal(method: str, code: str, reply: _Reply) -> OdooRejected:
     if code not in REFUSALS[method]:
         raise OdooContractError(f"{method}: undocumented refusal code {code!r}")
-    for key, expected in _FIGURE_TYPES.get(code, {}).items():
+    expected_figures = dict(_FIGURE_TYPES.get(code, {}))
+    if code == "tier_forbids":
+        expected_figures.update(_REASON_FIGURE_TYPES.get(reply.text("reason"), {}))
+    for key, expected in expected_figures.items():
         if expected is int:
             reply.integer(key)
         else:

@@ -1,16 +1,18 @@
-"""The narrow port between ``OdooClient`` and a wire protocol, and what both transports share.
+"""The narrow port between ``OdooClient`` and a wire protocol, and what the transports share.
 
-A transport is one logged-in session with one Odoo server, used by one thread. It raises:
+A transport is one session with one Odoo server (XML-RPC, JSON-RPC through odoorpc, or JSON-2),
+used by one thread. It raises:
 
 - ``TransportFault`` when the call failed in transit (``sent`` says whether Odoo may have received
   it); the client decides whether to retry and what the failure means for the ledger;
 - an ``OdooError`` subclass when Odoo answered with a fault (``OdooAuthenticationError`` for
   ``AccessDenied``, ``OdooAccessError``, ``OdooUserError``, ``OdooServerError``).
 
-Both transports open a new TCP connection for every request (Werkzeug closes each one anyway), so
-a lost reply is never confused with a stale kept-alive socket, and both split the timeout in two:
+Every transport opens a new TCP connection for every request (Werkzeug closes each one anyway), so
+a lost reply is never confused with a stale kept-alive socket, and splits the timeout in two:
 ``connect_timeout`` for the TCP connection and TLS handshake, ``read_timeout`` for each wait on the
-socket afterwards. A failure while connecting is raised as ``ConnectFailed``: nothing was sent.
+socket afterwards. A failure while connecting is raised as ``ConnectFailed`` (or, for JSON-2, a
+``TransportFault`` with ``sent=False``): nothing was sent.
 """
 
 from __future__ import annotations
@@ -34,16 +36,24 @@ FaultKind = Literal["access_denied", "access_error", "user_error", "server_error
 
 
 class RpcTransport(Protocol):
-    """One Odoo session over one wire protocol. Not thread-safe: one per thread."""
+    """One Odoo session over one wire protocol. Not thread-safe: one per thread.
+
+    ``needs_login`` is True when calls need a logged-in uid (XML-RPC and JSON-RPC pass
+    ``db, uid, secret`` with every call); JSON-2 authenticates each request by its API key, so the
+    client calls without logging in first and never logs in again on a refused key.
+    """
+
+    @property
+    def needs_login(self) -> bool: ...
 
     def version(self) -> Any:
         """``common.version``: needs no login."""
 
     def login(self) -> int | None:
-        """Log in with the configured credentials; the uid, or ``None`` when Odoo refuses them."""
+        """Check the configured credentials; the uid, or ``None`` when Odoo refuses them."""
 
     def execute_kw(self, model: str, method: str, args: list[Any], kwargs: dict[str, Any]) -> Any:
-        """``object.execute_kw`` as the logged-in user; the raw result."""
+        """``model.method(*args, **kwargs)`` as the configured user; the raw result."""
 
     def close(self) -> None:
         """Drop the connection state; the transport may log in again afterwards."""

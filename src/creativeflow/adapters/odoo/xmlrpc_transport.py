@@ -61,6 +61,8 @@ class _OneShotTransport(xmlrpc.client.Transport):
 class XmlRpcTransport:
     """One XML-RPC session: keeps the uid after ``login``. Not thread-safe."""
 
+    needs_login = True
+
     def __init__(self, config: OdooConfig) -> None:
         self._config = config
         self._http = _OneShotTransport(

@@ -70,8 +70,11 @@ class TrackingDatabase:
     def __init__(self, config: DatabaseConfig) -> None:
         self.engine = create_tracking_engine(config)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        # as many workers as pooled connections: with more, the pool opens overflow connections
+        # under load and closes them when they come back, a new PostgreSQL backend (fork and
+        # login) every few transactions. Overflow stays for callers outside this pool.
         self._executor = ThreadPoolExecutor(
-            max_workers=config.pool_size + config.max_overflow, thread_name_prefix="tracking-db"
+            max_workers=config.pool_size, thread_name_prefix="tracking-db"
         )
         self.counter = TransactionCounter(self.engine)
 

@@ -6,7 +6,6 @@ check changes nothing.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 
@@ -15,7 +14,8 @@ from pydantic import ValidationError
 from starlette.exceptions import HTTPException
 
 from creativeflow.api.dependencies import ContainerDep
-from creativeflow.api.schemas import CallbackAck, CallbackPayload
+from creativeflow.api.routes.metrics import get_metrics
+from creativeflow.api.schemas import CallbackAck, CallbackPayload, asset_rules
 from creativeflow.api.webhook_signature import SignatureError, verify
 from creativeflow.domain.jobs import CallbackEvent, FailureCategory
 from creativeflow.domain.model import Failure
@@ -49,12 +49,16 @@ async def _verified_payload(request: Request, container: ContainerDep) -> tuple[
             )
         except SignatureError as refused:
             log.warning("callback refused: %s", refused)
+            get_metrics(request).callback_outcome("rejected")
             raise HTTPException(401, f"callback signature refused: {refused}") from None
         webhook_id = verified.msg_id
     else:
         webhook_id = headers.get("webhook-id") or f"unsigned-{time.time_ns()}"
     try:
-        payload = CallbackPayload.model_validate(json.loads(body))
+        # pydantic's own JSON parser bounds nesting depth, where json.loads would recurse
+        payload = CallbackPayload.model_validate_json(
+            body, context=asset_rules(settings.asset_url_hosts)
+        )
     except (ValueError, ValidationError) as invalid:
         errors = invalid.errors(include_input=False) if isinstance(invalid, ValidationError) else []
         raise HTTPException(422, f"invalid callback body: {_summary(errors) or 'not JSON'}") from None
@@ -106,6 +110,7 @@ async def _handle(
     if event is None:
         raise HTTPException(422, "the callback names no event")
     outcome = await container.callbacks.handle(_report(webhook_id, payload, event))
+    get_metrics(request).callback_outcome(outcome.value)
     if outcome == "replayed":
         raise HTTPException(409, "this webhook-id was already received; nothing changed")
     return CallbackAck(outcome=outcome.value, job_id=payload.job_id)

@@ -8,6 +8,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from creativeflow.api.dependencies import ContainerDep
+from creativeflow.api.routes.metrics import MetricsDep
 
 router = APIRouter(tags=["health"])
 
@@ -22,11 +23,13 @@ async def healthz() -> dict[str, str]:
     summary="The database, the broker and Odoo are reachable",
     responses={503: {"description": "a dependency is unreachable"}},
 )
-async def readyz(container: ContainerDep) -> JSONResponse:
+async def readyz(container: ContainerDep, metrics: MetricsDep) -> JSONResponse:
     database, broker, odoo = await asyncio.gather(
         container.db.ping(), container.publisher.check(), container.credits.ping()
     )
     checks = {"database": database, "broker": broker, "odoo": odoo}
+    for dependency, ok in checks.items():
+        metrics.dependency_checked(dependency, ok)
     ready = all(checks.values())
     return JSONResponse(
         {"status": "ready" if ready else "unavailable", "checks": checks},

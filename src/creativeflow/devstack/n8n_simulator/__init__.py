@@ -1,5 +1,7 @@
-"""A stand-in for n8n: consumes generation jobs from RabbitMQ and posts signed callbacks."""
+"""A stand-in for n8n: takes generation jobs from RabbitMQ (:class:`N8nSimulator`) or on a webhook
+(:class:`N8nWebhookSimulator`) and answers both the same way, with signed callbacks."""
 
+from creativeflow.devstack.n8n_simulator.answering import AnswerConfig, JobAnswerer
 from creativeflow.devstack.n8n_simulator.outcomes import Outcome, OutcomeKind, decide_outcome
 from creativeflow.devstack.n8n_simulator.simulator import (
     N8nSimulator,
@@ -7,13 +9,23 @@ from creativeflow.devstack.n8n_simulator.simulator import (
     SimulatorStats,
     load_job_validator,
 )
+from creativeflow.devstack.n8n_simulator.webhook import (
+    DEFAULT_WEBHOOK_PATH,
+    N8nWebhookSimulator,
+    WebhookSimulatorConfig,
+)
 
 __all__ = [
+    "DEFAULT_WEBHOOK_PATH",
+    "AnswerConfig",
+    "JobAnswerer",
     "N8nSimulator",
+    "N8nWebhookSimulator",
     "Outcome",
     "OutcomeKind",
     "SimulatorConfig",
     "SimulatorStats",
+    "WebhookSimulatorConfig",
     "decide_outcome",
     "load_job_validator",
 ]

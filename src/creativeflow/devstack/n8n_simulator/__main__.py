@@ -1,4 +1,5 @@
-"""``python -m creativeflow.devstack.n8n_simulator``: run the simulator in the foreground."""
+"""``python -m creativeflow.devstack.n8n_simulator``: run the simulator in the foreground, taking
+jobs from RabbitMQ (``--mode rabbitmq``, the default) or on a webhook (``--mode webhook``)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,13 @@ import signal
 import sys
 from collections.abc import Sequence
 from types import FrameType
+from urllib.parse import urlsplit
 
+from creativeflow.devstack.n8n_simulator.answering import AnswerConfig
 from creativeflow.devstack.n8n_simulator.simulator import N8nSimulator, SimulatorConfig
+from creativeflow.devstack.n8n_simulator.webhook import N8nWebhookSimulator, WebhookSimulatorConfig
+
+DEFAULT_WEBHOOK_URL = "http://127.0.0.1:5678/webhook/creativeflow-jobs"
 
 
 def _secret_from_environment() -> str | None:
@@ -23,7 +29,23 @@ def _secret_from_environment() -> str | None:
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m creativeflow.devstack.n8n_simulator",
-        description="Consume CreativeFlow generation jobs and answer with signed n8n callbacks.",
+        description="Take CreativeFlow generation jobs and answer with signed n8n callbacks.",
+    )
+    parser.add_argument(
+        "--mode",
+        choices=("rabbitmq", "webhook"),
+        default=os.environ.get("DISPATCH_MODE", "rabbitmq"),
+        help="consume the job queue, or receive jobs on a webhook (env DISPATCH_MODE)",
+    )
+    parser.add_argument(
+        "--webhook-url",
+        default=os.environ.get("N8N_WEBHOOK_URL", DEFAULT_WEBHOOK_URL),
+        help="webhook mode: where to listen, host, port and path (env N8N_WEBHOOK_URL)",
+    )
+    parser.add_argument(
+        "--job-secret",
+        default=os.environ.get("N8N_WEBHOOK_SECRET"),
+        help="webhook mode: verifies the jobs' signatures (env N8N_WEBHOOK_SECRET)",
     )
     parser.add_argument(
         "--rabbitmq-url",
@@ -51,16 +73,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if not args.secret:
         parser.error("--secret (or N8N_CALLBACK_SECRET) is required")
+    if args.mode == "webhook" and not args.job_secret:
+        parser.error("--job-secret (or N8N_WEBHOOK_SECRET) is required in webhook mode")
     return args
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(argv)
-    logging.basicConfig(
-        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    logging.getLogger("pika").setLevel(logging.WARNING)  # pika narrates every connection at INFO
-    simulator = N8nSimulator(
+def _rabbitmq_simulator(args: argparse.Namespace) -> N8nSimulator:
+    return N8nSimulator(
         SimulatorConfig(
             rabbitmq_url=args.rabbitmq_url,
             secret=args.secret,
@@ -72,6 +91,39 @@ def main(argv: Sequence[str] | None = None) -> int:
             concurrency=args.concurrency,
             per_stage_routes=args.per_stage_routes,
         )
+    )
+
+
+def _webhook_simulator(args: argparse.Namespace) -> N8nWebhookSimulator:
+    listen = urlsplit(args.webhook_url)
+    answering = AnswerConfig(
+        secret=args.secret,
+        delay=args.delay,
+        platform_failure_rate=args.platform_failure_rate,
+        content_rejection_rate=args.content_rejection_rate,
+        seed=args.seed,
+        concurrency=args.concurrency,
+        per_stage_routes=args.per_stage_routes,
+    )
+    return N8nWebhookSimulator(
+        WebhookSimulatorConfig(
+            job_secret=args.job_secret,
+            answering=answering,
+            host=listen.hostname or "127.0.0.1",
+            port=listen.port or 80,
+            path=listen.path or "/",
+        )
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    logging.getLogger("pika").setLevel(logging.WARNING)  # pika narrates every connection at INFO
+    simulator: N8nSimulator | N8nWebhookSimulator = (
+        _webhook_simulator(args) if args.mode == "webhook" else _rabbitmq_simulator(args)
     )
 
     def stop(signum: int, frame: FrameType | None) -> None:

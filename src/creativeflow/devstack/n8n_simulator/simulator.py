@@ -1,4 +1,5 @@
-"""The n8n simulator: consumes generation jobs and answers each with a signed callback.
+"""The n8n simulator's RabbitMQ mode: consumes generation jobs and answers each with a signed
+callback (the webhook mode is in ``webhook.py``; both answer through :class:`JobAnswerer`).
 
 One consumer thread owns the pika ``BlockingConnection`` (it is not thread-safe); a small pool of
 answer threads waits ``delay``, posts the callback, and asks the consumer thread to ack through
@@ -9,35 +10,28 @@ up; on ``stop`` the jobs not yet answered stay unacked, and the broker hands the
 
 from __future__ import annotations
 
-import dataclasses
 import functools
-import json
 import logging
-import random
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from importlib.resources import files
-from typing import Any
 
-import httpx
-import jsonschema
 import pika
 from pika.adapters.blocking_connection import BlockingChannel
 from pika.exceptions import AMQPError, ConnectionWrongStateError
 from pika.spec import Basic, BasicProperties
 
 from creativeflow.adapters.rabbitmq.config import redact_url
-from creativeflow.devstack.n8n_simulator.outcomes import (
-    DEFAULT_ASSET_BASE_URL,
-    Outcome,
-    OutcomeKind,
-    build_callback,
-    callback_event,
-    callback_url,
-    decide_outcome,
+from creativeflow.devstack.n8n_simulator.answering import (
+    AnswerConfig,
+    JobAnswerer,
+    SimulatorStats,
+    load_job_validator,
 )
+from creativeflow.devstack.n8n_simulator.outcomes import DEFAULT_ASSET_BASE_URL, OutcomeKind
 from creativeflow.devstack.n8n_simulator.sender import CallbackSender
+
+__all__ = ["N8nSimulator", "SimulatorConfig", "SimulatorStats", "load_job_validator"]
 
 log = logging.getLogger(__name__)
 
@@ -61,13 +55,23 @@ class SimulatorConfig:
     connection_name: str = "creativeflow-n8n-simulator"
 
     def __post_init__(self) -> None:
-        for name in ("platform_failure_rate", "content_rejection_rate"):
-            if not 0.0 <= getattr(self, name) <= 1.0:
-                raise ValueError(f"{name} must be between 0 and 1")
-        if self.platform_failure_rate + self.content_rejection_rate > 1.0:
-            raise ValueError("the failure rates add up to more than 1")
-        if self.concurrency < 1 or self.delay < 0:
-            raise ValueError("concurrency must be at least 1 and delay not negative")
+        self.answering()  # checks the answering settings
+
+    def answering(self) -> AnswerConfig:
+        """The settings of how jobs are answered, shared with the webhook mode."""
+        return AnswerConfig(
+            secret=self.secret,
+            delay=self.delay,
+            platform_failure_rate=self.platform_failure_rate,
+            content_rejection_rate=self.content_rejection_rate,
+            seed=self.seed,
+            concurrency=self.concurrency,
+            per_stage_routes=self.per_stage_routes,
+            asset_base_url=self.asset_base_url,
+            callback_timeout=self.callback_timeout,
+            callback_attempts=self.callback_attempts,
+            retry_backoff=self.retry_backoff,
+        )
 
     def __repr__(self) -> str:
         return (
@@ -78,34 +82,15 @@ class SimulatorConfig:
         )
 
 
-@dataclass(slots=True)
-class SimulatorStats:
-    handled: int = 0  # acked or rejected
-    callbacks_delivered: int = 0
-    callbacks_failed: int = 0
-    rejected: int = 0
-    held: int = 0
-
-
-def load_job_validator() -> jsonschema.Draft202012Validator:
-    schema_text = (files("creativeflow") / "schemas" / "generation-job.v1.json").read_text()
-    schema = json.loads(schema_text)
-    return jsonschema.Draft202012Validator(
-        schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
-    )
-
-
 class N8nSimulator:
     def __init__(self, config: SimulatorConfig) -> None:
         self._config = config
-        self._validator = load_job_validator()
-        self._rng = random.Random(config.seed)  # drawn from the consumer thread only
         self._stop = threading.Event()
+        # outcome draws happen on the consumer thread only, so a seed repeats in delivery order
+        self._answerer = JobAnswerer(config.answering(), self._stop)
         self._ready = threading.Event()
         self._thread: threading.Thread | None = None
         self._startup_error: BaseException | None = None
-        self._stats_lock = threading.Lock()
-        self._stats = SimulatorStats()
 
     def __repr__(self) -> str:
         return f"N8nSimulator({self._config!r})"
@@ -154,30 +139,15 @@ class N8nSimulator:
 
     @property
     def handled(self) -> int:
-        with self._stats_lock:
-            return self._stats.handled
+        return self._answerer.handled
 
     def stats(self) -> SimulatorStats:
-        with self._stats_lock:
-            return dataclasses.replace(self._stats)
-
-    def _count(self, **increments: int) -> None:
-        with self._stats_lock:
-            for name, amount in increments.items():
-                setattr(self._stats, name, getattr(self._stats, name) + amount)
+        return self._answerer.stats()
 
     # -- consumer thread -------------------------------------------------------------------------
 
     def _run(self, *, fail_fast: bool) -> None:
-        timeout = httpx.Timeout(self._config.callback_timeout)
-        with httpx.Client(timeout=timeout) as http:
-            sender = CallbackSender(
-                http,
-                self._config.secret,
-                attempts=self._config.callback_attempts,
-                backoff=self._config.retry_backoff,
-                stop=self._stop,
-            )
+        with self._answerer.sender() as sender:
             while not self._stop.is_set():
                 try:
                     self._consume_session(sender)
@@ -242,72 +212,24 @@ class N8nSimulator:
         body: bytes,
     ) -> None:
         tag = method.delivery_tag
-        job = self._parse_job(body)
+        job = self._answerer.parse(body)
         if job is None:
             log.warning(
                 "rejecting invalid job message %s to the dead-letter queue", properties.message_id
             )
             channel.basic_nack(tag, requeue=False)
-            self._count(handled=1, rejected=1)
+            self._answerer.count(handled=1, rejected=1)
             return
-        outcome = decide_outcome(
-            job["parameters"]["prompt"],
-            self._rng,
-            self._config.platform_failure_rate,
-            self._config.content_rejection_rate,
-        )
+        outcome = self._answerer.decide(job)
         if outcome.kind is OutcomeKind.HOLD:
             log.info("holding job %s: no callback will be sent", job["job_id"])
             channel.basic_ack(tag)
-            self._count(handled=1, held=1)
+            self._answerer.count(handled=1, held=1)
             return
         ack = functools.partial(self._ack_from_answer_thread, connection, channel, tag)
-        answers.submit(self._answer, sender, job, outcome, ack)
-
-    def _parse_job(self, body: bytes) -> dict[str, Any] | None:
-        try:
-            job = json.loads(body)
-        except ValueError as exc:
-            log.warning("job message is not JSON: %s", exc)
-            return None
-        error = jsonschema.exceptions.best_match(self._validator.iter_errors(job))
-        if error is not None:
-            log.warning(
-                "job message breaks the schema at %s: %s",
-                "/".join(map(str, error.absolute_path)) or "(root)",
-                error.message,
-            )
-            return None
-        return job if isinstance(job, dict) else None
+        answers.submit(self._answerer.answer, sender, job, outcome, ack)
 
     # -- answer threads --------------------------------------------------------------------------
-
-    def _answer(
-        self,
-        sender: CallbackSender,
-        job: dict[str, Any],
-        outcome: Outcome,
-        ack: functools.partial[None],
-    ) -> None:
-        if self._stop.wait(self._config.delay):
-            return  # stopping: unacked, so the broker redelivers it
-        try:
-            payload = build_callback(job, outcome, self._config.asset_base_url)
-            url = callback_url(job, callback_event(job, outcome), self._config.per_stage_routes)
-            for _ in range(2 if outcome.duplicate else 1):
-                delivery = sender.send(url, payload)
-                if delivery.delivered:
-                    self._count(callbacks_delivered=1)
-                else:
-                    self._count(callbacks_failed=1)
-                    log.error(
-                        "job %s: %s callback not delivered; acking it anyway",
-                        job["job_id"],
-                        payload["event"],
-                    )
-        except Exception:  # an answer thread must always ack, or the job would sit unacked
-            log.exception("job %s: answering failed; acking it anyway", job["job_id"])
-        ack()
 
     def _ack_from_answer_thread(
         self, connection: pika.BlockingConnection, channel: BlockingChannel, tag: int
@@ -320,4 +242,4 @@ class N8nSimulator:
     def _ack(self, channel: BlockingChannel, tag: int) -> None:
         if channel.is_open:
             channel.basic_ack(tag)
-            self._count(handled=1)
+            self._answerer.count(handled=1)

@@ -1,9 +1,12 @@
-"""An Odoo 18 emulator speaking Odoo's real wire protocol over HTTP, for tests and the local stack.
+"""An Odoo emulator speaking Odoo's real wire protocols over HTTP, for tests and the local stack.
 
 It implements the ``creativeflow_credits`` addon's contract (``odoo_contracts/README.md``): tiers,
 accounts, idempotent debits and refunds, the ledger. It answers on ``/xmlrpc/2/common``,
-``/xmlrpc/2/object``, ``/jsonrpc`` and ``/web/webclient/version_info`` with Odoo's own result and
-error shapes, and has fault knobs (latency, refused connections, application errors, lost
+``/xmlrpc/2/object``, ``/jsonrpc`` and ``/web/webclient/version_info`` as Odoo 18 does, and on
+Odoo 19's JSON-2 routes (``POST /json/2/<model>/<method>`` with a bearer API key, and
+``GET /web/version``), with Odoo's own result and error shapes. It reports version 18.0 on every
+route: no real Odoo 18 has JSON-2, so a client that needs one exact version must not rely on the
+emulator for it. It has fault knobs (latency, refused connections, application errors, lost
 replies) to exercise a client's failure handling for real::
 
     from creativeflow.devstack.odoo_emulator import OdooEmulator

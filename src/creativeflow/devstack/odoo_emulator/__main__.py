@@ -25,7 +25,7 @@ logger = logging.getLogger("creativeflow.devstack.odoo_emulator")
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m creativeflow.devstack.odoo_emulator",
-        description="An Odoo 18 emulator (XML-RPC, JSON-RPC) for the CreativeFlow credit contract.",
+        description="An Odoo emulator (XML-RPC, JSON-RPC, JSON-2) for the CreativeFlow credits.",
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
     parser.add_argument("--port", type=int, default=8069, help="port (0 picks a free one)")

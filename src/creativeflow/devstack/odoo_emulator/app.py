@@ -1,10 +1,11 @@
 """Routing: which path speaks which protocol, and the life of one RPC request.
 
-Every RPC request is counted, delayed by the configured latency, dispatched, encoded, and, when a
-fault knob says so, failed before it is applied or answered with a dropped connection after it
-was applied. Control requests (``/__emulator__/...``) go to the control face and are neither
-counted nor delayed. One log line per request says what was called and how it ended; it never
-contains arguments, so passwords and API keys never reach a log.
+Every RPC request (XML-RPC, JSON-RPC, and Odoo 19's JSON-2 under ``/json/2``) is counted, delayed
+by the configured latency, dispatched, encoded, and, when a fault knob says so, failed before it
+is applied or answered with a dropped connection after it was applied. Control requests
+(``/__emulator__/...``) go to the control face and are neither counted nor delayed. One log line
+per request says what was called and how it ended; it never contains arguments or headers, so
+passwords and API keys never reach a log.
 """
 
 from __future__ import annotations
@@ -25,10 +26,12 @@ from .http_types import (
     HttpOutcome,
     HttpRequest,
     HttpResponse,
+    json_response,
     method_not_allowed,
     not_found,
     text_response,
 )
+from .json2 import Json2Endpoint, is_json2_path, target_of
 from .services import VERSION_INFO, RpcServices, describe_call
 
 logger = logging.getLogger("creativeflow.devstack.odoo_emulator")
@@ -36,6 +39,7 @@ logger = logging.getLogger("creativeflow.devstack.odoo_emulator")
 _XMLRPC_PATH = re.compile(r"/xmlrpc/2/(?P<service>[^/]+)")
 JSONRPC_PATH = "/jsonrpc"
 VERSION_INFO_PATH = "/web/webclient/version_info"
+WEB_VERSION_PATH = "/web/version"  # Odoo 19's replacement for common.version (GET, no auth)
 
 
 @dataclass(slots=True)
@@ -76,11 +80,13 @@ class EmulatorApp:
         faults: FaultKnobs,
         counter: RequestCounter,
         control: ControlFace,
+        json2: Json2Endpoint,
     ) -> None:
         self._services = services
         self._faults = faults
         self._counter = counter
         self._control = control
+        self._json2_endpoint = json2
 
     def handle(self, request: HttpRequest) -> HttpOutcome:
         if request.path == CONTROL_PREFIX or request.path.startswith(CONTROL_PREFIX + "/"):
@@ -99,6 +105,10 @@ class EmulatorApp:
         return outcome
 
     def _route(self, request: HttpRequest, exchange: _Exchange) -> HttpOutcome:
+        if is_json2_path(request.path):
+            return self._json2(request, exchange)
+        if request.path == WEB_VERSION_PATH:
+            return self._web_version(request)
         xmlrpc = _XMLRPC_PATH.fullmatch(request.path)
         if xmlrpc is None and request.path not in (JSONRPC_PATH, VERSION_INFO_PATH):
             return not_found()
@@ -151,6 +161,23 @@ class EmulatorApp:
             return text_response(exc.status, exc.text)
         self._delay()
         return _json(wire.encode_jsonrpc_result(call.request_id, dict(VERSION_INFO)))
+
+    # -- JSON-2 (Odoo 19) ----------------------------------------------------------------------
+
+    def _json2(self, request: HttpRequest, exchange: _Exchange) -> HttpOutcome:
+        target = target_of(request.path)
+        if target is not None:
+            exchange.model_method = f"{target[0]}.{target[1]}"
+        gate = _FaultGate(self._faults)
+        outcome = self._json2_endpoint.serve(request, gate.before_apply, self._delay)
+        return DROP_CONNECTION if gate.reply_lost else outcome
+
+    def _web_version(self, request: HttpRequest) -> HttpOutcome:
+        if request.method not in ("GET", "HEAD"):
+            return method_not_allowed("GET, HEAD")
+        self._delay()
+        info = list(VERSION_INFO["server_version_info"])
+        return json_response(200, {"version_info": info, "version": VERSION_INFO["server_version"]})
 
     # -- shared --------------------------------------------------------------------------------
 

@@ -5,9 +5,15 @@
 do not match. An API key is accepted wherever the password is, as Odoo does for keys of scope
 ``rpc``. A database name other than the seeded one fails as PostgreSQL makes Odoo fail.
 
+JSON-2 (Odoo 19) takes an API key only, as ``Authorization: bearer <key>``: Odoo's
+``_auth_method_bearer`` checks it with ``res.users.apikeys._check_credentials(scope='rpc')``, so a
+password there is refused like any unknown key (``bearer_user``).
+
 Logging in to a real Odoo hashes the secret with 600,000 pbkdf2 rounds (about a second); a
 client that logs in per request is slow for that reason. ``pbkdf2_rounds`` reproduces that cost
-on ``login``/``authenticate`` when asked to, and is 0 (free) by default so tests stay fast.
+on ``login``/``authenticate`` when asked to, and is 0 (free) by default so tests stay fast. When
+it is on, a JSON-2 key check pays the 6,000 pbkdf2 rounds Odoo's ``KEY_CRYPT_CONTEXT`` uses for
+API keys, on every request (there is no session).
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from . import errors
 from .seed import UserSeed
 
 _COST_SALT = b"creativeflow-odoo-emulator"
+API_KEY_PBKDF2_ROUNDS = 6000  # Odoo's KEY_CRYPT_CONTEXT for res.users.apikeys
 
 
 class UserDirectory:
@@ -51,6 +58,16 @@ class UserDirectory:
         if user is None or not _matches(user, secret):
             raise errors.AccessDenied()
         return user
+
+    def bearer_user(self, key: str) -> UserSeed | None:
+        """The owner of an API key (JSON-2's bearer token), or ``None``; passwords never match."""
+        if self._pbkdf2_rounds > 0:
+            hashlib.pbkdf2_hmac("sha512", key.encode("utf-8"), _COST_SALT, API_KEY_PBKDF2_ROUNDS)
+        candidate = key.encode("utf-8")
+        for user in self._by_uid.values():
+            if any(hmac.compare_digest(candidate, k.encode("utf-8")) for k in user.api_keys):
+                return user
+        return None
 
     def require_database(self, database: object) -> None:
         if database != self._database:

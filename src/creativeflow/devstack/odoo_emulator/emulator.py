@@ -15,6 +15,7 @@ from .auth import UserDirectory
 from .control import ControlFace
 from .counters import RequestCounter
 from .faults import FaultKnobs
+from .json2 import Json2Endpoint
 from .ledger import Clock, CreditLedger, utc_now
 from .models import build_registry
 from .seed import Seed, load_seed
@@ -25,7 +26,8 @@ _WILDCARD_HOSTS = frozenset({"", "0.0.0.0", "::"})
 
 
 class OdooEmulator:
-    """An Odoo 18 stand-in speaking XML-RPC and JSON-RPC over real HTTP."""
+    """An Odoo stand-in speaking XML-RPC and JSON-RPC (Odoo 18) and JSON-2 (Odoo 19) over real
+    HTTP."""
 
     def __init__(self, seed: Seed | None = None, *, clock: Clock | None = None) -> None:
         self._seed = seed if seed is not None else load_seed()
@@ -37,8 +39,9 @@ class OdooEmulator:
         directory = UserDirectory(
             self._seed.database, self._seed.users, self._seed.login_pbkdf2_rounds
         )
+        registry = build_registry(self._ledger)
         app = EmulatorApp(
-            RpcServices(directory, build_registry(self._ledger)),
+            RpcServices(directory, registry),
             self._faults,
             self._counter,
             ControlFace(
@@ -47,6 +50,7 @@ class OdooEmulator:
                 faults=self._faults,
                 database=self._seed.database,
             ),
+            Json2Endpoint(directory, registry),
         )
         self._listener = HttpListener(app)
 

@@ -235,8 +235,13 @@ class CreditLedger:
         tier = self._tiers[account.tier_code]
         forbidden = rules.tier_refusal(tier, action, spec)
         if forbidden is not None:
-            reason, detail = forbidden
-            return refusal("tier_forbids", reason=reason, tier=tier.code, detail=detail)
+            return refusal(
+                "tier_forbids",
+                reason=forbidden.reason,
+                tier=tier.code,
+                detail=forbidden.detail,
+                **forbidden.figures,
+            )
         amount = rules.price(tier, action, spec)
         if amount > account.balance:
             return refusal("insufficient_credits", required=amount, balance=account.balance)

@@ -1,10 +1,17 @@
-"""The models reachable through ``execute``/``execute_kw``, and how a call reaches a method.
+"""The models reachable through ``execute``/``execute_kw`` and JSON-2, and how a call reaches a
+method.
 
-A call goes through the same gates, in the same order, as in Odoo 18's ``odoo.service.model`` and
-``odoo.api.call_kw``: a private method name is refused (``AccessError``), an unknown model is a
-``UserError``, an unknown method an ``AttributeError`` (fault 1), arguments that do not fit the
-method's signature a ``TypeError`` (fault 1), and only then does the method run, where the
-addon's own group check raises ``AccessError`` for a caller outside CreativeFlow / Orchestrator.
+An RPC call goes through the same gates, in the same order, as in Odoo 18's
+``odoo.service.model`` and ``odoo.api.call_kw``: a private method name is refused
+(``AccessError``), an unknown model is a ``UserError``, an unknown method an ``AttributeError``
+(fault 1), arguments that do not fit the method's signature a ``TypeError`` (fault 1), and only
+then does the method run, where the addon's own group check raises ``AccessError`` for a caller
+outside CreativeFlow / Orchestrator.
+
+A JSON-2 call (``call_named``) follows Odoo 19's ``WebJson2Controller.web_json_2_rpc`` instead:
+an unknown model is a 404 (``NotFound``), a private name an ``AccessError`` (403, from
+``get_public_method``), an unknown method a 404, ``ids`` on an ``@api.model`` method or arguments
+that do not bind a 422 (``UnprocessableEntity``); then the same group check and the method.
 """
 
 from __future__ import annotations
@@ -46,6 +53,37 @@ class ModelRegistry:
 
     def __init__(self, models: Iterable[RemoteModel]) -> None:
         self._models = {model.name: model for model in models}
+
+    def call_named(
+        self,
+        caller: UserSeed,
+        model_name: str,
+        method_name: str,
+        ids: object,
+        params: dict[str, Any],
+        before_apply: Callable[[], None],
+    ) -> Any:
+        """Run one model method for JSON-2: arguments by name only; every emulated method is an
+        ``@api.model`` one, so any ``ids`` are refused."""
+        model = self._models.get(model_name)
+        if model is None:
+            raise errors.HttpError(404, f"the model {model_name!r} does not exist")
+        if method_name.startswith("_"):  # Odoo 19's get_public_method
+            raise errors.AccessError(
+                f"Private methods (such as '{model.name}.{method_name}') cannot be called remotely."
+            )
+        method = model.methods.get(method_name)
+        if method is None:
+            raise errors.HttpError(404, f"The method '{model.name}.{method_name}' does not exist")
+        if ids:
+            raise errors.HttpError(422, f"cannot call {model.name}.{method_name} with ids")
+        try:
+            inspect.signature(method).bind(caller, **params)
+        except TypeError as exc:
+            raise errors.HttpError(422, str(exc)) from None
+        _check_group(caller, model)
+        before_apply()
+        return method(caller, **params)
 
     def call(
         self,

@@ -31,6 +31,7 @@ Absent = Literal[False]
 
 
 _SPEC_KEYS = ("format", "width", "height", "samples", "advanced_model")
+IN_FLIGHT_KEY = "requests_in_flight"  # optional: the user's unfinished requests, for the cap
 
 
 class InvalidRequest(ValueError):
@@ -74,6 +75,17 @@ class Spec:
     height: int
     samples: int
     advanced_model: bool
+    requests_in_flight: int | None = None  # None: the key was absent, the cap is not checked
+
+
+@dataclass(frozen=True, slots=True)
+class TierRefusal:
+    """The first tier rule a spec breaks: the ``reason`` code, a ``detail`` text for admins and
+    the extra ``figures`` the refusal carries (the cap on unfinished requests has two)."""
+
+    reason: str
+    detail: str
+    figures: dict[str, int]
 
 
 def is_integer(value: object) -> bool:
@@ -141,7 +153,19 @@ def parse_spec(spec: object) -> Spec:
         raise InvalidRequest("spec.samples must be at least 1")
     if width < 1 or height < 1:
         raise InvalidRequest("spec.width and spec.height must be at least 1")
-    return Spec(format=fmt, width=width, height=height, samples=samples, advanced_model=advanced)
+    in_flight: int | None = None
+    if IN_FLIGHT_KEY in spec:
+        in_flight = spec[IN_FLIGHT_KEY]
+        if not is_integer(in_flight) or in_flight < 0:
+            raise InvalidRequest(f"spec.{IN_FLIGHT_KEY} must be an integer >= 0")
+    return Spec(
+        format=fmt,
+        width=width,
+        height=height,
+        samples=samples,
+        advanced_model=advanced,
+        requests_in_flight=in_flight,
+    )
 
 
 def _spec_key(spec: dict[Any, Any], key: str, kind: type[Any]) -> Any:
@@ -152,24 +176,45 @@ def _spec_key(spec: dict[Any, Any], key: str, kind: type[Any]) -> Any:
     return value
 
 
-def tier_refusal(tier: Tier, action: str, spec: Spec) -> tuple[str, str] | None:
-    """The first tier rule the spec breaks, as ``(reason, detail)``, in the README's order."""
+def tier_refusal(tier: Tier, action: str, spec: Spec) -> TierRefusal | None:
+    """The first tier rule the spec breaks, in the README's order."""
     if spec.format.strip().lower() not in tier.formats:
         allowed = ", ".join(tier.formats)
-        return "format_not_allowed", f"format {spec.format!r} is not among {allowed}"
+        return TierRefusal(
+            "format_not_allowed", f"format {spec.format!r} is not among {allowed}", {}
+        )
     if spec.width > tier.max_width or spec.height > tier.max_height:
-        return (
+        return TierRefusal(
             "resolution_not_allowed",
             f"{spec.width}x{spec.height} exceeds {tier.max_width}x{tier.max_height}",
+            {},
         )
     if not is_final(action) and spec.samples > tier.max_samples_per_request:
-        return (
+        return TierRefusal(
             "too_many_samples",
             f"{spec.samples} samples exceed {tier.max_samples_per_request} per request",
+            {},
         )
     if spec.advanced_model and not tier.allow_advanced_models:
-        return "advanced_model_not_allowed", f"tier {tier.code!r} does not allow advanced models"
-    return None
+        return TierRefusal(
+            "advanced_model_not_allowed",
+            f"tier {tier.code!r} does not allow advanced models",
+            {},
+        )
+    return _in_flight_refusal(tier, action, spec)
+
+
+def _in_flight_refusal(tier: Tier, action: str, spec: Spec) -> TierRefusal | None:
+    """The last rule: a new request (``samples`` only) while the user already has the tier's
+    maximum of unfinished ones. Checked only when the spec carries ``requests_in_flight``."""
+    in_flight = spec.requests_in_flight
+    if action != ACTION_SAMPLES or in_flight is None or in_flight < tier.max_requests_in_flight:
+        return None
+    return TierRefusal(
+        "too_many_requests_in_flight",
+        f"{in_flight} unfinished requests reach the cap of {tier.max_requests_in_flight}",
+        {"requests_in_flight": in_flight, "max_requests_in_flight": tier.max_requests_in_flight},
+    )
 
 
 def price(tier: Tier, action: str, spec: Spec) -> int:

@@ -1,4 +1,4 @@
-"""Odoo 18's two RPC encodings: XML-RPC (``/xmlrpc/2/*``) and JSON-RPC 2.0 (``/jsonrpc``).
+"""Odoo's RPC encodings: XML-RPC (``/xmlrpc/2/*``), JSON-RPC 2.0 (``/jsonrpc``) and JSON-2.
 
 What a client sees is matched to Odoo, not to the specifications:
 
@@ -8,6 +8,9 @@ What a client sees is matched to Odoo, not to the specifications:
 - JSON-RPC errors also come with HTTP 200, as ``{"code": 200, "message": "Odoo Server Error",
   "data": {"name", "message", "arguments", "context", "debug"}}``. A body that is not JSON, or not
   a JSON object, is answered with a bare HTTP 400, as Werkzeug does before Odoo sees it.
+- JSON-2 (Odoo 19, ``/json/2/<model>/<method>``) answers the bare result as JSON with HTTP 200,
+  and an error as ``{"name", "message", "arguments", "context", "debug"}`` (Odoo's
+  ``serialize_exception``) with the error's HTTP status.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from . import errors
 
 XML_CONTENT_TYPE = "text/xml; charset=utf-8"
 JSON_CONTENT_TYPE = "application/json"
+JSON2_CONTENT_TYPE = "application/json; charset=utf-8"  # Odoo's make_json_response
 _JSON_MIMETYPES = frozenset({"application/json", "application/json-rpc"})
 
 # 0 to 31 except tab, newline and carriage return: XML 1.0 cannot carry them.
@@ -127,4 +131,23 @@ def encode_jsonrpc_error(request_id: Any, error: errors.OdooError) -> bytes:
 
 
 def _json_bytes(document: dict[str, Any]) -> bytes:
+    return json.dumps(document, ensure_ascii=False).encode("utf-8")
+
+
+# -- JSON-2 --------------------------------------------------------------------------------------
+
+
+def encode_json2_result(result: Any) -> bytes:
+    """The method's result itself, as JSON (``None`` is ``null``: JSON-2 can carry it)."""
+    return json.dumps(result, ensure_ascii=False).encode("utf-8")
+
+
+def encode_json2_error(error: errors.OdooError) -> bytes:
+    document = {
+        "name": error.qualified_name,
+        "message": error.message,
+        "arguments": error.arguments,
+        "context": {},
+        "debug": error.traceback_text(),
+    }
     return json.dumps(document, ensure_ascii=False).encode("utf-8")

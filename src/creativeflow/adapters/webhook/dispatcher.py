@@ -1,0 +1,220 @@
+"""Dispatches generation jobs to n8n by POSTing them to its webhook, from asyncio.
+
+The body is the same job message JSON the RabbitMQ publisher sends. Each try is signed the
+Standard Webhooks way (``webhook-id`` = the job id, so n8n can drop a second delivery of one job;
+``webhook-timestamp`` = now, signed anew on each try). A dispatch succeeds on any 2xx.
+
+Retries (full-jitter backoff, ``max_attempts`` tries in all) happen only when n8n did not take the
+job: no connection, a connection lost, 429 or 5xx. Another 4xx or a 3xx means the URL, the secret
+or the message is wrong, and trying again will not help. A read or write timeout ends the dispatch
+at once: the request is out, the client is waiting, and the job id lets n8n drop the job if it
+arrives after all. Every failure is a :class:`WebhookDispatchFailed`, which is a
+``DispatchUnavailable``, so the service refunds the debit as for a failed RabbitMQ publish.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable
+
+import httpx
+
+from creativeflow.adapters.webhook.config import WebhookConfig
+from creativeflow.adapters.webhook.errors import (
+    WebhookDispatchFailed,
+    WebhookRejected,
+    WebhookServerError,
+    WebhookTimedOut,
+    WebhookUnreachable,
+)
+from creativeflow.api.webhook_signature import signed_headers
+from creativeflow.domain.jobs import JOB_EVENT, JobMessage
+
+log = logging.getLogger(__name__)
+
+# nothing reached n8n: the connection never opened, or no pooled connection was free in time
+_NOT_SENT: tuple[type[httpx.TransportError], ...] = (
+    httpx.ConnectError,
+    httpx.ConnectTimeout,
+    httpx.PoolTimeout,
+)
+# the request is (partly) out and its answer did not come in time
+_SENT_AND_TIMED_OUT: tuple[type[httpx.TransportError], ...] = (
+    httpx.ReadTimeout,
+    httpx.WriteTimeout,
+)
+# the URL itself is unusable: trying again cannot help
+_MISCONFIGURED: tuple[type[httpx.TransportError], ...] = (httpx.UnsupportedProtocol,)
+
+
+def encode_job(job: JobMessage) -> bytes:
+    """The job message as compact UTF-8 JSON, the bytes that are signed and sent."""
+    return json.dumps(job.to_json_dict(), separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def is_retryable_status(status: int) -> bool:
+    return status == 429 or status >= 500
+
+
+class WebhookJobDispatcher:
+    """The ``JobPublisher`` port over n8n's webhook, with one shared httpx ``AsyncClient``."""
+
+    def __init__(
+        self,
+        config: WebhookConfig,
+        client: httpx.AsyncClient | None = None,
+        *,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._config = config
+        self._client = client or httpx.AsyncClient(
+            timeout=httpx.Timeout(config.timeout),
+            limits=httpx.Limits(
+                max_connections=config.max_connections,
+                max_keepalive_connections=config.max_connections,
+            ),
+            follow_redirects=False,
+        )
+        self._clock = clock
+        self._sleep = sleep
+        self._rng = rng or random.Random()
+
+    def __repr__(self) -> str:
+        return f"WebhookJobDispatcher({self._config!r})"
+
+    # -- the port ----------------------------------------------------------------------------------
+
+    async def publish(self, job: JobMessage) -> None:
+        """POST the job until n8n answers 2xx; raise a :class:`WebhookDispatchFailed` otherwise."""
+        if self._client.is_closed:  # shutting down: say so the way every failure says it
+            raise WebhookUnreachable("the dispatcher is closed", job_id=job.job_id, attempts=0)
+        body = encode_job(job)
+        maybe_taken = False
+        for attempt in range(1, self._config.max_attempts + 1):
+            response, failure = await self._try_once(job, body, attempt)
+            if failure is None:
+                return
+            maybe_taken = maybe_taken or failure.outcome_unknown
+            failure.outcome_unknown = maybe_taken
+            if not self._worth_retrying(failure) or attempt == self._config.max_attempts:
+                log.warning("job %s not dispatched to n8n: %s", job.job_id, failure)
+                raise failure
+            delay = self._backoff(attempt, response)
+            log.info(
+                "job %s: n8n try %d failed (%s); trying again in %.2fs",
+                job.job_id,
+                attempt,
+                failure.reason,
+                delay,
+            )
+            await self._sleep(delay)
+        raise AssertionError("unreachable: the last try returns or raises")  # pragma: no cover
+
+    async def check(self) -> bool:
+        """Readiness: n8n's HTTP server answers a ``HEAD`` of the webhook URL with less than 500.
+
+        ``HEAD`` never starts the workflow (n8n registers the webhook for ``POST`` and answers
+        other methods with 404), so the probe costs n8n nothing. It cannot tell whether the
+        workflow is active: an inactive one shows as a rejected dispatch (404).
+        """
+        if self._client.is_closed:
+            return False
+        try:
+            response = await self._client.head(
+                self._config.url,
+                headers={"user-agent": self._config.user_agent},
+                timeout=self._config.check_timeout,
+            )
+        except httpx.HTTPError as error:
+            log.info("n8n webhook not reachable: %r", error)
+            return False
+        return response.status_code < 500
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    # -- one try -----------------------------------------------------------------------------------
+
+    async def _try_once(
+        self, job: JobMessage, body: bytes, attempt: int
+    ) -> tuple[httpx.Response | None, WebhookDispatchFailed | None]:
+        headers = self._headers(job, body)
+        try:
+            response = await self._client.post(self._config.url, content=body, headers=headers)
+        except httpx.TransportError as error:
+            return None, _transport_failure(error, job.job_id, attempt)
+        if response.is_success:
+            log.debug(
+                "job %s dispatched to n8n (HTTP %d, try %d)",
+                job.job_id,
+                response.status_code,
+                attempt,
+                extra={"request_id": job.request_id, "job_id": job.job_id},
+            )
+            return response, None
+        return response, _status_failure(response.status_code, job.job_id, attempt)
+
+    def _headers(self, job: JobMessage, body: bytes) -> dict[str, str]:
+        headers = signed_headers(self._config.secret, job.job_id, int(self._clock()), body)
+        headers["user-agent"] = self._config.user_agent
+        headers["x-request-id"] = job.correlation_id
+        headers["x-event-type"] = JOB_EVENT
+        return headers
+
+    @staticmethod
+    def _worth_retrying(failure: WebhookDispatchFailed) -> bool:
+        return isinstance(failure, WebhookUnreachable | WebhookServerError)
+
+    def _backoff(self, attempt: int, response: httpx.Response | None) -> float:
+        """Full jitter up to ``base * 2**(attempt-1)``, or the server's ``Retry-After``; capped."""
+        cap = self._config.backoff_cap
+        retry_after = _retry_after_seconds(response)
+        if retry_after is not None:
+            return min(retry_after, cap)
+        return self._rng.uniform(0, min(cap, self._config.backoff_base * 2 ** (attempt - 1)))
+
+
+def _transport_failure(
+    error: httpx.TransportError, job_id: str, attempt: int
+) -> WebhookDispatchFailed:
+    reason = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+    if isinstance(error, _SENT_AND_TIMED_OUT):
+        return WebhookTimedOut(reason, job_id=job_id, attempts=attempt)
+    if isinstance(error, _MISCONFIGURED):
+        return WebhookRejected(reason, job_id=job_id, attempts=attempt)
+    sent = not isinstance(error, _NOT_SENT)
+    return WebhookUnreachable(reason, job_id=job_id, attempts=attempt, outcome_unknown=sent)
+
+
+def _status_failure(status: int, job_id: str, attempt: int) -> WebhookDispatchFailed:
+    reason = f"n8n answered HTTP {status}"
+    if is_retryable_status(status):
+        # a 5xx may come from a proxy after n8n took the job; a 429 says it did not
+        return WebhookServerError(
+            reason,
+            job_id=job_id,
+            attempts=attempt,
+            http_status=status,
+            outcome_unknown=status >= 500,
+        )
+    return WebhookRejected(reason, job_id=job_id, attempts=attempt, http_status=status)
+
+
+def _retry_after_seconds(response: httpx.Response | None) -> float | None:
+    """A ``Retry-After`` given in seconds (an HTTP date is ignored: backoff applies)."""
+    if response is None:
+        return None
+    raw = response.headers.get("retry-after")
+    if raw is None:
+        return None
+    try:
+        seconds = float(raw)
+    except ValueError:
+        return None
+    return seconds if seconds >= 0 else None

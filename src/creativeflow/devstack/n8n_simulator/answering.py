@@ -1,0 +1,194 @@
+"""What the simulator does with a job once it has arrived, whichever way it came (RabbitMQ or the
+webhook): check it against the JSON Schema, draw its outcome, wait ``delay``, post the signed
+callback, count. Both modes share one :class:`JobAnswerer`; only the way a job arrives and is
+settled (acked, or answered 202) differs."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import random
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from importlib.resources import files
+from typing import Any
+
+import httpx
+import jsonschema
+
+from creativeflow.devstack.n8n_simulator.outcomes import (
+    DEFAULT_ASSET_BASE_URL,
+    Outcome,
+    build_callback,
+    callback_event,
+    callback_url,
+    decide_outcome,
+)
+from creativeflow.devstack.n8n_simulator.sender import CallbackSender
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True, repr=False)
+class AnswerConfig:
+    """How jobs are answered: the callback secret, the pace, the failure shares, the retries."""
+
+    secret: str = field(repr=False)
+    delay: float = 0.5
+    platform_failure_rate: float = 0.0
+    content_rejection_rate: float = 0.0
+    seed: int | None = None
+    concurrency: int = 8
+    per_stage_routes: bool = False
+    asset_base_url: str = DEFAULT_ASSET_BASE_URL
+    callback_timeout: float = 5.0
+    callback_attempts: int = 4
+    retry_backoff: float = 0.5
+
+    def __post_init__(self) -> None:
+        for name in ("platform_failure_rate", "content_rejection_rate"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must be between 0 and 1")
+        if self.platform_failure_rate + self.content_rejection_rate > 1.0:
+            raise ValueError("the failure rates add up to more than 1")
+        if self.concurrency < 1 or self.delay < 0:
+            raise ValueError("concurrency must be at least 1 and delay not negative")
+
+    def __repr__(self) -> str:
+        return (
+            f"AnswerConfig(delay={self.delay!r}, "
+            f"platform_failure_rate={self.platform_failure_rate!r}, "
+            f"content_rejection_rate={self.content_rejection_rate!r}, seed={self.seed!r})"
+        )
+
+
+@dataclass(slots=True)
+class SimulatorStats:
+    handled: int = 0  # acked or rejected (RabbitMQ); answered, held or rejected (webhook)
+    callbacks_delivered: int = 0
+    callbacks_failed: int = 0
+    rejected: int = 0  # not JSON, or breaks the schema
+    held: int = 0
+    unauthorized: int = 0  # webhook mode: a job whose signature did not verify
+    duplicates: int = 0  # webhook mode: a job id already taken, dropped
+    faulted: int = 0  # webhook mode: refused on purpose (answer_dispatches_with)
+
+
+def load_job_validator() -> jsonschema.Draft202012Validator:
+    schema_text = (files("creativeflow") / "schemas" / "generation-job.v1.json").read_text()
+    schema = json.loads(schema_text)
+    return jsonschema.Draft202012Validator(
+        schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
+    )
+
+
+class JobAnswerer:
+    """Validates, decides and answers jobs, and keeps the counters; thread-safe.
+
+    Outcome draws take a lock, so a seed gives the same outcomes in the same arrival order.
+    """
+
+    def __init__(self, config: AnswerConfig, stop: threading.Event) -> None:
+        self._config = config
+        self._stop = stop
+        self._validator = load_job_validator()
+        self._rng = random.Random(config.seed)
+        self._rng_lock = threading.Lock()
+        self._stats_lock = threading.Lock()
+        self._stats = SimulatorStats()
+
+    @property
+    def config(self) -> AnswerConfig:
+        return self._config
+
+    # -- counters --------------------------------------------------------------------------------
+
+    @property
+    def handled(self) -> int:
+        with self._stats_lock:
+            return self._stats.handled
+
+    def stats(self) -> SimulatorStats:
+        with self._stats_lock:
+            return dataclasses.replace(self._stats)
+
+    def count(self, **increments: int) -> None:
+        with self._stats_lock:
+            for name, amount in increments.items():
+                setattr(self._stats, name, getattr(self._stats, name) + amount)
+
+    # -- on arrival ------------------------------------------------------------------------------
+
+    def parse(self, body: bytes) -> dict[str, Any] | None:
+        """The job if ``body`` is JSON that the job schema accepts, otherwise None (logged)."""
+        try:
+            job = json.loads(body)
+        except ValueError as exc:
+            log.warning("job message is not JSON: %s", exc)
+            return None
+        error = jsonschema.exceptions.best_match(self._validator.iter_errors(job))
+        if error is not None:
+            log.warning(
+                "job message breaks the schema at %s: %s",
+                "/".join(map(str, error.absolute_path)) or "(root)",
+                error.message,
+            )
+            return None
+        return job if isinstance(job, dict) else None
+
+    def decide(self, job: dict[str, Any]) -> Outcome:
+        with self._rng_lock:
+            return decide_outcome(
+                job["parameters"]["prompt"],
+                self._rng,
+                self._config.platform_failure_rate,
+                self._config.content_rejection_rate,
+            )
+
+    @contextmanager
+    def sender(self) -> Iterator[CallbackSender]:
+        """A callback sender over one HTTP client, for as long as the ``with`` block lasts."""
+        with httpx.Client(timeout=httpx.Timeout(self._config.callback_timeout)) as http:
+            yield CallbackSender(
+                http,
+                self._config.secret,
+                attempts=self._config.callback_attempts,
+                backoff=self._config.retry_backoff,
+                stop=self._stop,
+            )
+
+    # -- on an answer thread ---------------------------------------------------------------------
+
+    def answer(
+        self,
+        sender: CallbackSender,
+        job: dict[str, Any],
+        outcome: Outcome,
+        done: Callable[[], None],
+    ) -> None:
+        """Wait ``delay``, send the callback (twice for ``[duplicate]``), then call ``done``.
+
+        When the simulator stops during the wait, nothing is sent and ``done`` is not called.
+        """
+        if self._stop.wait(self._config.delay):
+            return
+        try:
+            payload = build_callback(job, outcome, self._config.asset_base_url)
+            url = callback_url(job, callback_event(job, outcome), self._config.per_stage_routes)
+            for _ in range(2 if outcome.duplicate else 1):
+                delivery = sender.send(url, payload)
+                if delivery.delivered:
+                    self.count(callbacks_delivered=1)
+                else:
+                    self.count(callbacks_failed=1)
+                    log.error(
+                        "job %s: %s callback not delivered; settling it anyway",
+                        job["job_id"],
+                        payload["event"],
+                    )
+        except Exception:  # an answer must always settle its job, or it would sit forever
+            log.exception("job %s: answering failed; settling it anyway", job["job_id"])
+        done()

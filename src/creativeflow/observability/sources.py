@@ -1,0 +1,119 @@
+"""Ready-made scrape-time sources for :class:`~creativeflow.observability.metrics.Metrics`.
+
+The composition root may register them (``metrics.watch_tracking(tracking_snapshot(db))``, ...)
+or supply its own callables of the same types. Each is called from the ``/metrics`` route's worker
+thread, never from the event loop, so blocking I/O is fine here; each costs one short query or one
+short broker round trip per scrape (the tracking snapshot is also cached by ``Metrics``).
+"""
+
+from __future__ import annotations
+
+import pika
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from creativeflow.adapters.rabbitmq.config import RabbitConfig, connection_parameters
+from creativeflow.adapters.tracking.database import TrackingDatabase
+from creativeflow.adapters.tracking.repository import TrackingRepository
+from creativeflow.adapters.tracking.tables import CreditOperationRow, GenerationRequestRow
+from creativeflow.domain.states import TERMINAL, TRANSIENT, Status
+from creativeflow.observability.metrics import (
+    PoolUsage,
+    PoolUsageSource,
+    QueueDepth,
+    QueueDepthSource,
+    TrackingSnapshot,
+    TrackingSnapshotSource,
+)
+
+UNSETTLED = ("pending", "unknown")
+
+
+def tracking_snapshot(
+    db: TrackingDatabase, *, include_terminal: bool = True
+) -> TrackingSnapshotSource:
+    """Requests per status, the oldest transient request's age and the unsettled journal.
+
+    Three aggregate queries in one read transaction. ``include_terminal=False`` counts only the
+    states a request passes through: terminal rows only grow, and counting them is an index scan
+    that grows with the table.
+    """
+    statuses = None if include_terminal else [s.value for s in Status if s not in TERMINAL]
+
+    def read(repo: TrackingRepository) -> TrackingSnapshot:
+        session = repo.session
+        return TrackingSnapshot(
+            requests_by_status=_requests_by_status(session, statuses),
+            oldest_transient_age_seconds=_oldest_transient_age(session),
+            unsettled_operations=_unsettled_operations(session),
+        )
+
+    return lambda: db.run_sync(read)
+
+
+def _requests_by_status(session: Session, statuses: list[str] | None) -> dict[str, int]:
+    query = select(GenerationRequestRow.status, func.count()).group_by(GenerationRequestRow.status)
+    if statuses is not None:
+        query = query.where(GenerationRequestRow.status.in_(statuses))
+    return {str(status): int(count) for status, count in session.execute(query).all()}
+
+
+def _oldest_transient_age(session: Session) -> float | None:
+    # the database's own clock, so a replica's clock skew does not age requests
+    age = session.scalar(
+        select(func.extract("epoch", func.now() - func.min(GenerationRequestRow.updated_at))).where(
+            GenerationRequestRow.status.in_([s.value for s in TRANSIENT])
+        )
+    )
+    return None if age is None else max(0.0, float(age))
+
+
+def _unsettled_operations(session: Session) -> dict[tuple[str, str], int]:
+    rows = session.execute(
+        select(CreditOperationRow.kind, CreditOperationRow.status, func.count())
+        .where(CreditOperationRow.status.in_(UNSETTLED))
+        .group_by(CreditOperationRow.kind, CreditOperationRow.status)
+    ).all()
+    return {(str(kind), str(status)): int(count) for kind, status, count in rows}
+
+
+def queue_depths(config: RabbitConfig) -> QueueDepthSource:
+    """The job queue's and the dead-letter queue's depth and consumers, by passive declares on a
+    short-lived connection of its own (pika connections are not shared between threads)."""
+
+    def read() -> list[QueueDepth]:
+        connection = pika.BlockingConnection(connection_parameters(config))
+        try:
+            channel = connection.channel()
+            depths = []
+            for role, queue in (("jobs", config.queue), ("dead_letter", config.dead_letter_queue)):
+                declared = channel.queue_declare(queue, passive=True)
+                depths.append(
+                    QueueDepth(
+                        role,
+                        queue,
+                        int(declared.method.message_count),
+                        int(declared.method.consumer_count),
+                    )
+                )
+            return depths
+        finally:
+            if connection.is_open:
+                connection.close()
+
+    return read
+
+
+def database_pool(
+    db: TrackingDatabase, *, capacity: int, pool: str = "database"
+) -> PoolUsageSource:
+    """SQLAlchemy's connection pool: connections checked out against ``capacity`` (the
+    settings' ``DATABASE_POOL_SIZE + DATABASE_MAX_OVERFLOW``, which also sizes the database
+    worker threads)."""
+
+    def read() -> list[PoolUsage]:
+        checked_out = getattr(db.engine.pool, "checkedout", None)
+        in_use = int(checked_out()) if callable(checked_out) else 0
+        return [PoolUsage(pool, capacity, min(in_use, capacity))]
+
+    return read

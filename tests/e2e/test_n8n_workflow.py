@@ -1,0 +1,427 @@
+"""The importable n8n workflow (docs/n8n/creativeflow-generation.json) against the real service.
+
+Nothing here is hard-coded from the workflow: the path through the nodes follows its
+``connections``; the Code nodes' JavaScript and the ``{{ }}`` expressions of the Switch, Crypto and
+HTTP Request nodes run in Node.js with the same bindings n8n gives them (``$json``, ``$('Node')``,
+``$execution``, ``$env``); the signature is computed the way n8n's Crypto node (v1) does it, from
+that node's ``type``, ``value``, ``secret`` and ``encoding`` parameters; and the request is the one
+the "Send callback" node describes (URL, headers, raw body). Only the AI provider, a placeholder in
+the workflow, is replaced by its answer. The callback then goes through the running service's own
+signature check: a change of the workflow that breaks the contract breaks these tests.
+
+Jobs are submitted with ``[hold]`` in the prompt, so the n8n simulator consuming the queue stays
+silent; the job is read from the tap queue, as n8n's RabbitMQ trigger would receive it.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.e2e.conftest import CALLBACK_SECRET, Stack, wait_for, wait_for_status
+from tests.e2e.test_generation_flow import submit
+
+WORKFLOW_PATH = Path(__file__).parents[2] / "docs/n8n/creativeflow-generation.json"
+NODE = shutil.which("node")
+
+pytestmark = pytest.mark.skipif(NODE is None, reason="Node.js runs the workflow's JavaScript")
+
+# Evaluates what n8n evaluates: a Code node (runOnceForEachItem) or a parameter (an n8n
+# expression is a string starting with "=" whose {{ }} parts are JavaScript), and the Crypto
+# node's HMAC (createHmac(type, secret).update(value).digest(encoding), as n8n-nodes-base does).
+HARNESS = r"""
+const crypto = require('crypto');
+const AsyncFunction = Object.getPrototypeOf(async function () {}).constructor;
+const BINDINGS = ['$json', '$input', '$', '$execution', '$env'];
+
+function bindings(ctx) {
+  return [
+    ctx.json,
+    { item: { json: ctx.json }, first: () => ({ json: ctx.json }) },
+    (name) => {
+      if (!(name in ctx.nodes)) throw new Error(`no output of node ${name}`);
+      return { item: { json: ctx.nodes[name] }, first: () => ({ json: ctx.nodes[name] }) };
+    },
+    { id: ctx.executionId },
+    ctx.env,
+  ];
+}
+
+async function expression(template, ctx) {
+  if (typeof template !== 'string' || !template.startsWith('=')) return template;
+  const text = template.slice(1);
+  const parts = [...text.matchAll(/\{\{([\s\S]+?)\}\}/g)];
+  const evaluate = (code) => new AsyncFunction(...BINDINGS, `return (${code});`)(...bindings(ctx));
+  if (parts.length === 1 && parts[0][0] === text.trim()) return await evaluate(parts[0][1]);
+  let out = '';
+  let last = 0;
+  for (const part of parts) {
+    out += text.slice(last, part.index);
+    const value = await evaluate(part[1]);
+    out += typeof value === 'object' && value !== null ? JSON.stringify(value) : String(value);
+    last = part.index + part[0].length;
+  }
+  return out + text.slice(last);
+}
+
+async function main() {
+  let raw = '';
+  for await (const chunk of process.stdin) raw += chunk;
+  const task = JSON.parse(raw);
+  const ctx = task.context;
+  let result;
+  if (task.kind === 'code') {
+    const out = await new AsyncFunction(...BINDINGS, task.code)(...bindings(ctx));
+    result = out && typeof out === 'object' && 'json' in out ? out.json : out;
+  } else if (task.kind === 'expression') {
+    result = await expression(task.template, ctx);
+  } else if (task.kind === 'hmac') {
+    const p = task.parameters;
+    const value = await expression(p.value, ctx);
+    const secret = await expression(p.secret, ctx);
+    const signature = crypto.createHmac(p.type, secret).update(value).digest(p.encoding);
+    result = { value, signature };
+  }
+  process.stdout.write(JSON.stringify({ result: result === undefined ? null : result }));
+}
+main().catch((error) => {
+  process.stderr.write(String((error && error.stack) || error));
+  process.exit(1);
+});
+"""
+
+
+def workflow() -> dict[str, Any]:
+    return json.loads(WORKFLOW_PATH.read_text())  # type: ignore[no-any-return]
+
+
+@dataclass
+class Context:
+    nodes: dict[str, Any]
+    execution_id: str
+    env: dict[str, str]
+
+    def for_item(self, item: Any) -> dict[str, Any]:
+        return {
+            "json": item,
+            "nodes": self.nodes,
+            "executionId": self.execution_id,
+            "env": self.env,
+        }
+
+
+def run_js(task: dict[str, Any]) -> Any:
+    assert NODE is not None
+    done = subprocess.run(
+        [NODE, "-e", HARNESS],
+        input=json.dumps(task),
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)["result"]
+
+
+def expression(template: Any, item: Any, context: Context) -> Any:
+    return run_js({"kind": "expression", "template": template, "context": context.for_item(item)})
+
+
+@dataclass
+class CallbackRequest:
+    method: str
+    url: str
+    headers: dict[str, str]
+    body: str
+    signed_value: str
+
+
+@dataclass
+class ProviderAnswer:
+    """What the placeholder AI-provider step gives: its answer (output 0) or an error (output 1)."""
+
+    result: dict[str, Any] | None = None
+    error: dict[str, Any] | None = None
+
+
+class WorkflowRun:
+    """Follows the workflow's connections from its RabbitMQ trigger for one job message."""
+
+    def __init__(self, definition: dict[str, Any], env: dict[str, str]) -> None:
+        self.nodes = {node["name"]: node for node in definition["nodes"]}
+        self.connections = definition["connections"]
+        self.context = Context(nodes={}, execution_id=f"e2e{uuid.uuid4().hex[:12]}", env=env)
+        self.visited: list[str] = []
+
+    def trigger(self) -> dict[str, Any]:
+        triggers = [n for n in self.nodes.values() if n["type"] == "n8n-nodes-base.rabbitmqTrigger"]
+        assert len(triggers) == 1
+        return triggers[0]
+
+    def next_node(self, name: str, output: int) -> dict[str, Any] | None:
+        outputs = self.connections.get(name, {}).get("main", [])
+        if output >= len(outputs) or not outputs[output]:
+            return None
+        targets = outputs[output]
+        assert len(targets) == 1, f"{name} output {output} fans out"
+        return self.nodes[targets[0]["node"]]
+
+    def run(self, job: dict[str, Any], provider: ProviderAnswer) -> CallbackRequest:
+        trigger = self.trigger()
+        options = trigger["parameters"]["options"]
+        # jsonParseBody + onlyContent: the item is the parsed message body itself
+        assert options.get("jsonParseBody") is True and options.get("onlyContent") is True
+        item: Any = job
+        self.context.nodes[trigger["name"]] = item
+        node = self.next_node(trigger["name"], 0)
+        while node is not None:
+            self.visited.append(node["name"])
+            kind = node["type"]
+            output = 0
+            if kind == "n8n-nodes-base.code":
+                assert node["parameters"]["mode"] == "runOnceForEachItem"
+                item = run_js(
+                    {
+                        "kind": "code",
+                        "code": node["parameters"]["jsCode"],
+                        "context": self.context.for_item(item),
+                    }
+                )
+            elif kind == "n8n-nodes-base.switch":
+                output = self.route(node, item)
+            elif kind == "n8n-nodes-base.httpRequest" and self.next_node(node["name"], 0):
+                item, output = self.provider_step(node, provider)
+            elif kind == "n8n-nodes-base.crypto":
+                item = self.sign(node, item)
+            elif kind == "n8n-nodes-base.httpRequest":
+                return self.request(node, item)
+            else:
+                raise AssertionError(f"no emulation for node type {kind}")
+            self.context.nodes[node["name"]] = item
+            node = self.next_node(node["name"], output)
+        raise AssertionError("the workflow ended without sending a callback")
+
+    def route(self, node: dict[str, Any], item: Any) -> int:
+        for index, rule in enumerate(node["parameters"]["rules"]["values"]):
+            results = []
+            for condition in rule["conditions"]["conditions"]:
+                assert condition["operator"] == {"type": "string", "operation": "equals"}
+                left = expression(condition["leftValue"], item, self.context)
+                results.append(left == condition["rightValue"])
+            combine = all if rule["conditions"]["combinator"] == "and" else any
+            if combine(results):
+                return index
+        raise AssertionError(f"{node['name']} routes the item nowhere")
+
+    def provider_step(self, node: dict[str, Any], answer: ProviderAnswer) -> tuple[Any, int]:
+        assert "placeholder" in node["name"].lower(), "only the AI provider is replaced"
+        if answer.error is not None:
+            assert node.get("onError") == "continueErrorOutput"
+            return {"error": answer.error}, 1
+        return answer.result, 0
+
+    def sign(self, node: dict[str, Any], item: Any) -> Any:
+        parameters = node["parameters"]
+        assert parameters["action"] == "hmac" and node["typeVersion"] == 1
+        signed = run_js(
+            {"kind": "hmac", "parameters": parameters, "context": self.context.for_item(item)}
+        )
+        self.signed_value = signed["value"]
+        return {**item, parameters["dataPropertyName"]: signed["signature"]}
+
+    def request(self, node: dict[str, Any], item: Any) -> CallbackRequest:
+        parameters = node["parameters"]
+        assert parameters["sendBody"] is True and parameters["contentType"] == "raw"
+        headers = {"content-type": parameters["rawContentType"]}
+        for header in parameters["headerParameters"]["parameters"]:
+            headers[header["name"].lower()] = str(expression(header["value"], item, self.context))
+        body = expression(parameters["body"], item, self.context)
+        assert isinstance(body, str)
+        return CallbackRequest(
+            method=parameters["method"],
+            url=str(expression(parameters["url"], item, self.context)),
+            headers=headers,
+            body=body,
+            signed_value=self.signed_value,
+        )
+
+
+def env_for(definition: dict[str, Any]) -> dict[str, str]:
+    """The environment the workflow reads: the callback secret (the one the stack accepts) and the
+    provider URL (never called: the provider step is replaced)."""
+    crypto = [n for n in definition["nodes"] if n["type"] == "n8n-nodes-base.crypto"]
+    assert len(crypto) == 1
+    secret_expression = crypto[0]["parameters"]["secret"]
+    assert secret_expression.startswith("={{ $env.") and secret_expression.endswith(" }}")
+    secret_name = secret_expression.removeprefix("={{ $env.").removesuffix(" }}")
+    return {secret_name: CALLBACK_SECRET, "CREATIVEFLOW_AI_PROVIDER_URL": "http://provider.invalid"}
+
+
+def send(request: CallbackRequest) -> httpx.Response:
+    return httpx.request(
+        request.method,
+        request.url,
+        content=request.body.encode("utf-8"),  # the exact text that was signed
+        headers=request.headers,
+        timeout=30,
+    )
+
+
+def run_workflow(job: dict[str, Any], provider: ProviderAnswer) -> CallbackRequest:
+    definition = workflow()
+    return WorkflowRun(definition, env_for(definition)).run(job, provider)
+
+
+def published_job(stack: Stack, request_id: str, stage: str) -> dict[str, Any]:
+    def found() -> dict[str, Any] | None:
+        for job in stack.jobs_published():
+            if job["request_id"] == request_id and job["stage"] == stage:
+                return job
+        return None
+
+    return wait_for(found)  # type: ignore[no-any-return]
+
+
+def images(job: dict[str, Any], count: int) -> dict[str, Any]:
+    base = f"https://assets.creativeflow.local/{job['request_id']}/{job['job_id']}"
+    return {
+        "images": [
+            {"url": f"{base}/image-{n}.png", "width": 1024, "height": 1024, "format": "png"}
+            for n in range(1, count + 1)
+        ],
+        "blocked": False,
+    }
+
+
+def held_request(stack: Stack, balance: int = 100) -> tuple[str, str]:
+    user = stack.new_user(balance=balance)
+    created = submit(stack, user, prompt="[hold] a lighthouse at dawn, for the n8n workflow")
+    return user, str(created["id"])
+
+
+# --- the workflow's own shape ----------------------------------------------------------------
+
+
+def test_the_workflow_signs_and_sends_what_the_orchestrator_checks() -> None:
+    definition = workflow()
+    by_type: dict[str, list[dict[str, Any]]] = {}
+    for node in definition["nodes"]:
+        by_type.setdefault(node["type"], []).append(node)
+    trigger = by_type["n8n-nodes-base.rabbitmqTrigger"][0]
+    assert trigger["parameters"]["queue"] == "creativeflow.n8n.jobs"  # RABBITMQ_N8N_JOB_QUEUE
+    assert trigger["parameters"]["options"]["assertQueue"] is False  # a quorum queue with a DLX
+    crypto = by_type["n8n-nodes-base.crypto"][0]["parameters"]
+    assert (crypto["type"], crypto["encoding"]) == ("SHA256", "base64")
+    sender = next(n for n in by_type["n8n-nodes-base.httpRequest"] if n["name"] == "Send callback")
+    names = {h["name"] for h in sender["parameters"]["headerParameters"]["parameters"]}
+    assert names == {"webhook-id", "webhook-timestamp", "webhook-signature"}
+    placeholders = [n for n in by_type["n8n-nodes-base.httpRequest"] if "placeholder" in n["name"]]
+    assert len(placeholders) == 2
+    assert all(n["onError"] == "continueErrorOutput" for n in placeholders)
+
+
+# --- through the running service -------------------------------------------------------------
+
+
+def test_samples_branch_applies_and_a_tampered_body_is_refused(stack: Stack) -> None:
+    user, request_id = held_request(stack)
+    job = published_job(stack, request_id, "samples")
+    request = run_workflow(job, ProviderAnswer(result=images(job, 3)))
+    headers = request.headers
+    assert request.url == job["callback"]["samples_url"]
+    assert request.signed_value == (
+        f"{headers['webhook-id']}.{headers['webhook-timestamp']}.{request.body}"
+    )
+    assert headers["webhook-signature"].startswith("v1,")
+    assert json.loads(request.body)["event"] == "samples_ready"
+
+    forged_body = request.body.replace("image-1", "evil-1")
+    tampered = CallbackRequest(**{**request.__dict__, "body": forged_body})
+    assert tampered.body != request.body
+    refused = send(tampered)
+    assert refused.status_code == 401, refused.text
+    with stack.client(user) as client:
+        unchanged = client.get(f"/api/v1/generations/{request_id}").json()
+    assert unchanged["status"] == "PROCESSING_SAMPLES"
+
+    answered = send(request)
+    assert answered.status_code == 200, answered.text
+    assert answered.json()["outcome"] == "applied"
+    with stack.client(user) as client:
+        awaiting = wait_for_status(client, request_id, "AWAITING_SELECTION")
+    assert [s["id"] for s in awaiting["samples"]] == ["s1", "s2", "s3"]
+    assert awaiting["samples"][0]["url"].endswith("/image-1.png")
+
+
+def test_final_branch_completes_the_request(stack: Stack) -> None:
+    user, request_id = held_request(stack)
+    job = published_job(stack, request_id, "samples")
+    assert send(run_workflow(job, ProviderAnswer(result=images(job, 2)))).status_code == 200
+    with stack.client(user) as client:
+        wait_for_status(client, request_id, "AWAITING_SELECTION")
+        selected = client.post(
+            f"/api/v1/generations/{request_id}/selection", json={"sample_id": "s2"}
+        )
+        assert selected.status_code == 202, selected.text
+    final_job = published_job(stack, request_id, "final")
+    run = WorkflowRun(workflow(), env_for(workflow()))
+    request = run.run(final_job, ProviderAnswer(result=images(final_job, 1)))
+    assert "AI provider: final asset (placeholder)" in run.visited
+    assert request.url == final_job["callback"]["final_url"]
+    answered = send(request)
+    assert answered.status_code == 200, answered.text
+    assert answered.json()["outcome"] == "applied"
+    with stack.client(user) as client:
+        done = wait_for_status(client, request_id, "COMPLETED")
+    assert done["final_asset"]["id"] == "final"
+
+
+def test_a_content_policy_error_rejects_without_refund(stack: Stack) -> None:
+    user, request_id = held_request(stack, balance=50)
+    job = published_job(stack, request_id, "samples")
+    error = {"message": "400 - the prompt was refused by the provider's content policy"}
+    request = run_workflow(job, ProviderAnswer(error=error))
+    assert request.url == job["callback"]["error_url"]
+    payload = json.loads(request.body)
+    assert payload["event"] == "failed" and payload["error"]["category"] == "content_policy"
+    assert send(request).json()["outcome"] == "applied"
+    with stack.client(user) as client:
+        wait_for_status(client, request_id, "CONTENT_REJECTED")
+    assert [e["operation"] for e in stack.ledger_for(request_id)] == ["debit"]
+
+
+def test_a_provider_outage_fails_the_request_and_refunds(stack: Stack) -> None:
+    user, request_id = held_request(stack, balance=50)
+    job = published_job(stack, request_id, "samples")
+    request = run_workflow(job, ProviderAnswer(error={"message": "connect ETIMEDOUT 10.0.0.9:443"}))
+    payload = json.loads(request.body)
+    assert payload["error"] == {
+        "category": "platform",
+        "code": "provider_timeout",
+        "message": payload["error"]["message"],
+    }
+    assert send(request).json()["outcome"] == "applied"
+    with stack.client(user) as client:
+        wait_for_status(client, request_id, "FAILED")
+    wait_for(lambda: len(stack.ledger_for(request_id)) == 2)
+    assert [e["operation"] for e in stack.ledger_for(request_id)] == ["debit", "refund"]
+
+
+def test_a_blocked_answer_is_a_content_policy_failure(stack: Stack) -> None:
+    user, request_id = held_request(stack, balance=50)
+    job = published_job(stack, request_id, "samples")
+    answer = ProviderAnswer(result={"images": [], "blocked": True, "block_reason": "unsafe"})
+    request = run_workflow(job, answer)
+    assert json.loads(request.body)["error"]["category"] == "content_policy"
+    assert send(request).status_code == 200
+    with stack.client(user) as client:
+        wait_for_status(client, request_id, "CONTENT_REJECTED")
