@@ -20,7 +20,13 @@ import uvicorn
 from sqlalchemy.engine import make_url
 
 from creativeflow.adapters.tracking.migrate import upgrade
-from creativeflow.devstack.n8n_simulator import N8nSimulator, SimulatorConfig
+from creativeflow.devstack.n8n_simulator import (
+    AnswerConfig,
+    N8nSimulator,
+    N8nWebhookSimulator,
+    SimulatorConfig,
+    WebhookSimulatorConfig,
+)
 from creativeflow.devstack.notification_sink import create_sink_app
 from creativeflow.devstack.odoo_emulator import OdooEmulator
 from creativeflow.settings import Settings
@@ -72,9 +78,12 @@ def serve_in_thread(app: object, host: str, port: int, name: str) -> Iterator[uv
         thread.join(10)
 
 
-def local_settings(settings: Settings) -> Settings:
-    """Fill what the emulator needs when the environment does not say otherwise."""
+def local_settings(settings: Settings, api_port: int) -> Settings:
+    """Fill what the emulator and the simulator need when the environment does not say
+    otherwise: the emulator's technical user, and callbacks to this API's port."""
     updates: dict[str, object] = {}
+    if "n8n_callback_base_url" not in settings.model_fields_set:
+        updates["n8n_callback_base_url"] = f"http://127.0.0.1:{api_port}"
     if not settings.odoo_secret.get_secret_value():
         from pydantic import SecretStr
 
@@ -90,7 +99,7 @@ def _port(url: str) -> int:
 def run_local_stack(settings: Settings, api_port: int) -> int:
     from creativeflow.api.app import create_app
 
-    settings = local_settings(settings)
+    settings = local_settings(settings, api_port)
     ensure_database(settings.database_url)
     upgrade(settings.database_url)
     stop = threading.Event()
@@ -110,19 +119,35 @@ def run_local_stack(settings: Settings, api_port: int) -> int:
         stack.enter_context(
             serve_in_thread(create_app(settings), settings.api_host, api_port, "api")
         )
-        simulator = N8nSimulator(
-            SimulatorConfig(
-                rabbitmq_url=settings.rabbitmq_url,
-                secret=settings.callback_secrets[0],
-                queue=settings.rabbitmq_queue,
-                delay=1.0,
-            )
-        ).start()
-        stack.callback(simulator.stop)
+        stack.enter_context(_n8n_simulator(settings))
         print(_banner(settings, api_port, emulator.url))
         stop.wait()
         print("\nstopping the local stack ...")
     return 0
+
+
+def _n8n_simulator(settings: Settings) -> N8nSimulator | N8nWebhookSimulator:
+    """The n8n stand-in for the dispatch mode in use (a queue consumer, or a webhook), not yet
+    started: entering it starts it."""
+    if settings.dispatch_mode == "webhook":
+        webhook = urlsplit(settings.n8n_webhook_url)
+        return N8nWebhookSimulator(
+            WebhookSimulatorConfig(
+                job_secret=settings.n8n_webhook_secret.get_secret_value(),
+                answering=AnswerConfig(secret=settings.callback_secrets[0], delay=1.0),
+                host=webhook.hostname or "127.0.0.1",
+                port=webhook.port or 80,
+                path=webhook.path or "/",
+            )
+        )
+    return N8nSimulator(
+        SimulatorConfig(
+            rabbitmq_url=settings.rabbitmq_url,
+            secret=settings.callback_secrets[0],
+            queue=settings.rabbitmq_queue,
+            delay=1.0,
+        )
+    )
 
 
 def _banner(settings: Settings, api_port: int, odoo_url: str) -> str:
@@ -134,7 +159,7 @@ CreativeFlow AI Generation Orchestrator: the local stack is up.
   API               {api}   (OpenAPI: {api}/docs)
   Odoo emulator     {odoo_url}   (ledger: {odoo_url}/__emulator__/ledger)
   Notification sink {settings.notification_service_url}/api/v1/notifications
-  n8n simulator     consuming {settings.rabbitmq_queue}, calling back {settings.n8n_callback_base_url}
+  n8n simulator     {_n8n_source(settings)}, calling back {settings.n8n_callback_base_url}
 
 Try it (user demo-user has 500 credits on the pro tier):
 
@@ -148,3 +173,9 @@ Try it (user demo-user has 500 credits on the pro tier):
 
 Ctrl-C stops everything.
 """
+
+
+def _n8n_source(settings: Settings) -> str:
+    if settings.dispatch_mode == "webhook":
+        return f"receiving jobs at {settings.n8n_webhook_url}"
+    return f"consuming {settings.rabbitmq_queue}"
