@@ -808,14 +808,6 @@ def test_hostile_json_in_a_signed_callback_is_a_4xx(stack: Stack) -> None:
     assert 400 <= response.status_code < 500, response.text
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "known bug, reported to the lead: api/schemas.py CallbackPayload allows job_id and "
-        "request_id up to 64 characters, received_callbacks stores them in VARCHAR(36): a signed "
-        "callback with a 37-64 character id is a 500. Fix: max_length=36. Remove this mark then."
-    ),
-)
 @pytest.mark.parametrize("length", [37, 64])
 def test_a_signed_callback_with_an_overlong_id_is_a_4xx(stack: Stack, length: int) -> None:
     body = encode(

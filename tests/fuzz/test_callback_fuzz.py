@@ -31,27 +31,52 @@ json_values = st.recursive(
     ),
     max_leaves=25,
 )
-urls = st.sampled_from(
-    [
-        "https://assets.creativeflow.local/x.png",
-        "https://assets.creativeflow.local@evil.example/x.png",
-        "https://assets.creativeflow.local\\@evil.example/x.png",
-        "javascript:alert(1)",
-        "http://[::1",
-        "https://a.example:99999/x",
-        "",
-    ]
-) | st.text(max_size=60)
+
+
+def weighted(*choices: tuple[int, st.SearchStrategy[Any]]) -> st.SearchStrategy[Any]:
+    """Pick a strategy in proportion to its weight (``one_of`` weighs its branches alike)."""
+    pool = [strategy for weight, strategy in choices for _ in range(weight)]
+    return st.sampled_from(pool).flatmap(lambda strategy: strategy)
+
+
+urls = weighted(
+    (4, st.just("https://assets.creativeflow.local/x.png")),
+    (
+        2,
+        st.sampled_from(
+            [
+                "https://assets.creativeflow.local@evil.example/x.png",
+                "https://assets.creativeflow.local\\@evil.example/x.png",
+                "javascript:alert(1)",
+                "http://[::1",
+                "https://a.example:99999/x",
+                "",
+            ]
+        ),
+    ),
+    (1, st.text(max_size=60)),
+)
 
 
 def assets() -> st.SearchStrategy[dict[str, Any]]:
     return st.fixed_dictionaries(
-        {"id": st.text(max_size=20), "url": urls},
+        {"id": weighted((4, st.just("s1")), (1, st.text(max_size=20))), "url": urls},
         optional={
-            "width": st.integers(-5, 70_000) | json_leaves,
+            "width": weighted((4, st.integers(-5, 70_000)), (1, json_leaves)),
             "height": st.integers(-5, 70_000),
             "format": st.text(max_size=20),
         },
+    )
+
+
+def ids(real: str) -> st.SearchStrategy[Any]:
+    return weighted(
+        (2, st.sampled_from([real, str(uuid.uuid4())])),
+        (2, st.text(alphabet="0123456789abcdef-", min_size=1, max_size=80)),
+        # around a UUID's 36 characters, where the schema's and the table's bounds meet
+        (2, st.text(alphabet="0123456789abcdef-", min_size=30, max_size=70)),
+        (1, st.text(max_size=80)),
+        (1, json_leaves),
     )
 
 
@@ -65,39 +90,42 @@ def open_job(stack: Stack) -> dict[str, Any]:
     )
 
 
-def ids(real: str) -> st.SearchStrategy[Any]:
-    uuid_like = st.text(alphabet="0123456789abcdef-", min_size=1, max_size=80)
-    return (
-        st.sampled_from([real, str(uuid.uuid4())]) | uuid_like | st.text(max_size=80) | json_leaves
-    )
-
-
 def callback_bodies(job: dict[str, Any]) -> st.SearchStrategy[bytes]:
-    """Mostly callback-shaped bodies (a valid event, so they reach the use case), then any JSON,
-    then any bytes."""
-    shaped = st.fixed_dictionaries(
-        {
-            "job_id": ids(job["job_id"]),
-            "request_id": ids(job["request_id"]),
-            "event": st.sampled_from(["samples_ready", "final_ready", "failed"]),
-        },
+    """Mostly complete callbacks of each event (so they reach the use case and the database),
+    then the same with a wrong event, then any JSON, then any bytes."""
+    errors = st.fixed_dictionaries(
+        {},
         optional={
-            "samples": st.lists(assets(), max_size=18) | json_values,
-            "asset": assets() | json_values,
-            "error": st.fixed_dictionaries(
-                {},
-                optional={
-                    "category": st.sampled_from(["platform", "content_policy", "x"]),
-                    "code": st.text(max_size=80),
-                    "message": st.text(max_size=100),
-                },
-            )
-            | json_values,
+            "category": weighted(
+                (4, st.sampled_from(["platform", "content_policy"])), (1, json_leaves)
+            ),
+            "code": weighted((4, st.just("provider_timeout")), (1, st.text(max_size=80))),
+            "message": st.text(max_size=100),
         },
     )
-    odd_event = shaped.map(lambda body: {**body, "event": "nope"})
-    as_json = (shaped | odd_event | json_values).map(lambda v: json.dumps(v).encode())
-    return as_json | st.binary(max_size=120)
+
+    def event(name: str, **fields: st.SearchStrategy[Any]) -> st.SearchStrategy[dict[str, Any]]:
+        return st.fixed_dictionaries(
+            {
+                "event": st.just(name),
+                "job_id": ids(job["job_id"]),
+                "request_id": ids(job["request_id"]),
+                **fields,
+            }
+        )
+
+    shaped = st.one_of(
+        event("samples_ready", samples=st.lists(assets(), min_size=1, max_size=3)),
+        event("final_ready", asset=assets()),
+        event("failed", error=errors),
+    )
+    odd = shaped.map(lambda body: {**body, "event": "nope"}) | shaped.map(
+        lambda body: {**body, "samples": {"not": "a list"}, "asset": [], "error": 7}
+    )
+    as_json = weighted((6, shaped), (1, odd), (1, json_values)).map(
+        lambda v: json.dumps(v).encode()
+    )
+    return weighted((8, as_json), (1, st.binary(max_size=120)))
 
 
 def _has_an_overlong_id(body: bytes) -> bool:

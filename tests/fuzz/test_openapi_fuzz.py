@@ -103,15 +103,6 @@ BODY_ROUTES = frozenset(
 
 KNOWN_FINDINGS = [
     KnownFinding(
-        what="a body that is not UTF-8 JSON gets FastAPI's 400, which no route documents",
-        fix=(
-            "api/problems.py: answer it as the 422 validation problem (or document 400 on the "
-            "body routes in api/routes/generations.py)"
-        ),
-        operations=BODY_ROUTES,
-        answer=_unparsable_body_400,
-    ),
-    KnownFinding(
         what=(
             "OPTIONS /api/v1/generations is 405 with `Allow: POST`: Starlette lists only the "
             "methods of the first route on the path, not GET"
@@ -129,18 +120,6 @@ KNOWN_FINDINGS = [
         operations=frozenset({"GET /api/v1/admin/reconciliation"}),
         answer=_numeric_datetime_accepted,
     ),
-    KnownFinding(
-        what=(
-            'a blank sample_id, project_id, font or prompt ("  ") is refused with 422 after '
-            "trimming, but the schema documents only minLength 1, so it reads as valid"
-        ),
-        fix=(
-            'api/schemas.py: add `pattern=r"\\S"` to ShortText and to the prompt, so the '
-            "schema says a blank string is invalid"
-        ),
-        operations=BODY_ROUTES,
-        answer=lambda case, response: _validation_422(response, "string_too_short"),
-    ),
 ]
 
 KNOWN_FINDINGS += [
@@ -155,20 +134,6 @@ KNOWN_FINDINGS += [
         ),
         operations=frozenset({"POST /api/v1/generations"}),
         answer=lambda case, response: _validation_422(response, "int_type"),
-    ),
-    KnownFinding(
-        what=(
-            "a reconciliation window far from now (year before 1000, or an offset beyond "
-            "+-15:59) is a 500 (PostgreSQL: time zone displacement out of range) or a 422 "
-            "'Credits refused' (the Odoo adapter writes the year with fewer than 4 digits)"
-        ),
-        fix=(
-            "api/routes/admin.py: convert since/until to UTC and refuse (422) a window outside "
-            "a sane range, e.g. 2000-01-01 to 9999-12-31; adapters/odoo: zero-pad the year"
-        ),
-        operations=frozenset({"GET /api/v1/admin/reconciliation"}),
-        answer=lambda case, response: _window_out_of_range(case),
-        allows_5xx=True,
     ),
 ]
 

@@ -82,6 +82,15 @@ async def _on_validation_error(request: Request, error: Exception) -> JSONRespon
 
 async def _on_http_error(request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, StarletteHTTPException)
+    if error.status_code == 400:
+        # a body FastAPI could not even decode (not UTF-8, not JSON): bad input, like any other
+        return problem(
+            422,
+            "Invalid request",
+            "the request body could not be decoded as JSON",
+            type_="/problems/validation",
+            errors=[{"loc": ["body"], "msg": "not a UTF-8 JSON document", "type": "json_invalid"}],
+        )
     return problem(
         error.status_code,
         _TITLES.get(error.status_code, "Error"),

@@ -22,7 +22,10 @@ from creativeflow.domain.states import Status
 
 OutputFormat = Literal["png", "jpeg", "webp", "tiff"]
 Dimension = Annotated[int, Field(ge=64, le=8192, strict=True)]
-ShortText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=128)]
+# the pattern says in the schema what trimming does: a blank string is not a value
+ShortText = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=128, pattern=r"\S")
+]
 MAX_PROMPT = 4000
 MAX_SAMPLES = 16
 
@@ -59,7 +62,10 @@ class GenerationCreate(BaseModel):
     )
 
     prompt: Annotated[
-        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_PROMPT)
+        str,
+        StringConstraints(
+            strip_whitespace=True, min_length=1, max_length=MAX_PROMPT, pattern=r"\S"
+        ),
     ]
     format: OutputFormat
     width: Dimension
@@ -264,8 +270,9 @@ class CallbackPayload(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     event: Literal["samples_ready", "final_ready", "failed"] | None = None
-    job_id: Annotated[str, StringConstraints(min_length=1, max_length=64)]
-    request_id: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    # ids are UUIDs (36 characters), as the tracking tables store them
+    job_id: Annotated[str, StringConstraints(min_length=1, max_length=36)]
+    request_id: Annotated[str, StringConstraints(min_length=1, max_length=36)]
     samples: list[CallbackAsset] = Field(default_factory=list, max_length=MAX_SAMPLES)
     asset: CallbackAsset | None = None
     error: CallbackError | None = None

@@ -11,11 +11,14 @@ from starlette.exceptions import HTTPException
 
 from creativeflow.api.dependencies import ContainerDep
 from creativeflow.api.identity import AdminOnly
+from creativeflow.services.reconciliation import ReconciliationReport
 
 router = APIRouter(prefix="/api/v1/admin", tags=["admin"])
 
 # entries become visible when their Odoo transaction commits: leave the last minutes alone
 SETTLING_MARGIN = timedelta(minutes=5)
+# no credit moved before then: a window reaching further back is cut there
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 
 
 def default_window(now: datetime) -> tuple[datetime, datetime]:
@@ -39,13 +42,17 @@ async def reconciliation(
     until: Annotated[datetime | None, Query(description="end (ISO 8601; default: now - 5 min)")] = None,
 ) -> dict[str, Any]:
     default_since, default_until = default_window(datetime.now(UTC))
-    until = _aware(until) if until else default_until
-    since = _aware(since) if since else until - (default_until - default_since)
+    until = _utc(until) if until else default_until
+    since = _utc(since) if since else until - (default_until - default_since)
     if since >= until:
         raise HTTPException(422, "since must be before until")
+    since, until = max(since, EARLIEST), max(until, EARLIEST)
+    if since == until:  # wholly before any credit moved: nothing to compare
+        return ReconciliationReport(since=since, until=until).to_dict()
     report = await container.reconciler.reconcile(since, until)
     return report.to_dict()
 
 
-def _aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+def _utc(moment: datetime) -> datetime:
+    """In UTC, as Odoo's ledger and the tracking tables keep time."""
+    return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
