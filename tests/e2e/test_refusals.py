@@ -9,7 +9,7 @@ import uuid
 
 import pytest
 
-from creativeflow.api.webhook_signature import signed_headers
+from creativeflow.webhook_signature import signed_headers
 from tests.e2e.conftest import CALLBACK_SECRET, Stack, wait_for_status
 from tests.e2e.test_generation_flow import A_REQUEST, submit
 

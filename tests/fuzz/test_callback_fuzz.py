@@ -16,7 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from creativeflow.api.webhook_signature import signed_headers
+from creativeflow.webhook_signature import signed_headers
 from tests.e2e.conftest import CALLBACK_SECRET, Stack, wait_for
 from tests.e2e.test_generation_flow import submit
 

@@ -18,7 +18,7 @@ import pytest
 from pika.exceptions import AMQPConnectionError
 
 from creativeflow.adapters.rabbitmq import PikaJobPublisher, RabbitConfig
-from creativeflow.api.webhook_signature import SignatureError, verify
+from creativeflow.webhook_signature import SignatureError, verify
 from creativeflow.devstack.n8n_simulator import (
     N8nSimulator,
     OutcomeKind,

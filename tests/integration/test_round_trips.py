@@ -28,7 +28,7 @@ import pika
 import pytest
 
 from creativeflow.api.app import create_app
-from creativeflow.api.webhook_signature import signed_headers
+from creativeflow.webhook_signature import signed_headers
 from creativeflow.devstack.notification_sink import NotificationStore, create_sink_app
 from creativeflow.devstack.odoo_emulator import OdooEmulator
 from creativeflow.devstack.stack import serve_in_thread

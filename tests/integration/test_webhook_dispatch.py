@@ -27,7 +27,7 @@ from creativeflow.adapters.webhook import (
     WebhookUnreachable,
     encode_job,
 )
-from creativeflow.api.webhook_signature import SignatureError, signed_headers, verify
+from creativeflow.webhook_signature import SignatureError, signed_headers, verify
 from creativeflow.bootstrap import build_container
 from creativeflow.devstack.n8n_simulator import (
     AnswerConfig,

@@ -6,7 +6,7 @@ import base64
 
 import pytest
 
-from creativeflow.api.webhook_signature import SignatureError, sign, signed_headers, verify
+from creativeflow.webhook_signature import SignatureError, sign, signed_headers, verify
 
 BODY = b'{"event":"samples_ready","job_id":"j"}'
 NOW = 1_800_000_000

@@ -31,7 +31,7 @@ from creativeflow.adapters.webhook.errors import (
     WebhookTimedOut,
     WebhookUnreachable,
 )
-from creativeflow.api.webhook_signature import signed_headers
+from creativeflow.webhook_signature import signed_headers
 from creativeflow.domain.jobs import JOB_EVENT, JobMessage
 
 log = logging.getLogger(__name__)

@@ -16,7 +16,7 @@ from starlette.exceptions import HTTPException
 from creativeflow.api.dependencies import ContainerDep
 from creativeflow.api.routes.metrics import get_metrics
 from creativeflow.api.schemas import CallbackAck, CallbackPayload, asset_rules
-from creativeflow.api.webhook_signature import SignatureError, verify
+from creativeflow.webhook_signature import SignatureError, verify
 from creativeflow.domain.jobs import CallbackEvent, FailureCategory
 from creativeflow.domain.model import Failure
 from creativeflow.services.callbacks import CallbackReport

@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 
-from creativeflow.api.webhook_signature import signed_headers
+from creativeflow.webhook_signature import signed_headers
 
 log = logging.getLogger(__name__)
 

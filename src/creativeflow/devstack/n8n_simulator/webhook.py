@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from creativeflow.api.webhook_signature import SignatureError, verify
+from creativeflow.webhook_signature import SignatureError, verify
 from creativeflow.devstack.n8n_simulator.answering import AnswerConfig, JobAnswerer, SimulatorStats
 from creativeflow.devstack.n8n_simulator.outcomes import OutcomeKind
 from creativeflow.devstack.n8n_simulator.sender import CallbackSender
