@@ -173,9 +173,7 @@ def build_container(settings: Settings, metrics: Metrics | None = None) -> Conta
         notifier = InstrumentedNotifier(notifier, metrics)
         metrics.watch_tracking(tracking_snapshot(db))
         metrics.watch_pools(
-            database_pool(
-                db, capacity=settings.database_pool_size + settings.database_max_overflow
-            )
+            database_pool(db, capacity=settings.database_pool_size + settings.database_max_overflow)
         )
         if settings.dispatch_mode != "webhook":
             metrics.watch_queues(queue_depths(rabbit_config(settings)))

@@ -1,4 +1,5 @@
-"""The command line: ``serve``, ``migrate``, ``dev`` (the whole local stack), ``sweep``, ``reconcile``."""
+"""The command line: ``serve``, ``migrate``, ``dev`` (the whole local stack), ``sweep`` and
+``reconcile``."""
 
 from __future__ import annotations
 

@@ -74,7 +74,9 @@ class Settings(BaseSettings):
     # --- Odoo ----------------------------------------------------------------------------------
     odoo_url: str = Field("http://127.0.0.1:8069", validation_alias="ODOO_URL")
     odoo_db: str = Field("creativeflow", validation_alias=AliasChoices("ODOO_DB", "ODOO_DATABASE"))
-    odoo_login: str = Field("orchestrator", validation_alias=AliasChoices("ODOO_LOGIN", "ODOO_USER"))
+    odoo_login: str = Field(
+        "orchestrator", validation_alias=AliasChoices("ODOO_LOGIN", "ODOO_USER")
+    )
     odoo_password: SecretStr = Field(SecretStr(""), validation_alias="ODOO_PASSWORD")
     odoo_api_key: SecretStr = Field(SecretStr(""), validation_alias="ODOO_API_KEY")
     odoo_protocol: Literal["xmlrpc", "jsonrpc", "json2"] = Field(
@@ -99,7 +101,9 @@ class Settings(BaseSettings):
     n8n_callback_secrets: SecretStr = Field(
         SecretStr("dev-callback-secret"), validation_alias="N8N_CALLBACK_SECRETS"
     )
-    callback_tolerance_seconds: int = Field(300, ge=1, validation_alias="CALLBACK_TOLERANCE_SECONDS")
+    callback_tolerance_seconds: int = Field(
+        300, ge=1, validation_alias="CALLBACK_TOLERANCE_SECONDS"
+    )
 
     # --- job dispatch: RabbitMQ (default) or a signed POST to n8n's webhook ----------------------
     dispatch_mode: Literal["rabbitmq", "webhook"] = Field(
@@ -139,7 +143,9 @@ class Settings(BaseSettings):
     standard_model: str = Field("creativeflow-standard-v1", validation_alias="STANDARD_MODEL")
     advanced_model: str = Field("creativeflow-advanced-v1", validation_alias="ADVANCED_MODEL")
 
-    idempotency_key_ttl_hours: float = Field(24.0, gt=0, validation_alias="IDEMPOTENCY_KEY_TTL_HOURS")
+    idempotency_key_ttl_hours: float = Field(
+        24.0, gt=0, validation_alias="IDEMPOTENCY_KEY_TTL_HOURS"
+    )
 
     # --- recovery ------------------------------------------------------------------------------
     recovery_interval_seconds: float = Field(

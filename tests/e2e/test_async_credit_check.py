@@ -24,7 +24,9 @@ def async_api(stack: Stack) -> Iterator[str]:
 
 def client(api_url: str, user: str) -> httpx.Client:
     return httpx.Client(
-        base_url=api_url, headers={"X-Gateway-Secret": GATEWAY_SECRET, "X-User-Id": user}, timeout=30
+        base_url=api_url,
+        headers={"X-Gateway-Secret": GATEWAY_SECRET, "X-User-Id": user},
+        timeout=30,
     )
 
 
@@ -35,7 +37,11 @@ def test_the_answer_is_pending_and_the_request_moves_on(stack: Stack, async_api:
         assert accepted.status_code == 202
         assert accepted.json()["status"] == "PENDING"
         done = wait_for_status(api, accepted.json()["id"], "AWAITING_SELECTION")
-    assert [h["status"] for h in done["history"]][:3] == ["PENDING", "VALIDATING_CREDITS", "PUBLISHING_TO_QUEUE"]
+    assert [h["status"] for h in done["history"]][:3] == [
+        "PENDING",
+        "VALIDATING_CREDITS",
+        "PUBLISHING_TO_QUEUE",
+    ]
     assert [e["operation"] for e in stack.ledger_for(done["id"])] == ["debit"]
 
 

@@ -164,15 +164,21 @@ def test_a_failed_publish_after_the_debit_is_refunded_before_answering(stack: St
     connection = pika.BlockingConnection(pika.URLParameters(RABBITMQ_URL))
     channel = connection.channel()
     # with no queue bound for the routing key, the broker returns the mandatory message
-    channel.queue_unbind(settings.rabbitmq_queue, settings.rabbitmq_exchange, settings.rabbitmq_routing_key)
+    channel.queue_unbind(
+        settings.rabbitmq_queue, settings.rabbitmq_exchange, settings.rabbitmq_routing_key
+    )
     channel.queue_unbind(stack.tap_queue, settings.rabbitmq_exchange, settings.rabbitmq_routing_key)
     try:
         with stack.client(user) as client:
             response = client.post("/api/v1/generations", json=A_REQUEST)
             listed = client.get("/api/v1/generations").json()
     finally:
-        channel.queue_bind(settings.rabbitmq_queue, settings.rabbitmq_exchange, settings.rabbitmq_routing_key)
-        channel.queue_bind(stack.tap_queue, settings.rabbitmq_exchange, settings.rabbitmq_routing_key)
+        channel.queue_bind(
+            settings.rabbitmq_queue, settings.rabbitmq_exchange, settings.rabbitmq_routing_key
+        )
+        channel.queue_bind(
+            stack.tap_queue, settings.rabbitmq_exchange, settings.rabbitmq_routing_key
+        )
         connection.close()
     assert response.status_code == 503, response.text
     assert [r["status"] for r in listed["items"]] == ["FAILED"]

@@ -62,7 +62,9 @@ def test_a_refusal_is_replayed_too(stack: Stack) -> None:
     assert again.headers["content-type"] == "application/problem+json"
 
 
-def test_fifty_concurrent_retries_of_one_submit_charge_once_and_publish_one_job(stack: Stack) -> None:
+def test_fifty_concurrent_retries_of_one_submit_charge_once_and_publish_one_job(
+    stack: Stack,
+) -> None:
     user = stack.new_user(balance=100)
     key = {"Idempotency-Key": uuid.uuid4().hex}
     stack.emulator.faults.latency = 0.2  # keep the first call in flight while the others arrive

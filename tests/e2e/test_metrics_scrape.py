@@ -154,9 +154,10 @@ def test_a_wrongly_signed_callback_is_counted_as_rejected(stack: Stack) -> None:
     assert CALLBACK_SECRET  # the stack signs with this secret; the forged one does not
     after = scrape(stack)
     rejected = "creativeflow_callbacks_total"
-    assert sample(after, rejected, outcome="rejected") == sample(
-        before, rejected, outcome="rejected"
-    ) + 1
+    assert (
+        sample(after, rejected, outcome="rejected")
+        == sample(before, rejected, outcome="rejected") + 1
+    )
 
 
 def test_request_gauges_show_a_held_request_and_its_age(stack: Stack) -> None:
@@ -178,8 +179,10 @@ def test_request_gauges_show_a_held_request_and_its_age(stack: Stack) -> None:
     assert sample(after, "creativeflow_oldest_transient_request_age_seconds") >= 1
     for kind in ("debit", "refund"):
         for status in ("pending", "unknown"):
-            key = ("creativeflow_credit_operations_unsettled",
-                   tuple(sorted({"kind": kind, "status": status}.items())))
+            key = (
+                "creativeflow_credit_operations_unsettled",
+                tuple(sorted({"kind": kind, "status": status}.items())),
+            )
             assert key in after
 
 

@@ -96,7 +96,9 @@ def test_another_users_request_is_404_on_every_route(stack: Stack) -> None:
     assert [a.status_code for a in answers] == [404, 404, 404, 404]
     assert listed["total"] == 0
     with stack.client(owner) as client:
-        assert client.get(f"/api/v1/generations/{request_id}").json()["status"] == "AWAITING_SELECTION"
+        assert (
+            client.get(f"/api/v1/generations/{request_id}").json()["status"] == "AWAITING_SELECTION"
+        )
     assert [e["operation"] for e in stack.ledger_for(request_id)] == ["debit"]
 
 
@@ -184,11 +186,15 @@ def test_a_replayed_callback_is_refused_and_a_duplicate_event_changes_nothing(st
         }
     ).encode()
     headers = signed_headers(CALLBACK_SECRET, f"msg_{uuid.uuid4().hex}", int(time.time()), body)
-    other_delivery = signed_headers(CALLBACK_SECRET, f"msg_{uuid.uuid4().hex}", int(time.time()), body)
+    other_delivery = signed_headers(
+        CALLBACK_SECRET, f"msg_{uuid.uuid4().hex}", int(time.time()), body
+    )
     with stack.client(user) as client:
         first = client.post("/api/v1/callbacks/n8n", content=body, headers=headers)
         replay = client.post("/api/v1/callbacks/n8n", content=body, headers=headers)
-        duplicate = client.post("/api/v1/callbacks/n8n/samples", content=body, headers=other_delivery)
+        duplicate = client.post(
+            "/api/v1/callbacks/n8n/samples", content=body, headers=other_delivery
+        )
         after = client.get(f"/api/v1/generations/{created['id']}").json()
     assert first.status_code == 200 and first.json()["outcome"] == "applied"
     assert replay.status_code == 409
@@ -199,8 +205,12 @@ def test_a_replayed_callback_is_refused_and_a_duplicate_event_changes_nothing(st
 
 def test_a_callback_for_an_unknown_job_is_404(stack: Stack) -> None:
     body = json.dumps(
-        {"event": "failed", "job_id": str(uuid.uuid4()), "request_id": str(uuid.uuid4()),
-         "error": {"category": "platform", "code": "x"}}
+        {
+            "event": "failed",
+            "job_id": str(uuid.uuid4()),
+            "request_id": str(uuid.uuid4()),
+            "error": {"category": "platform", "code": "x"},
+        }
     ).encode()
     headers = signed_headers(CALLBACK_SECRET, f"msg_{uuid.uuid4().hex}", int(time.time()), body)
     with stack.client(None) as client:
@@ -215,7 +225,9 @@ def test_list_is_newest_first_paginated_and_filtered_by_status(stack: Stack) -> 
     with stack.client(user) as client:
         page = client.get("/api/v1/generations", params={"limit": 1}).json()
         rest = client.get("/api/v1/generations", params={"limit": 1, "offset": 1}).json()
-        processing = client.get("/api/v1/generations", params={"status": "PROCESSING_SAMPLES"}).json()
+        processing = client.get(
+            "/api/v1/generations", params={"status": "PROCESSING_SAMPLES"}
+        ).json()
         completed = client.get("/api/v1/generations", params={"status": "COMPLETED"}).json()
         bad = client.get("/api/v1/generations", params={"status": "NOPE"})
     assert page["total"] == 2

@@ -29,8 +29,8 @@ from pydantic import SecretStr, ValidationError
 
 from creativeflow.api.app import create_app
 from creativeflow.api.schemas import CallbackPayload, asset_rules, asset_url_refusal
-from creativeflow.webhook_signature import sign, signed_headers
 from creativeflow.settings import Settings
+from creativeflow.webhook_signature import sign, signed_headers
 from tests.e2e.conftest import (
     ADMIN_TOKEN,
     CALLBACK_SECRET,

@@ -17,7 +17,7 @@ from typing import Any
 
 import pika
 import pytest
-import pytest_asyncio  # noqa: F401  (only to fail early if the plugin is missing)
+import pytest_asyncio
 
 from creativeflow.adapters.notifications.client import HttpNotifier, NotificationConfig
 from creativeflow.adapters.odoo import AsyncOdooCredits
@@ -148,7 +148,9 @@ class Rig:
             assert self.emulator.balance(user_id) == opening[user_id] + moved
         requests = await self.container.db.run(
             lambda repo: [
-                r for user_id in user_ids for r in repo.list_requests(user_id, status=None, limit=100, offset=0)[0]
+                r
+                for user_id in user_ids
+                for r in repo.list_requests(user_id, status=None, limit=100, offset=0)[0]
             ]
         )
         now = datetime.now(UTC)
@@ -195,7 +197,9 @@ def sink_url() -> Iterator[str]:
 
 
 @pytest_asyncio.fixture
-async def rig(tracking_database_url: str, emulator: OdooEmulator, sink_url: str) -> AsyncIterator[Rig]:
+async def rig(
+    tracking_database_url: str, emulator: OdooEmulator, sink_url: str
+) -> AsyncIterator[Rig]:
     tag = uuid.uuid4().hex[:10]
     settings = Settings(
         _env_file=None,  # type: ignore[call-arg]

@@ -110,7 +110,16 @@ async def test_the_reconcile_command_exits_non_zero_on_a_planted_mismatch(rig: R
         "LOG_LEVEL": "WARNING",
     }
     done = subprocess.run(
-        [sys.executable, "-m", "creativeflow", "reconcile", "--since", since.isoformat(), "--until", until.isoformat()],
+        [
+            sys.executable,
+            "-m",
+            "creativeflow",
+            "reconcile",
+            "--since",
+            since.isoformat(),
+            "--until",
+            until.isoformat(),
+        ],
         capture_output=True,
         text=True,
         timeout=120,

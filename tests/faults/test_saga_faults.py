@@ -21,7 +21,9 @@ from creativeflow.services.generations import SubmitGeneration
 from tests.faults.conftest import Rig, SimulatedCrash
 from tests.integration.rabbit_support import close_broker_connections, rabbitmqctl_available
 
-A_SUBMIT = SubmitGeneration(prompt="a quiet harbour", format="png", width=1024, height=1024, samples=2)
+A_SUBMIT = SubmitGeneration(
+    prompt="a quiet harbour", format="png", width=1024, height=1024, samples=2
+)
 
 pytestmark = pytest.mark.asyncio
 
@@ -138,7 +140,9 @@ async def test_odoo_down_during_a_refund_is_retried_by_recovery(rig: Rig) -> Non
     await rig.assert_invariants([user], {user: 100})
 
 
-async def test_a_crash_in_the_middle_of_a_failure_callback_is_refunded_by_recovery(rig: Rig) -> None:
+async def test_a_crash_in_the_middle_of_a_failure_callback_is_refunded_by_recovery(
+    rig: Rig,
+) -> None:
     user = rig.new_user(balance=100)
     request_id = await submit(rig, user)
     job = rig.publisher.published[-1]
@@ -176,7 +180,11 @@ async def test_a_crash_during_a_selection_is_refunded_and_the_request_can_be_sel
     assert rig.emulator.balance(user) == 96  # the final debit was refunded
     selected = await rig.container.generations.select(user, request_id, "s1")
     assert selected.status is Status.PROCESSING_FINAL
-    actions = [(e["action"], e["operation"]) for e in rig.emulator.ledger() if e["request_id"] == request_id]
+    actions = [
+        (e["action"], e["operation"])
+        for e in rig.emulator.ledger()
+        if e["request_id"] == request_id
+    ]
     assert actions == [
         ("samples", "debit"),
         ("final", "debit"),
@@ -213,15 +221,15 @@ async def test_a_failed_publish_is_compensated_before_the_answer(rig: Rig) -> No
     user = rig.new_user(balance=100)
     connection_name = rig.publisher.config.connection_name
     # an exchange that does not exist: the broker closes the channel and the publish fails
-    original = rig.publisher._real._config  # noqa: SLF001
+    original = rig.publisher._real._config
     from dataclasses import replace
 
-    rig.publisher._real._config = replace(original, exchange=f"missing-{uuid.uuid4().hex}")  # noqa: SLF001
+    rig.publisher._real._config = replace(original, exchange=f"missing-{uuid.uuid4().hex}")
     try:
         with pytest.raises(DispatchUnavailable):
             await submit(rig, user)
     finally:
-        rig.publisher._real._config = original  # noqa: SLF001
+        rig.publisher._real._config = original
     assert connection_name
     [request] = rig.requests_of(user)
     assert request.status is Status.FAILED
@@ -254,7 +262,9 @@ def _terminate_backends(database_url: str) -> int:
     return int(done.stdout.strip() or 0)
 
 
-async def test_dropped_database_connections_are_replaced(rig: Rig, tracking_database_url: str) -> None:
+async def test_dropped_database_connections_are_replaced(
+    rig: Rig, tracking_database_url: str
+) -> None:
     user = rig.new_user(balance=100)
     await submit(rig, user)
     assert _terminate_backends(tracking_database_url) >= 1

@@ -25,7 +25,13 @@ pytestmark = pytest.mark.asyncio
 
 GATEWAY = "sigkill-gateway-secret"
 CALLBACK = "sigkill-callback-secret"
-BODY = {"prompt": "a field of sunflowers", "format": "png", "width": 512, "height": 512, "samples": 2}
+BODY = {
+    "prompt": "a field of sunflowers",
+    "format": "png",
+    "width": 512,
+    "height": 512,
+    "samples": 2,
+}
 
 
 def _free_port() -> int:
@@ -109,7 +115,9 @@ async def test_sigkill_in_the_middle_of_a_load_then_restart_and_sweep(
     def client_loop(worker: int) -> None:
         user = users[worker % len(users)]
         headers = {"X-Gateway-Secret": GATEWAY, "X-User-Id": user}
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=headers, timeout=10) as client:
+        with httpx.Client(
+            base_url=f"http://127.0.0.1:{port}", headers=headers, timeout=10
+        ) as client:
             for _ in range(60):  # bounded: the kill comes long before this runs out
                 if stop.is_set():
                     return
@@ -146,5 +154,7 @@ async def test_sigkill_in_the_middle_of_a_load_then_restart_and_sweep(
         api.wait(timeout=30)
     await rig.recover()  # a day later: whatever n8n never answered has timed out and is refunded
     await rig.assert_invariants(users, opening)
-    debits = [e for e in rig.emulator.ledger() if e["user_id"] in users and e["operation"] == "debit"]
+    debits = [
+        e for e in rig.emulator.ledger() if e["user_id"] in users and e["operation"] == "debit"
+    ]
     assert len(debits) >= 40

@@ -87,7 +87,10 @@ async def _one(rig: Rig, user: str, fault: str, n: int) -> str:
         return "left_to_the_deadline"
     event, failure = CallbackEvent.SAMPLES_READY, None
     if fault in ("platform_failure", "refund_crash"):
-        event, failure = CallbackEvent.FAILED, Failure(FailureCategory.PLATFORM, "provider_down", "")
+        event, failure = (
+            CallbackEvent.FAILED,
+            Failure(FailureCategory.PLATFORM, "provider_down", ""),
+        )
     elif fault == "content_rejection":
         event, failure = CallbackEvent.FAILED, Failure(FailureCategory.CONTENT_POLICY, "policy", "")
     if fault == "refund_crash":

@@ -18,7 +18,6 @@ import pytest
 from pika.exceptions import AMQPConnectionError
 
 from creativeflow.adapters.rabbitmq import PikaJobPublisher, RabbitConfig
-from creativeflow.webhook_signature import SignatureError, verify
 from creativeflow.devstack.n8n_simulator import (
     N8nSimulator,
     OutcomeKind,
@@ -27,6 +26,7 @@ from creativeflow.devstack.n8n_simulator import (
 )
 from creativeflow.devstack.notification_sink import running_sink
 from creativeflow.domain.jobs import JobMessage, Stage
+from creativeflow.webhook_signature import SignatureError, verify
 from tests.integration.rabbit_support import (
     RABBITMQ_URL,
     channel,

@@ -27,7 +27,6 @@ from creativeflow.adapters.webhook import (
     WebhookUnreachable,
     encode_job,
 )
-from creativeflow.webhook_signature import SignatureError, signed_headers, verify
 from creativeflow.bootstrap import build_container
 from creativeflow.devstack.n8n_simulator import (
     AnswerConfig,
@@ -37,6 +36,7 @@ from creativeflow.devstack.n8n_simulator import (
 from creativeflow.domain.errors import DispatchUnavailable
 from creativeflow.domain.jobs import JobMessage
 from creativeflow.settings import Settings
+from creativeflow.webhook_signature import SignatureError, signed_headers, verify
 from tests.integration.rabbit_support import make_job
 from tests.integration.test_n8n_simulator import CallbackReceiver
 

@@ -174,9 +174,13 @@ def test_the_callback_base_url_and_queue_match_what_n8n_uses(
     workflow = json.loads(WORKFLOW.read_text())
     trigger = next(n for n in workflow["nodes"] if n["type"] == "n8n-nodes-base.rabbitmqTrigger")
     assert trigger["parameters"]["queue"] == environment["RABBITMQ_N8N_JOB_QUEUE"]
-    secret_variable = next(
-        n for n in workflow["nodes"] if n["type"] == "n8n-nodes-base.crypto"
-    )["parameters"]["secret"].removeprefix("={{ $env.").removesuffix(" }}")
+    secret_variable = (
+        next(n for n in workflow["nodes"] if n["type"] == "n8n-nodes-base.crypto")["parameters"][
+            "secret"
+        ]
+        .removeprefix("={{ $env.")
+        .removesuffix(" }}")
+    )
     assert secret_variable in services["n8n"]["environment"]
 
 

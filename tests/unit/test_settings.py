@@ -8,7 +8,9 @@ from pydantic import ValidationError
 from creativeflow.settings import Settings
 
 
-def test_database_url_is_built_from_its_parts_and_a_whole_url_wins(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_database_url_is_built_from_its_parts_and_a_whole_url_wins(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setenv("AIGEN_DB_HOST", "db.internal")
     monkeypatch.setenv("AIGEN_DB_USER", "svc")
     monkeypatch.setenv("AIGEN_DB_PASSWORD", "p@ss/word")

@@ -95,7 +95,11 @@ class AssetView(BaseModel):
     @classmethod
     def of(cls, sample: Sample) -> AssetView:
         return cls(
-            id=sample.id, url=sample.url, width=sample.width, height=sample.height, format=sample.format
+            id=sample.id,
+            url=sample.url,
+            width=sample.width,
+            height=sample.height,
+            format=sample.format,
         )
 
 
@@ -255,7 +259,9 @@ class CallbackAsset(BaseModel):
         return url
 
     def to_sample(self) -> Sample:
-        return Sample(id=self.id, url=self.url, width=self.width, height=self.height, format=self.format)
+        return Sample(
+            id=self.id, url=self.url, width=self.width, height=self.height, format=self.format
+        )
 
 
 class CallbackError(BaseModel):

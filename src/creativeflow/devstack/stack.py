@@ -166,7 +166,8 @@ Try it (user demo-user has 500 credits on the pro tier):
   curl -s -X POST {api}/api/v1/generations \\
     -H 'X-Gateway-Secret: {gateway}' -H 'X-User-Id: demo-user' \\
     -H 'Content-Type: application/json' \\
-    -d '{{"prompt": "a lighthouse at dawn, watercolour", "format": "png", "width": 1024, "height": 1024, "samples": 3}}'
+    -d '{{"prompt": "a lighthouse at dawn", "format": "png",
+         "width": 1024, "height": 1024, "samples": 3}}'
 
   curl -s {api}/api/v1/generations -H 'X-Gateway-Secret: {gateway}' -H 'X-User-Id: demo-user'
   curl -s {api}/api/v1/credits -H 'X-Gateway-Secret: {gateway}' -H 'X-User-Id: demo-user'

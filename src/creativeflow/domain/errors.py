@@ -1,14 +1,14 @@
 """Errors of the product, each carrying the HTTP status and problem type the API gives it.
 
-    DomainError
-    ├── InvalidTransition           409  a state change the state machine refuses
-    ├── NotFound                    404  unknown id, or somebody else's
-    ├── Conflict                    409  the request is not in a state for this action
-    ├── CreditsRefused              402/403/409/422/429  Odoo refused the debit (a stable code;
-    │                               429 when the tier's cap on unfinished requests is reached)
-    ├── CreditServiceUnavailable    503  Odoo could not be reached; nothing was charged
-    │   └── CreditOutcomeUnknown    503  Odoo may have applied the call; recovery settles it
-    └── DispatchUnavailable         503  the job could not be published
+DomainError
+├── InvalidTransition           409  a state change the state machine refuses
+├── NotFound                    404  unknown id, or somebody else's
+├── Conflict                    409  the request is not in a state for this action
+├── CreditsRefused              402/403/409/422/429  Odoo refused the debit (a stable code;
+│                               429 when the tier's cap on unfinished requests is reached)
+├── CreditServiceUnavailable    503  Odoo could not be reached; nothing was charged
+│   └── CreditOutcomeUnknown    503  Odoo may have applied the call; recovery settles it
+└── DispatchUnavailable         503  the job could not be published
 """
 
 from __future__ import annotations

@@ -90,9 +90,7 @@ class _InFlight:
 
     def usage(self) -> Iterator[PoolUsage]:
         running = self.count
-        yield PoolUsage(
-            self.pool, self.size, min(running, self.size), max(0, running - self.size)
-        )
+        yield PoolUsage(self.pool, self.size, min(running, self.size), max(0, running - self.size))
 
 
 class _Delegating:
@@ -169,9 +167,7 @@ class InstrumentedCreditLedger(_Delegating):
         finally:
             self._in_flight.count -= 1
             if not isinstance(error, asyncio.CancelledError):
-                self._metrics.odoo_call(
-                    method, odoo_outcome(error), time.perf_counter() - started
-                )
+                self._metrics.odoo_call(method, odoo_outcome(error), time.perf_counter() - started)
 
 
 class InstrumentedJobPublisher(_Delegating):

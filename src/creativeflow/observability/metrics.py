@@ -371,7 +371,8 @@ def _read_all(source: str, read: Callable[[], Iterable[_T]]) -> list[_T] | None:
 
 def _requests_family() -> GaugeMetricFamily:
     return GaugeMetricFamily(
-        f"{PREFIX}_requests", "Generation requests in the tracking database, by status.",
+        f"{PREFIX}_requests",
+        "Generation requests in the tracking database, by status.",
         labels=["status"],
     )
 
@@ -401,16 +402,15 @@ def _queue_family() -> GaugeMetricFamily:
 
 def _queue_consumers_family() -> GaugeMetricFamily:
     return GaugeMetricFamily(
-        f"{PREFIX}_queue_consumers", "Consumers attached to a RabbitMQ queue.",
+        f"{PREFIX}_queue_consumers",
+        "Consumers attached to a RabbitMQ queue.",
         labels=["role", "queue"],
     )
 
 
 def _pool_families() -> tuple[GaugeMetricFamily, GaugeMetricFamily, GaugeMetricFamily]:
     return (
-        GaugeMetricFamily(
-            f"{PREFIX}_pool_size", "Workers of a bounded pool.", labels=["pool"]
-        ),
+        GaugeMetricFamily(f"{PREFIX}_pool_size", "Workers of a bounded pool.", labels=["pool"]),
         GaugeMetricFamily(
             f"{PREFIX}_pool_in_use", "Calls running on a pool's workers.", labels=["pool"]
         ),

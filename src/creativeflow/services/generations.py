@@ -230,7 +230,9 @@ class GenerationService:
         requests_in_flight: int | None = None,
     ) -> PaidStep:
         now = self._clock.now()
-        existing = repo.get_operation(request.id, action, CreditOperationKind.DEBIT, for_update=True)
+        existing = repo.get_operation(
+            request.id, action, CreditOperationKind.DEBIT, for_update=True
+        )
         if existing is None:
             repo.add_operation(pending_debit(request, action), now)
         else:  # a refused debit of this action moved nothing: it may be paid again

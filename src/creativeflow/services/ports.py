@@ -18,7 +18,8 @@ from creativeflow.domain.notifications import Notification
 
 
 class CreditLedger(Protocol):
-    """Odoo's credit service. Refusals raise ``CreditsRefused``; faults ``CreditServiceUnavailable``."""
+    """Odoo's credit service. Refusals raise ``CreditsRefused``; faults raise
+    ``CreditServiceUnavailable``."""
 
     async def get_entitlements(self, user_id: str) -> Entitlements: ...
 

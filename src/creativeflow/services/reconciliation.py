@@ -16,7 +16,13 @@ from datetime import datetime
 
 from creativeflow.adapters.tracking.database import TrackingDatabase
 from creativeflow.domain.credits import LedgerEntry
-from creativeflow.domain.model import CreditOperation, CreditOperationKind, CreditOperationStatus, Job, JobStatus
+from creativeflow.domain.model import (
+    CreditOperation,
+    CreditOperationKind,
+    CreditOperationStatus,
+    Job,
+    JobStatus,
+)
 
 from .ports import CreditLedger
 
@@ -159,7 +165,10 @@ def _check_pair(request_id: str, action: str, pair: _Pair, known: bool) -> list[
         found.append(Mismatch(kind, request_id, action, detail))
 
     if pair.debits and not known:
-        add(MismatchKind.UNKNOWN_REQUEST, "Odoo holds a debit for a request the service never tracked")
+        add(
+            MismatchKind.UNKNOWN_REQUEST,
+            "Odoo holds a debit for a request the service never tracked",
+        )
     if len(pair.debits) > 1:
         add(MismatchKind.DOUBLE_DEBIT, f"{len(pair.debits)} debits for one action")
     if pair.refunds and not pair.debits:
@@ -169,14 +178,20 @@ def _check_pair(request_id: str, action: str, pair: _Pair, known: bool) -> list[
             MismatchKind.DEBIT_WITHOUT_WORK_OR_REFUND,
             f"debit of {pair.debits[0].amount} credits with no dispatched job and no refund",
         )
-    for entries, kind in ((pair.debits, CreditOperationKind.DEBIT), (pair.refunds, CreditOperationKind.REFUND)):
+    for entries, kind in (
+        (pair.debits, CreditOperationKind.DEBIT),
+        (pair.refunds, CreditOperationKind.REFUND),
+    ):
         journal = pair.journal.get(kind)
         settled = journal is not None and journal.status in (
             CreditOperationStatus.APPLIED,
             CreditOperationStatus.REFUNDED,
         )
         if settled and not entries:
-            add(MismatchKind.JOURNAL_WITHOUT_LEDGER, f"the journal says the {kind} was applied; Odoo holds none")
+            add(
+                MismatchKind.JOURNAL_WITHOUT_LEDGER,
+                f"the journal says the {kind} was applied; Odoo holds none",
+            )
         if settled and entries and journal is not None and journal.amount != entries[0].amount:
             add(
                 MismatchKind.AMOUNT_MISMATCH,

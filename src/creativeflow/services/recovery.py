@@ -181,7 +181,12 @@ class Recovery:
                 repo.save_operation(debit, now)
                 journal_refund(repo, debit, self._clock)
                 refunds.append(
-                    _RefundDue(debit.request_id, debit.action, "dispatch_unconfirmed", request.correlation_id)
+                    _RefundDue(
+                        debit.request_id,
+                        debit.action,
+                        "dispatch_unconfirmed",
+                        request.correlation_id,
+                    )
                 )
             else:
                 debit.status = CreditOperationStatus.REFUSED
@@ -230,7 +235,11 @@ class Recovery:
         for request in overdue:
             open_job = repo.current_job(request.id)
             request.fail(
-                Failure(FailureCategory.PLATFORM, "timeout", f"no result before the deadline ({request.status})"),
+                Failure(
+                    FailureCategory.PLATFORM,
+                    "timeout",
+                    f"no result before the deadline ({request.status})",
+                ),
                 now,
             )
             repo.save_request(request)
@@ -281,7 +290,9 @@ class Recovery:
         for refund in refunds:
             request = await self._db.run(lambda repo, r=refund: repo.get_request(r.request_id))
             correlation_id = request.correlation_id if request else refund.request_id
-            due.append(_RefundDue(refund.request_id, refund.action, "recovery_retry", correlation_id))
+            due.append(
+                _RefundDue(refund.request_id, refund.action, "recovery_retry", correlation_id)
+            )
         await self._refund_all(due, report)
         return len(refunds)
 

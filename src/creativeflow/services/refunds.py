@@ -12,7 +12,11 @@ from dataclasses import dataclass
 from creativeflow.adapters.tracking.database import TrackingDatabase
 from creativeflow.adapters.tracking.repository import TrackingRepository
 from creativeflow.domain.credits import CreditReceipt
-from creativeflow.domain.errors import CreditOutcomeUnknown, CreditServiceUnavailable, CreditsRefused
+from creativeflow.domain.errors import (
+    CreditOutcomeUnknown,
+    CreditServiceUnavailable,
+    CreditsRefused,
+)
 from creativeflow.domain.model import CreditOperation, CreditOperationKind, CreditOperationStatus
 
 from .ports import Clock, CreditLedger
@@ -26,7 +30,9 @@ class RefundResult:
     settled: bool  # True when Odoo's answer is known (applied, or nothing to refund)
 
 
-def journal_refund(repo: TrackingRepository, debit: CreditOperation, clock: Clock) -> CreditOperation:
+def journal_refund(
+    repo: TrackingRepository, debit: CreditOperation, clock: Clock
+) -> CreditOperation:
     """Write the refund attempt before the Odoo call (inside the caller's transaction)."""
     existing = repo.get_operation(
         debit.request_id, debit.action, CreditOperationKind.REFUND, for_update=True
@@ -71,7 +77,9 @@ class Refunder:
     ) -> RefundResult:
         """Refund an already journalled refund attempt and settle the journal."""
         receipt, error, status = await self.call_odoo(request_id, action, reason, correlation_id)
-        await self._db.run(lambda repo: self.settle(repo, request_id, action, receipt, error, status))
+        await self._db.run(
+            lambda repo: self.settle(repo, request_id, action, receipt, error, status)
+        )
         if status is CreditOperationStatus.PENDING or status is CreditOperationStatus.UNKNOWN:
             log.warning(
                 "refund of %s for request %s left for recovery (%s)",
@@ -103,7 +111,9 @@ class Refunder:
             refund.ledger_entry_id = receipt.entry_id
         repo.save_operation(refund, now)
         if status is CreditOperationStatus.APPLIED:
-            debit = repo.get_operation(request_id, action, CreditOperationKind.DEBIT, for_update=True)
+            debit = repo.get_operation(
+                request_id, action, CreditOperationKind.DEBIT, for_update=True
+            )
             if debit is not None:
                 debit.status = CreditOperationStatus.REFUNDED
                 repo.save_operation(debit, now)

@@ -4,7 +4,7 @@ received callbacks and idempotency keys. Odoo keeps the money; these rows keep o
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import (
     BigInteger,
@@ -32,7 +32,11 @@ NAMING_CONVENTION = {
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
-    type_annotation_map = {dict[str, Any]: JSONB, list[Any]: JSONB, datetime: DateTime(timezone=True)}
+    type_annotation_map: ClassVar[dict[Any, Any]] = {
+        dict[str, Any]: JSONB,
+        list[Any]: JSONB,
+        datetime: DateTime(timezone=True),
+    }
 
 
 class GenerationRequestRow(Base):
@@ -90,7 +94,9 @@ class CreditOperationRow(Base):
     updated_at: Mapped[datetime]
 
     __table_args__ = (
-        UniqueConstraint("request_id", "action", "kind", name="uq_credit_operations_request_action_kind"),
+        UniqueConstraint(
+            "request_id", "action", "kind", name="uq_credit_operations_request_action_kind"
+        ),
         Index("ix_credit_operations_status", "status", "updated_at"),
     )
 
@@ -111,7 +117,8 @@ class JobRow(Base):
 
 
 class ReceivedCallbackRow(Base):
-    """Every callback that passed the signature check, by its ``webhook-id`` (replays are refused)."""
+    """Every callback that passed the signature check, by its ``webhook-id``: a replay is
+    refused."""
 
     __tablename__ = "received_callbacks"
 

@@ -31,8 +31,8 @@ from creativeflow.adapters.webhook.errors import (
     WebhookTimedOut,
     WebhookUnreachable,
 )
-from creativeflow.webhook_signature import signed_headers
 from creativeflow.domain.jobs import JOB_EVENT, JobMessage
+from creativeflow.webhook_signature import signed_headers
 
 log = logging.getLogger(__name__)
 

@@ -38,8 +38,12 @@ def default_window(now: datetime) -> tuple[datetime, datetime]:
 async def reconciliation(
     _: AdminOnly,
     container: ContainerDep,
-    since: Annotated[datetime | None, Query(description="start (ISO 8601; default: until - 24h)")] = None,
-    until: Annotated[datetime | None, Query(description="end (ISO 8601; default: now - 5 min)")] = None,
+    since: Annotated[
+        datetime | None, Query(description="start (ISO 8601; default: until - 24h)")
+    ] = None,
+    until: Annotated[
+        datetime | None, Query(description="end (ISO 8601; default: now - 5 min)")
+    ] = None,
 ) -> dict[str, Any]:
     default_since, default_until = default_window(datetime.now(UTC))
     until = _utc(until) if until else default_until

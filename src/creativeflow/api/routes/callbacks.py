@@ -16,10 +16,10 @@ from starlette.exceptions import HTTPException
 from creativeflow.api.dependencies import ContainerDep
 from creativeflow.api.routes.metrics import get_metrics
 from creativeflow.api.schemas import CallbackAck, CallbackPayload, asset_rules
-from creativeflow.webhook_signature import SignatureError, verify
 from creativeflow.domain.jobs import CallbackEvent, FailureCategory
 from creativeflow.domain.model import Failure
 from creativeflow.services.callbacks import CallbackReport
+from creativeflow.webhook_signature import SignatureError, verify
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +34,9 @@ _RESPONSES = {
 }
 
 
-async def _verified_payload(request: Request, container: ContainerDep) -> tuple[str, CallbackPayload]:
+async def _verified_payload(
+    request: Request, container: ContainerDep
+) -> tuple[str, CallbackPayload]:
     body = await request.body()
     headers = {k.lower(): v for k, v in request.headers.items()}
     settings = container.settings
@@ -61,7 +63,9 @@ async def _verified_payload(request: Request, container: ContainerDep) -> tuple[
         )
     except (ValueError, ValidationError) as invalid:
         errors = invalid.errors(include_input=False) if isinstance(invalid, ValidationError) else []
-        raise HTTPException(422, f"invalid callback body: {_summary(errors) or 'not JSON'}") from None
+        raise HTTPException(
+            422, f"invalid callback body: {_summary(errors) or 'not JSON'}"
+        ) from None
     return webhook_id, payload
 
 
@@ -116,17 +120,23 @@ async def _handle(
     return CallbackAck(outcome=outcome.value, job_id=payload.job_id)
 
 
-@router.post("", response_model=CallbackAck, summary="Any n8n event (named by `event`)", responses=_RESPONSES)
+@router.post(
+    "", response_model=CallbackAck, summary="Any n8n event (named by `event`)", responses=_RESPONSES
+)
 async def n8n_callback(request: Request, container: ContainerDep) -> CallbackAck:
     return await _handle(request, container, None)
 
 
-@router.post("/samples", response_model=CallbackAck, summary="Samples are ready", responses=_RESPONSES)
+@router.post(
+    "/samples", response_model=CallbackAck, summary="Samples are ready", responses=_RESPONSES
+)
 async def n8n_samples_callback(request: Request, container: ContainerDep) -> CallbackAck:
     return await _handle(request, container, CallbackEvent.SAMPLES_READY)
 
 
-@router.post("/final", response_model=CallbackAck, summary="The final asset is ready", responses=_RESPONSES)
+@router.post(
+    "/final", response_model=CallbackAck, summary="The final asset is ready", responses=_RESPONSES
+)
 async def n8n_final_callback(request: Request, container: ContainerDep) -> CallbackAck:
     return await _handle(request, container, CallbackEvent.FINAL_READY)
 

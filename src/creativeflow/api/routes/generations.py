@@ -73,7 +73,9 @@ def _idempotency(
     )
 
 
-async def _answer(step: Callable[[], Awaitable[GenerationRequest]]) -> GenerationView | JSONResponse:
+async def _answer(
+    step: Callable[[], Awaitable[GenerationRequest]],
+) -> GenerationView | JSONResponse:
     try:
         return GenerationView.of(await step())
     except ReplayedAnswer as replayed:

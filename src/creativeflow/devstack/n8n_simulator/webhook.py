@@ -33,10 +33,10 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from creativeflow.webhook_signature import SignatureError, verify
 from creativeflow.devstack.n8n_simulator.answering import AnswerConfig, JobAnswerer, SimulatorStats
 from creativeflow.devstack.n8n_simulator.outcomes import OutcomeKind
 from creativeflow.devstack.n8n_simulator.sender import CallbackSender
+from creativeflow.webhook_signature import SignatureError, verify
 
 log = logging.getLogger(__name__)
 
