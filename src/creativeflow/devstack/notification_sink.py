@@ -25,6 +25,7 @@ class NotificationIn(BaseModel):
     user_id: str = Field(min_length=1)
     type: str = Field(min_length=1)
     request_id: str | None = None
+    correlation_id: str | None = None
     title: str
     message: str
     data: dict[str, Any] = Field(default_factory=dict)

@@ -12,6 +12,7 @@ import enum
 import logging
 from dataclasses import dataclass, field
 
+from creativeflow import correlation
 from creativeflow.adapters.tracking.database import TrackingDatabase
 from creativeflow.adapters.tracking.repository import TrackingRepository
 from creativeflow.domain.errors import Conflict, DomainError, NotFound
@@ -90,6 +91,17 @@ class CallbackService:
     async def handle(self, report: CallbackReport) -> CallbackOutcome:
         self._log_failure_report(report)
         applied = await self._db.run(lambda repo: self._apply(repo, report))
+        if applied.request is not None:
+            # from here on (refund, notifications, logs) the request's own id follows the work
+            correlation.set_current(applied.request.correlation_id)
+            log.info(
+                "callback %s for job %s of request %s: %s",
+                report.event,
+                report.job_id,
+                applied.request.id,
+                applied.outcome,
+                extra={"request_id": applied.request.id, "job_id": report.job_id},
+            )
         if applied.refund_action and applied.request is not None:
             result = await self._refunder.refund(
                 applied.request.id,
@@ -149,7 +161,7 @@ class CallbackService:
                 outcome,
                 extra={"request_id": request.id, "job_id": job.id},
             )
-            return _Applied(outcome)
+            return _Applied(outcome, request)
         now = self._clock.now()
         if report.event is CallbackEvent.FAILED:
             return self._apply_failure(repo, report, job, request)

@@ -11,6 +11,7 @@ import logging
 from dataclasses import dataclass, replace
 from typing import Any
 
+from creativeflow import correlation
 from creativeflow.adapters.tracking.database import TrackingDatabase
 from creativeflow.adapters.tracking.repository import TrackingRepository
 from creativeflow.domain.credits import CreditReceipt, GenerationSpec
@@ -382,6 +383,8 @@ class GenerationService:
     async def _pay_and_dispatch(
         self, step: PaidStep, *, fail_request_on_error: bool
     ) -> GenerationRequest:
+        # a later step of a request (selection, regeneration) logs under the request's own id
+        correlation.set_current(step.request.correlation_id)
         outcome = await debit_once(self._credits, step.request, step.action, step.spec)
         if outcome.outcome_unknown:
             outcome = await self._learn_debit_outcome(step, outcome)
@@ -395,7 +398,18 @@ class GenerationService:
             raise outcome.fault
         failure = await publish_once(self._publisher, step.job)
         if failure is None:
-            return await self._db.run(lambda repo: self._close_dispatched(repo, step, outcome))
+            dispatched = await self._db.run(
+                lambda repo: self._close_dispatched(repo, step, outcome)
+            )
+            log.info(
+                "request %s: %s paid (%s credits), job %s dispatched",
+                dispatched.id,
+                step.action,
+                outcome.receipt.amount if outcome.receipt else "?",
+                step.job.id,
+                extra={"request_id": dispatched.id, "job_id": step.job.id},
+            )
+            return dispatched
         await self._compensate(step, outcome, fail_request_on_error, failure)
         raise failure
 

@@ -80,6 +80,14 @@ class Refunder:
         await self._db.run(
             lambda repo: self.settle(repo, request_id, action, receipt, error, status)
         )
+        if receipt is not None:
+            log.info(
+                "refund of %s for request %s applied: %s credits",
+                action,
+                request_id,
+                receipt.amount,
+                extra={"request_id": request_id, "action": action},
+            )
         if status is CreditOperationStatus.PENDING or status is CreditOperationStatus.UNKNOWN:
             log.warning(
                 "refund of %s for request %s left for recovery (%s)",

@@ -8,6 +8,7 @@ so a process logs in at most once per worker thread, never once per call (over J
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import threading
 from collections.abc import Callable, Sequence
@@ -108,7 +109,9 @@ class AsyncOdooCredits:
         if self._closed:
             raise RuntimeError("AsyncOdooCredits is closed")
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, self._on_worker, call)
+        # the worker thread logs with the caller's context (its correlation id)
+        context = contextvars.copy_context()
+        return await loop.run_in_executor(self._executor, context.run, self._on_worker, call)
 
     def _on_worker(self, call: Callable[[OdooClient], T]) -> T:
         return call(self._thread_client())

@@ -20,6 +20,7 @@ connection when the pool shuts down.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import json
 import logging
 import threading
@@ -180,7 +181,9 @@ class PikaJobPublisher:
         if self._closed:
             raise BrokerUnreachable("the job publisher is closed")
         try:
-            future = loop.run_in_executor(self._pool, fn, *args)
+            # the worker thread logs with the caller's context (its correlation id)
+            context = contextvars.copy_context()
+            future = loop.run_in_executor(self._pool, context.run, fn, *args)
         except RuntimeError as exc:  # the pool was shut down meanwhile
             raise BrokerUnreachable("the job publisher is closed") from exc
         return await future

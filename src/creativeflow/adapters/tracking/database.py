@@ -4,6 +4,7 @@ when the work function returns, run in a bounded thread pool so psycopg2 never b
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import functools
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -84,7 +85,11 @@ class TrackingDatabase:
 
     async def run(self, work: Callable[[TrackingRepository], T]) -> T:
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, functools.partial(self.run_sync, work))
+        # the worker thread logs with the caller's context (its correlation id)
+        context = contextvars.copy_context()
+        return await loop.run_in_executor(
+            self._executor, functools.partial(context.run, self.run_sync, work)
+        )
 
     async def ping(self) -> bool:
         def _ping() -> bool:
