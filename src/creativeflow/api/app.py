@@ -9,14 +9,17 @@ import functools
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
 
 from creativeflow import __version__
 from creativeflow.api.middleware import BodySizeLimitMiddleware, CorrelationIdMiddleware
 from creativeflow.api.problems import install_problem_handlers
 from creativeflow.api.routes import admin, callbacks, credits, generations, health
 from creativeflow.api.routes import metrics as metrics_route
+from creativeflow.api.schemas import CallbackPayload
 from creativeflow.bootstrap import Container, build_container
 from creativeflow.observability.http import HttpMetricsMiddleware
 from creativeflow.observability.metrics import Metrics
@@ -70,6 +73,7 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.openapi = lambda: _openapi_with_callback_body(app)  # type: ignore[method-assign]
     app.state.metrics = metrics
     install_problem_handlers(app)
     for router in (
@@ -100,3 +104,19 @@ async def _recover_periodically(container: Container, interval: float) -> None:
             continue
         if report.debits_settled or report.requests_timed_out or report.refunds_applied:
             log.info("recovery sweep: %s", report.summary())
+
+
+def _openapi_with_callback_body(app: FastAPI) -> dict[str, Any]:
+    """The generated document, plus the callback payload schema the callback routes reference
+    (they read their body raw, so FastAPI does not see it)."""
+    if app.openapi_schema:
+        return app.openapi_schema
+    document = get_openapi(
+        title=app.title, version=app.version, description=app.description, routes=app.routes
+    )
+    schemas = document.setdefault("components", {}).setdefault("schemas", {})
+    payload = CallbackPayload.model_json_schema(ref_template="#/components/schemas/{model}")
+    schemas.update(payload.pop("$defs", {}))
+    schemas["CallbackPayload"] = payload
+    app.openapi_schema = document
+    return document

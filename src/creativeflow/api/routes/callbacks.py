@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import Any
 
 from fastapi import APIRouter, Request
 from pydantic import ValidationError
@@ -120,27 +121,80 @@ async def _handle(
     return CallbackAck(outcome=outcome.value, job_id=payload.job_id)
 
 
+# the body is read raw (the signature covers its exact bytes), so it is documented by hand
+_SIGNED_JSON_BODY: dict[str, Any] = {
+    "parameters": [
+        {
+            "name": "webhook-id",
+            "in": "header",
+            "required": True,
+            "description": "unique per delivery; a replayed id is refused (409)",
+            "schema": {"type": "string", "maxLength": 255},
+        },
+        {
+            "name": "webhook-timestamp",
+            "in": "header",
+            "required": True,
+            "description": "unix seconds; refused beyond five minutes either way",
+            "schema": {"type": "string", "pattern": "^[0-9]+$"},
+        },
+        {
+            "name": "webhook-signature",
+            "in": "header",
+            "required": True,
+            "description": "v1,<base64 HMAC-SHA256 of '{id}.{timestamp}.{raw body}'>, "
+            "space-separated when several",
+            "schema": {"type": "string"},
+        },
+    ],
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {"schema": {"$ref": "#/components/schemas/CallbackPayload"}}
+        },
+    },
+}
+
+
 @router.post(
-    "", response_model=CallbackAck, summary="Any n8n event (named by `event`)", responses=_RESPONSES
+    "",
+    response_model=CallbackAck,
+    summary="Any n8n event (named by `event`)",
+    responses=_RESPONSES,
+    openapi_extra=_SIGNED_JSON_BODY,
 )
 async def n8n_callback(request: Request, container: ContainerDep) -> CallbackAck:
     return await _handle(request, container, None)
 
 
 @router.post(
-    "/samples", response_model=CallbackAck, summary="Samples are ready", responses=_RESPONSES
+    "/samples",
+    response_model=CallbackAck,
+    summary="Samples are ready",
+    responses=_RESPONSES,
+    openapi_extra=_SIGNED_JSON_BODY,
 )
 async def n8n_samples_callback(request: Request, container: ContainerDep) -> CallbackAck:
     return await _handle(request, container, CallbackEvent.SAMPLES_READY)
 
 
 @router.post(
-    "/final", response_model=CallbackAck, summary="The final asset is ready", responses=_RESPONSES
+    "/final",
+    response_model=CallbackAck,
+    summary="The final asset is ready",
+    responses=_RESPONSES,
+    openapi_extra=_SIGNED_JSON_BODY,
 )
 async def n8n_final_callback(request: Request, container: ContainerDep) -> CallbackAck:
     return await _handle(request, container, CallbackEvent.FINAL_READY)
 
 
-@router.post("/error", response_model=CallbackAck, summary="The job failed", responses=_RESPONSES)
+@router.post(
+    "/error",
+    response_model=CallbackAck,
+    summary="The job failed",
+    responses=_RESPONSES,
+    openapi_extra=_SIGNED_JSON_BODY,
+)
 async def n8n_error_callback(request: Request, container: ContainerDep) -> CallbackAck:
     return await _handle(request, container, CallbackEvent.FAILED)
