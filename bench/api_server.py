@@ -67,9 +67,12 @@ def _count_async_method(target: Any, method: str, counts: CallCounts, name: str)
     setattr(target, method, counted)
 
 
-def counting_container(counts: CallCounts) -> Any:
+def counting_container(counts: CallCounts, app_holder: dict[str, Any]) -> Any:
+    """The production container (with the app's metrics, as ``create_app`` wires it), its
+    publisher and credit ledger wrapped once more to count."""
+
     def factory(settings: Settings) -> Container:
-        container = build_container(settings)
+        container = build_container(settings, metrics=app_holder["app"].state.metrics)
         _count_async_method(container.publisher, "publish", counts, "publishes")
         for method in ("debit", "refund", "ledger_by_requests", "get_entitlements"):
             _count_async_method(container.credits, method, counts, f"odoo_{method}")
@@ -80,7 +83,9 @@ def counting_container(counts: CallCounts) -> Any:
 
 def build_app(settings: Settings) -> Any:
     counts = CallCounts()
-    app = create_app(settings, container_factory=counting_container(counts))
+    holder: dict[str, Any] = {}
+    app = create_app(settings, container_factory=counting_container(counts, holder))
+    holder["app"] = app  # the factory runs in the lifespan, once the app exists
 
     async def read_counters() -> dict[str, Any]:
         container: Container = app.state.container

@@ -6,7 +6,8 @@ Per submit, exactly what the service does on the wire, and nothing else:
    (the tier's cap, as the service does), INSERT the request row (``VALIDATING_CREDITS``), the
    pending debit of the credit-operation journal and the job row with its prepared payload (the
    same rows, built by the same domain code, as the service writes);
-2. the same Odoo debit (its spec carries the count) (``OdooClient.debit``, XML-RPC, one client per thread, logged in once);
+2. the same Odoo debit, its spec carrying that count (``OdooClient.debit``, XML-RPC, one client
+   per thread, logged in once);
 3. the same confirmed publish (pika ``BlockingConnection`` per thread, ``confirm_delivery``,
    ``mandatory=True``, persistent, the same body and properties);
 4. one transaction: UPDATE the debit to ``applied``, the job to ``published``, the request to
@@ -31,7 +32,7 @@ import time
 import traceback
 import uuid
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import pika
@@ -197,7 +198,9 @@ class BarePipeline:
         request.start(now)
         request.transition(Status.VALIDATING_CREDITS, now)
         request.deadline_at = now + self._flow.dispatch_deadline
-        job = build_job(self._flow, request, stage=Stage.SAMPLES, action="samples", attempt=1, now=now)
+        job = build_job(
+            self._flow, request, stage=Stage.SAMPLES, action="samples", attempt=1, now=now
+        )
         return request, job
 
     def _open(self, request: GenerationRequest, job: Job) -> int:

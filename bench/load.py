@@ -97,6 +97,9 @@ class PhaseStats:
     latencies_ms: list[float]  # successful requests started in the window, for the plot
 
     def summary(self) -> dict[str, Any]:
+        def figure(value: float) -> float | None:  # JSON has no NaN
+            return None if math.isnan(value) else round(value, 2)
+
         return {
             "requests": self.requests,
             "ok": self.ok,
@@ -104,11 +107,11 @@ class PhaseStats:
             "error_count": sum(self.errors.values()),
             "duration_s": round(self.duration, 3),
             "throughput_rps": round(self.throughput, 1),
-            "p50_ms": round(self.p50_ms, 2),
-            "p95_ms": round(self.p95_ms, 2),
-            "p99_ms": round(self.p99_ms, 2),
-            "mean_ms": round(self.mean_ms, 2),
-            "max_ms": round(self.max_ms, 2),
+            "p50_ms": figure(self.p50_ms),
+            "p95_ms": figure(self.p95_ms),
+            "p99_ms": figure(self.p99_ms),
+            "mean_ms": figure(self.mean_ms),
+            "max_ms": figure(self.max_ms),
         }
 
 
@@ -119,7 +122,9 @@ def analyse(recording: Recording) -> PhaseStats:
         end = min(end, max(recording.ends)) if max(recording.ends) > start else end
     duration = max(end - start, 1e-9)
     in_window = [
-        i for i, s in enumerate(recording.starts) if recording.window_start <= s < recording.window_end
+        i
+        for i, s in enumerate(recording.starts)
+        if recording.window_start <= s < recording.window_end
     ]
     latencies = sorted(
         (recording.ends[i] - recording.starts[i]) * 1000 for i in in_window if recording.oks[i]

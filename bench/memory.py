@@ -12,7 +12,13 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from bench.load import run_closed
-from bench.workloads import api_client, callback_operation, published_jobs, sign_callbacks, submit_operation
+from bench.workloads import (
+    api_client,
+    callback_operation,
+    published_jobs,
+    sign_callbacks,
+    submit_operation,
+)
 
 if TYPE_CHECKING:
     from bench.run import Bench
@@ -41,16 +47,26 @@ def run(bench: Bench, settings: dict[str, str], total_requests: int) -> dict[str
     while done < total_requests:
         count = min(BATCH, (total_requests - done) // 2) or 1
         recording = run_loop(
-            run_closed(_bounded(submit, count), CLIENTS, warmup=0, duration=3600,
-                       make_client=lambda _n: api_client(url))
+            run_closed(
+                _bounded(submit, count),
+                CLIENTS,
+                warmup=0,
+                duration=3600,
+                make_client=lambda _n: api_client(url),
+            )
         )
         errors += len(recording.oks) - sum(recording.oks)
         jobs = published_jobs(stack, exclude=bench.used_jobs)[:count]
         bench.used_jobs.update(j.job_id for j in jobs)
         signed = sign_callbacks(jobs, "samples_ready")
         recording = run_loop(
-            run_closed(_bounded(callback_operation(signed), len(signed)), CLIENTS, warmup=0,
-                       duration=3600, make_client=lambda _n: api_client(url))
+            run_closed(
+                _bounded(callback_operation(signed), len(signed)),
+                CLIENTS,
+                warmup=0,
+                duration=3600,
+                make_client=lambda _n: api_client(url),
+            )
         )
         errors += len(recording.oks) - sum(recording.oks)
         done += count + len(signed)
@@ -68,7 +84,9 @@ def run(bench: Bench, settings: dict[str, str], total_requests: int) -> dict[str
         "rss_mib_at_10k": round(at_10k / 2**20, 1) if at_10k else None,
         "rss_mib_at_end": round(final / 2**20, 1),
         "growth": round(growth, 4) if growth is not None else None,
-        "samples": [{"requests": count, "rss_mib": round(rss / 2**20, 2)} for count, rss in samples],
+        "samples": [
+            {"requests": count, "rss_mib": round(rss / 2**20, 2)} for count, rss in samples
+        ],
         "api_settings": stack.api_settings,
     }
     bench.log(

@@ -107,10 +107,15 @@ def one_line(name: str, entry: dict[str, Any]) -> str:
     offered = f" offered {entry['offered_rps']}/s" if "offered_rps" in entry else ""
     cpu = entry.get("cpu_ms_per_op", {})
     cpu_text = " ".join(f"{k}={v:.2f}" for k, v in cpu.items())
+
+    def ms(key: str) -> str:
+        return "      -" if entry.get(key) is None else f"{entry[key]:7.2f}"
+
     return (
-        f"{name:<28}{offered} {entry['throughput_rps']:8.1f}/s  p50 {entry['p50_ms']:7.2f}  "
-        f"p95 {entry['p95_ms']:7.2f}  p99 {entry['p99_ms']:7.2f} ms  errors "
-        f"{entry['error_count']}  busy {entry['machine_busy']} (others {entry.get('foreign_share')})"
+        f"{name:<28}{offered} {entry['throughput_rps']:8.1f}/s  p50 {ms('p50_ms')}  "
+        f"p95 {ms('p95_ms')}  p99 {ms('p99_ms')} ms  errors "
+        f"{entry['error_count']}  busy {entry['machine_busy']}"
+        f" (others {entry.get('foreign_share')})"
         f"  cpu ms/op: {cpu_text}"
     )
 
@@ -155,12 +160,36 @@ def ratios(phases: dict[str, Any]) -> dict[str, Any]:
         if service not in phases:
             continue
         bare_thr, svc_thr = entry["throughput_rps"], phases[service]["throughput_rps"]
+        if None in (
+            entry["p50_ms"],
+            entry["p99_ms"],
+            phases[service]["p50_ms"],
+            phases[service]["p99_ms"],
+        ):
+            continue
         out[service] = {
             "throughput_service_over_bare": round(svc_thr / bare_thr, 3) if bare_thr else None,
             "p50_service_minus_bare_ms": round(phases[service]["p50_ms"] - entry["p50_ms"], 2),
             "p50_service_over_bare": round(phases[service]["p50_ms"] / entry["p50_ms"], 3),
             "p99_service_over_bare": round(phases[service]["p99_ms"] / entry["p99_ms"], 3),
         }
+    for clients in (1, 32):
+        bare, direct = (
+            phases.get(f"bare_submit_c{clients}"),
+            phases.get(f"direct_submit_c{clients}"),
+        )
+        via_http = phases.get(f"submit_c{clients}")
+        if bare and direct and via_http:
+            out[f"direct_submit_c{clients}"] = {
+                "throughput_direct_over_bare": round(
+                    direct["throughput_rps"] / bare["throughput_rps"], 3
+                ),
+                "p50_direct_minus_bare_ms": round(direct["p50_ms"] - bare["p50_ms"], 2),
+                "throughput_service_over_direct": round(
+                    via_http["throughput_rps"] / direct["throughput_rps"], 3
+                ),
+                "p50_service_minus_direct_ms": round(via_http["p50_ms"] - direct["p50_ms"], 2),
+            }
     # the key pairs ran in several rounds: the medians over the rounds are what the targets use
     for clients in (1, 32):
         pairs = [out[name] for name in round_names(phases, f"submit_c{clients}") if name in out]
@@ -205,35 +234,61 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     trips = results.get("round_trips")
     if trips:
         submit, selection = trips["submit"], trips["selection"]
-        check("submit round trips", _trips(submit),
-              submit["odoo_requests"] == 1 and submit["publishes"] == 1
-              and submit["publishes_seen_on_tap"] == 1 and submit["db_transactions"] <= 2,
-              "1 Odoo request, 1 publish, <= 2 transactions")
-        check("selection round trips", _trips(selection),
-              selection["odoo_requests"] == 1 and selection["publishes"] == 1
-              and selection["db_transactions"] <= 2,
-              "1 Odoo request, 1 publish, <= 2 transactions")
+        check(
+            "submit round trips",
+            _trips(submit),
+            submit["odoo_requests"] == 1
+            and submit["publishes"] == 1
+            and submit["publishes_seen_on_tap"] == 1
+            and submit["db_transactions"] <= 2,
+            "1 Odoo request, 1 publish, <= 2 transactions",
+        )
+        check(
+            "selection round trips",
+            _trips(selection),
+            selection["odoo_requests"] == 1
+            and selection["publishes"] == 1
+            and selection["db_transactions"] <= 2,
+            "1 Odoo request, 1 publish, <= 2 transactions",
+        )
         for name in ("callback_samples_ready", "callback_final_ready"):
             entry = trips[name]
-            check(f"{name} round trips", _trips(entry),
-                  entry["odoo_requests"] == 0 and entry["db_transactions"] == 1,
-                  "0 Odoo requests (1 transaction)")
+            check(
+                f"{name} round trips",
+                _trips(entry),
+                entry["odoo_requests"] == 0 and entry["db_transactions"] == 1,
+                "0 Odoo requests (1 transaction)",
+            )
         failure = trips["callback_platform_failure"]
-        check("platform-failure callback round trips", _trips(failure),
-              failure["odoo_requests"] == 1, "1 Odoo request (the refund)")
+        check(
+            "platform-failure callback round trips",
+            _trips(failure),
+            failure["odoo_requests"] == 1,
+            "1 Odoo request (the refund)",
+        )
     phases, ratio = results.get("phases", {}), results.get("ratios", {})
     key1 = next((k for k in ratio if k.startswith("submit_c1_median")), None)
     if key1:
         gap = ratio[key1]["p50_service_minus_bare_ms"]
         rounds = [ratio[n]["p50_service_minus_bare_ms"] for n in round_names(phases, "submit_c1")]
-        check("p50 at 1 client, service - bare (median of rounds)",
-              f"{gap} ms (rounds: {rounds})", gap <= 3.0, "<= 3 ms")
+        check(
+            "p50 at 1 client, service - bare (median of rounds)",
+            f"{gap} ms (rounds: {rounds})",
+            gap <= 3.0,
+            "<= 3 ms",
+        )
     key32 = next((k for k in ratio if k.startswith("submit_c32_median")), None)
     if key32:
         share = ratio[key32]["throughput_service_over_bare"]
-        rounds = [ratio[n]["throughput_service_over_bare"] for n in round_names(phases, "submit_c32")]
-        check("throughput at 32 clients, service / bare (median of rounds)",
-              f"{share} (rounds: {rounds})", share is not None and share >= 0.6, ">= 0.6")
+        rounds = [
+            ratio[n]["throughput_service_over_bare"] for n in round_names(phases, "submit_c32")
+        ]
+        check(
+            "throughput at 32 clients, service / bare (median of rounds)",
+            f"{share} (rounds: {rounds})",
+            share is not None and share >= 0.6,
+            ">= 0.6",
+        )
     if "odoo30ms_c32_over_c1" in ratio:
         scale = ratio["odoo30ms_c32_over_c1"]
         check("30 ms Odoo: 32 clients / 1 client", scale, scale >= 20, ">= 20")
@@ -243,18 +298,24 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     paced = phases.get("callback_open_3x")
     if paced:
         sustained = paced["throughput_rps"] / paced["offered_rps"]
-        check("callbacks sustain 3x the submit throughput (open model)",
-              f"{paced['throughput_rps']}/s of {paced['offered_rps']}/s offered, "
-              f"{paced['error_count']} errors, p99 {paced['p99_ms']} ms",
-              sustained >= 0.97 and paced["error_count"] == 0,
-              ">= 97% of the offered rate, no errors")
+        check(
+            "callbacks sustain 3x the submit throughput (open model)",
+            f"{paced['throughput_rps']}/s of {paced['offered_rps']}/s offered, "
+            f"{paced['error_count']} errors, p99 {paced['p99_ms']} ms",
+            sustained >= 0.97 and paced["error_count"] == 0,
+            ">= 97% of the offered rate, no errors",
+        )
     for name, entry in phases.items():
         if entry["error_count"]:
             check(f"no errors in {name}", entry["errors"], False, "0 errors")
     memory = results.get("memory")
     if memory and memory.get("growth") is not None:
-        check("RSS growth from 10,000 to 50,000 requests", f"{memory['growth'] * 100:.1f}%",
-              memory["growth"] < 0.10, "< 10%")
+        check(
+            "RSS growth from 10,000 to 50,000 requests",
+            f"{memory['growth'] * 100:.1f}%",
+            memory["growth"] < 0.10,
+            "< 10%",
+        )
     return checks
 
 
@@ -307,14 +368,32 @@ def table(results: dict[str, Any]) -> str:
 # -- the plot ------------------------------------------------------------------------------------
 
 PANELS = (
-    ("Submit latency, 1 client", ("healthz_c1", "bare_submit_c1", "submit_c1")),
-    ("Submit latency, 32 clients", ("bare_submit_c32", "submit_c32", "bare_submit_c64",
-                                    "submit_c64", "submit_open_50pct",
-                                    "submit_open_70pct", "submit_open_90pct")),
+    ("Submit latency, 1 client", ("healthz_c1", "bare_submit_c1", "direct_submit_c1", "submit_c1")),
+    (
+        "Submit latency, 32 clients",
+        (
+            "bare_submit_c32",
+            "direct_submit_c32",
+            "submit_c32",
+            "bare_submit_c64",
+            "submit_c64",
+            "submit_open_50pct",
+            "submit_open_70pct",
+            "submit_open_90pct",
+        ),
+    ),
     ("Callback latency", ("callback_c1", "callback_c32", "callback_open_3x")),
-    ("Submit latency, 30 ms Odoo latency", ("bare_submit_odoo30ms_c1", "submit_odoo30ms_c1",
-                                            "bare_submit_odoo30ms_c32", "submit_odoo30ms_c8",
-                                            "submit_odoo30ms_c32", "submit_odoo30ms_c64")),
+    (
+        "Submit latency, 30 ms Odoo latency",
+        (
+            "bare_submit_odoo30ms_c1",
+            "submit_odoo30ms_c1",
+            "bare_submit_odoo30ms_c32",
+            "submit_odoo30ms_c8",
+            "submit_odoo30ms_c32",
+            "submit_odoo30ms_c64",
+        ),
+    ),
 )
 
 
@@ -327,8 +406,11 @@ def plot(latencies: dict[str, list[float]], results: dict[str, Any], path: Path)
         import matplotlib.pyplot as plt
     except ImportError:
         return None
-    figure, axes = plt.subplots(2, 2, figsize=(14, 10))
-    for axis, (title, names) in zip(axes.flat, PANELS, strict=True):
+    rows = 3 if results.get("memory") else 2
+    figure, axes = plt.subplots(rows, 2, figsize=(14, 5 * rows))
+    for axis in axes.flat[len(PANELS) :]:
+        axis.set_axis_off()
+    for axis, (title, names) in zip(axes.flat, PANELS, strict=False):
         for name in names:
             values = latencies.get(name)
             if not values:
@@ -336,16 +418,36 @@ def plot(latencies: dict[str, list[float]], results: dict[str, Any], path: Path)
             ordered = sorted(values)
             ys = [(i + 1) / len(ordered) * 100 for i in range(len(ordered))]
             thr = results["phases"][name]["throughput_rps"]
-            style = "--" if name.startswith("bare") else "-"
+            style = "--" if name.startswith("bare") else (":" if name.startswith("direct") else "-")
             axis.plot(ordered, ys, style, label=f"{name} ({thr:.0f}/s)")
+        axis.set_title(title)
+        if not axis.lines:
+            axis.set_axis_off()
+            continue
         axis.set_xscale("log")
         axis.set_xlabel("latency (ms, log scale)")
         axis.set_ylabel("percentile")
-        axis.set_title(title)
         axis.grid(True, which="both", alpha=0.3)
         axis.legend(fontsize=8, loc="lower right")
+    memory = results.get("memory")
+    if memory and memory.get("samples"):
+        axis = axes.flat[-1]
+        axis.set_axis_on()
+        counts = [s["requests"] for s in memory["samples"]]
+        rss = [s["rss_mib"] for s in memory["samples"]]
+        axis.plot(counts, rss, "o-", color="black", label="API worker RSS (MiB)")
+        axis.set_xlabel("requests served (submits and their callbacks)")
+        axis.set_ylabel("RSS (MiB)")
+        axis.set_title(
+            f"Memory: {memory['rss_mib_at_10k']} MiB at 10k -> "
+            f"{memory['rss_mib_at_end']} MiB at {memory['requests']}"
+        )
+        axis.grid(True, alpha=0.3)
+        axis.legend(fontsize=8, loc="lower right")
     mode = results["meta"]["mode"]
-    figure.suptitle(f"CreativeFlow orchestrator benchmark ({mode}, {results['meta']['started_at']})")
+    figure.suptitle(
+        f"CreativeFlow orchestrator benchmark ({mode}, {results['meta']['started_at']})"
+    )
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     plt.close(figure)

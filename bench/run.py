@@ -1,25 +1,32 @@
 """The benchmark: one command, one run, every ratio measured side by side.
 
-    python -m bench.run --quick          # about 3 minutes
-    python -m bench.run                  # the full run, about 8 minutes
-    python -m bench.run --memory         # adds the RSS check (10,000 -> 50,000 requests)
+    python -m bench.run --quick          # about 4 minutes
+    python -m bench.run                  # the full run, about 10 minutes
+    python -m bench.run --memory         # the full run, then the RSS check (about 8 minutes more)
+    python -m bench.run --memory-only    # the RSS check alone
 
 It starts the stack (``bench.stack``: a throw-away database, unique queues, the Odoo emulator,
 the notification sink and the API, each in its own process), then runs, in order:
 
 1. round trips: single operations one after another, counting what reached the emulator, the
    database and the broker (submit, selection, success and failure callbacks);
-2. submits at 1 client and at 32 (and more concurrencies in the full run), each time the bare
-   pipeline (``bench.bare``) at the same concurrency right before the service;
-3. submits in the open model (fixed arrival rates, relative to the closed 32-client figure);
-4. callbacks (``samples_ready`` for jobs the submits created): closed 1 and 32 clients, and an
+2. the HTTP floor (GET /healthz, one client);
+3. submits at 1 and at 32 clients, three rounds in the full run: the bare pipeline
+   (``bench.bare``), in the first round the use case without HTTP (``bench.direct``), then the
+   service, at the same concurrency; the full run adds 8 and 64 clients;
+4. submits in the open model (fixed arrival rates, fractions of the 32-client throughput);
+5. callbacks (``samples_ready`` for jobs the submits created): closed 1 and 32 clients, and an
    open model at three times the submit throughput;
-5. 30 ms of emulator latency: the service (and the bare pipeline) at 1 and 32 clients;
-6. with ``--memory``: a fresh API process, submits and their callbacks, RSS sampled.
+6. 30 ms of emulator latency: the bare pipeline at 1 and 32 clients, the service at 1 and 32
+   (and 8 and 64 in the full run);
+7. with ``--memory``: a fresh API process, submits and their callbacks, RSS sampled.
 
-Results go to ``bench/results/`` (git-ignored): ``bench-<time>.json`` (figures, round trips,
-CPU per piece, targets), ``bench-<time>-latencies.json`` and ``bench-<time>.png`` (latency
-distributions), with ``latest.*`` copies; ``bench/results/logs/`` holds each process's log.
+Before each phase it waits for the stack to be idle, runs ``VACUUM (ANALYZE)`` on its database
+and waits (a little) for other processes on the machine to calm down. Results go to
+``bench/results/`` (git-ignored): ``bench-<time>.json`` (figures, round trips, CPU per process,
+ratios, targets), ``bench-<time>-latencies.json`` and ``bench-<time>.png`` (latency
+distributions), with ``latest.*`` copies; ``bench/results/logs/<time>/`` holds each process's
+log. See ``docs/performance.md``.
 """
 
 from __future__ import annotations
@@ -53,6 +60,7 @@ from bench.stack import (
     RABBITMQ_URL,
     REPO_ROOT,
     BenchStack,
+    direct_user,
     machine_cpu,
     process_cpu_seconds,
 )
@@ -187,6 +195,30 @@ class Bench:
         self.log(report.one_line(name, entry))
         return entry
 
+    def prepare_phase(self) -> None:
+        """Before a phase: let the previous one's leftovers finish, maintain the database as
+        autovacuum would, and wait for the machine to be quiet."""
+        self.wait_idle()
+        self.stack.vacuum_analyze()
+        self.wait_quiet()
+
+    def wait_idle(self, limit: float = 0.05, patience: float = 90.0) -> None:
+        """Wait until the API and the sink use less than ``limit`` of a core: an open-model phase
+        past the API's capacity leaves queued callbacks and notifications behind it, and the
+        next phase must not pay for them."""
+        deadline = time.monotonic() + patience
+        waited = False
+        while time.monotonic() < deadline:
+            before = self.stack.process_cpu()
+            time.sleep(0.5)
+            after = self.stack.process_cpu()
+            busy = sum(after[p] - before[p] for p in ("api", "sink", "emulator")) / 0.5
+            if busy < limit:
+                break
+            if not waited:
+                self.log(f"the stack is still busy ({busy * 100:.0f}% of a core); waiting")
+                waited = True
+
     def wait_quiet(self, limit: float = 0.25, patience: float | None = None) -> None:
         """Before a phase: wait (at most ``patience`` seconds) until the processes that are not
         this run's use less than ``limit`` of the machine, so that a neighbour's test run
@@ -204,8 +236,10 @@ class Bench:
                     self.log(f"other processes now use {share * 100:.0f}% of the machine")
                 return
             if not waited:
-                self.log(f"other processes use {share * 100:.0f}% of the machine; waiting "
-                         f"up to {patience:.0f}s for it to fall under {limit * 100:.0f}%")
+                self.log(
+                    f"other processes use {share * 100:.0f}% of the machine; waiting "
+                    f"up to {patience:.0f}s for it to fall under {limit * 100:.0f}%"
+                )
                 waited = True
 
     # -- the service ---------------------------------------------------------------------------
@@ -213,7 +247,7 @@ class Bench:
     def service_closed(
         self, name: str, operation: Any, clients: int, kind: str = "submit", **extra: Any
     ) -> dict[str, Any]:
-        self.wait_quiet()
+        self.prepare_phase()
         url = self.stack.api_url
         cpu: dict[str, dict[str, float]] = {}
         before = self.counts()
@@ -236,7 +270,7 @@ class Bench:
     def service_open(
         self, name: str, operation: Any, rate: float, kind: str = "submit", **extra: Any
     ) -> dict[str, Any]:
-        self.wait_quiet()
+        self.prepare_phase()
         url = self.stack.api_url
         cpu: dict[str, dict[str, float]] = {}
         before = self.counts()
@@ -262,13 +296,21 @@ class Bench:
         after = self.counts()
         self.stack.purge_jobs()
         return self.record(
-            name, kind, recording, cpu, before, after, model="open", offered_rps=round(rate, 1),
+            name,
+            kind,
+            recording,
+            cpu,
+            before,
+            after,
+            model="open",
+            offered_rps=round(rate, 1),
             **extra,
         )
 
     # -- the bare pipeline ---------------------------------------------------------------------
 
     def bare(self, name: str, concurrency: int, **extra: Any) -> dict[str, Any]:
+        """The bare pipeline (``bench.bare``) at ``concurrency`` threads."""
         assert self.stack.emulator is not None
         rabbit = self.stack.names.rabbit
         config = BareConfig(
@@ -285,16 +327,55 @@ class Bench:
             users=ACCOUNTS_PER_PREFIX,
             concurrency=concurrency,
         )
+        document = {**config.__dict__, "body": SUBMIT_BODY}
+        return self._subprocess_phase(
+            name, "bare", "bench.bare", document, None, concurrency, extra
+        )
+
+    def direct(self, name: str, concurrency: int, **extra: Any) -> dict[str, Any]:
+        """The use case without HTTP (``bench.direct``) at ``concurrency`` asyncio tasks, with
+        the API's settings."""
+        document = {
+            "concurrency": concurrency,
+            "users": [direct_user(i) for i in range(ACCOUNTS_PER_PREFIX)],
+            "body": SUBMIT_BODY,
+        }
+        env = self.stack.api_environment(0, API_SETTINGS)
+        return self._subprocess_phase(
+            name, "direct", "bench.direct", document, env, concurrency, extra
+        )
+
+    def _subprocess_phase(
+        self,
+        name: str,
+        kind: str,
+        module: str,
+        document: dict[str, Any],
+        env: dict[str, str] | None,
+        concurrency: int,
+        extra: dict[str, Any],
+    ) -> dict[str, Any]:
+        """Run ``module`` as a subprocess: it warms up, says READY, runs the window it is given
+        on the monotonic clock and writes its samples; CPU is read at the window's edges."""
         config_path = self._run_dir / f"{name}.config.json"
         out_path = self._run_dir / f"{name}.out.json"
-        config_path.write_text(json.dumps({**config.__dict__, "body": SUBMIT_BODY}))
-        log_path = self.stack.log_dir / "bare.log"
-        self.wait_quiet()
+        config_path.write_text(json.dumps(document))
+        log_path = self.stack.log_dir / f"{kind}.log"
+        self.prepare_phase()
         before = self.counts()
         with log_path.open("ab") as log:
             child = subprocess.Popen(
-                [sys.executable, "-m", "bench.bare", "--config", str(config_path), "--out", str(out_path)],
+                [
+                    sys.executable,
+                    "-m",
+                    module,
+                    "--config",
+                    str(config_path),
+                    "--out",
+                    str(out_path),
+                ],
                 cwd=REPO_ROOT,
+                env={**os.environ, **(env or {})},
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=log,
@@ -304,7 +385,7 @@ class Bench:
             assert child.stdout is not None and child.stdin is not None
             line = child.stdout.readline().strip()
             if line != "READY":
-                raise RuntimeError(f"the bare pipeline did not start ({line!r}); see {log_path}")
+                raise RuntimeError(f"{module} did not start ({line!r}); see {log_path}")
             start = time.monotonic() + self.plan.warmup
             end = start + self.plan.duration
             child.stdin.write(f"GO {start} {end}\n")
@@ -316,7 +397,7 @@ class Bench:
             cpu["end"] = self.cpu_snapshot(child.pid)
             line = child.stdout.readline().strip()
             if line != "DONE":
-                raise RuntimeError(f"the bare pipeline failed ({line!r}); see {log_path}")
+                raise RuntimeError(f"{module} failed ({line!r}); see {log_path}")
             child.wait(30)
         finally:
             if child.poll() is None:
@@ -326,7 +407,14 @@ class Bench:
         after = self.counts()
         self.stack.purge_jobs()
         return self.record(
-            name, "bare", recording, cpu, before, after, model="closed", clients=concurrency,
+            name,
+            kind,
+            recording,
+            cpu,
+            before,
+            after,
+            model="closed",
+            clients=concurrency,
             **extra,
         )
 
@@ -372,7 +460,9 @@ class Bench:
         jobs = published_jobs(stack, exclude=self.used_jobs)[:n]
         self.used_jobs.update(j.job_id for j in jobs)
         success = sign_callbacks(jobs, "samples_ready")
-        measure("callback_samples_ready", lambda: run_loop(sequential(callback_operation(success), n)))
+        measure(
+            "callback_samples_ready", lambda: run_loop(sequential(callback_operation(success), n))
+        )
 
         async def select_all(chosen: list[JobRef]) -> int:
             async with api_client(url) as client:
@@ -382,13 +472,17 @@ class Bench:
         finals = published_jobs(stack, stage="final", exclude=self.used_jobs)[:n]
         self.used_jobs.update(j.job_id for j in finals)
         final_ready = sign_callbacks(finals, "final_ready")
-        measure("callback_final_ready", lambda: run_loop(sequential(callback_operation(final_ready), n)))
+        measure(
+            "callback_final_ready", lambda: run_loop(sequential(callback_operation(final_ready), n))
+        )
 
         run_loop(sequential(submit_operation(), n))
         doomed = published_jobs(stack, exclude=self.used_jobs)[:n]
         self.used_jobs.update(j.job_id for j in doomed)
         failed = sign_callbacks(doomed, "failed")
-        measure("callback_platform_failure", lambda: run_loop(sequential(callback_operation(failed), n)))
+        measure(
+            "callback_platform_failure", lambda: run_loop(sequential(callback_operation(failed), n))
+        )
         stack.unbind_tap()
         stack.purge_jobs()
         return results
@@ -428,8 +522,12 @@ def main(argv: list[str] | None = None) -> int:
         "--memory-requests", type=int, default=50_000, help="requests of the RSS check"
     )
     parser.add_argument("--memory-only", action="store_true", help="only the RSS check")
-    parser.add_argument("--profile", choices=["submit", "callback"], default=None,
-                        help="py-spy the API during a 32-client phase (writes a flame graph)")
+    parser.add_argument(
+        "--profile",
+        choices=["submit", "callback"],
+        default=None,
+        help="py-spy the API during a 32-client phase (writes a flame graph)",
+    )
     options = parser.parse_args(argv)
     plan = QUICK if options.quick else FULL
     RESULTS.mkdir(parents=True, exist_ok=True)
@@ -447,14 +545,20 @@ def main(argv: list[str] | None = None) -> int:
             "started_at": stamp,
             "mode": "quick" if options.quick else "full",
             "plan": plan.__dict__,
-            "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                        "platform": platform.platform()},
+            "machine": {
+                "cpus": os.cpu_count(),
+                "python": platform.python_version(),
+                "platform": platform.platform(),
+            },
             "git_commit": _git_commit(),
             "api_settings": API_SETTINGS,
         }
     }
     with BenchStack.open(log_dir) as stack:
-        log(f"stack up: database {stack.names.database}, emulator {stack.emulator.url if stack.emulator else '-'}")
+        log(
+            f"stack up: database {stack.names.database}, "
+            f"emulator {stack.emulator.url if stack.emulator else '-'}"
+        )
         bench = Bench(stack, plan, log)
         if not options.memory_only:
             stack.start_api(API_SETTINGS)
@@ -490,6 +594,8 @@ def _throughput_phases(bench: Bench, plan: Plan, profile: str | None, log_dir: P
         suffix = "" if round_number == 1 else f"_r{round_number}"
         for clients in (1, 32):
             bench.bare(f"bare_submit_c{clients}{suffix}", clients, round=round_number)
+            if round_number == 1:  # the use case without HTTP, between the two
+                bench.direct(f"direct_submit_c{clients}", clients)
             name = f"submit_c{clients}{suffix}"
             if profile == "submit" and clients == 32 and round_number == 1:
                 with _py_spy(stack, log_dir / "profile-submit-c32.svg"):
@@ -502,8 +608,12 @@ def _throughput_phases(bench: Bench, plan: Plan, profile: str | None, log_dir: P
     top = report.median_of_rounds(bench.phases, "submit_c32", "throughput_rps")
     # 3. open model
     for fraction in plan.open_fractions:
-        bench.service_open(f"submit_open_{int(fraction * 100)}pct", submit, top * fraction,
-                           fraction_of_c32=fraction)
+        bench.service_open(
+            f"submit_open_{int(fraction * 100)}pct",
+            submit,
+            top * fraction,
+            fraction_of_c32=fraction,
+        )
     # 4. callbacks, for jobs the submits left waiting (and more if there are too few)
     window = plan.warmup + plan.duration
     callback_rate = 3 * top
@@ -523,8 +633,13 @@ def _throughput_phases(bench: Bench, plan: Plan, profile: str | None, log_dir: P
     else:
         bench.service_closed("callback_c32", callback_operation(signed), 32, kind="callback")
     paced = sign_callbacks(bench.take_jobs(jobs, allotment["open"]), "samples_ready")
-    bench.service_open("callback_open_3x", callback_operation(paced), callback_rate,
-                       kind="callback", multiple_of_submit_c32=3)
+    bench.service_open(
+        "callback_open_3x",
+        callback_operation(paced),
+        callback_rate,
+        kind="callback",
+        multiple_of_submit_c32=3,
+    )
     # 5. 30 ms of Odoo latency: the service, and the bare pipeline at 1 and 32 clients (what
     # the machine allows without any framework)
     stack.emulator.set_latency(0.03)
@@ -550,9 +665,21 @@ class _py_spy:
         if spy is None or self.stack.api is None:
             return
         self.child = subprocess.Popen(
-            [spy, "record", "--pid", str(self.stack.api.pid), "--output", str(self.out),
-             "--rate", "200", "--nonblocking", "--threads", "--idle"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [
+                spy,
+                "record",
+                "--pid",
+                str(self.stack.api.pid),
+                "--output",
+                str(self.out),
+                "--rate",
+                "200",
+                "--nonblocking",
+                "--threads",
+                "--idle",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         time.sleep(1.0)
 

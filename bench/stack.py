@@ -38,7 +38,9 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 POSTGRES_ADMIN_URL = os.environ.get(
     "CREATIVEFLOW_BENCH_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
 )
-RABBITMQ_URL = os.environ.get("CREATIVEFLOW_BENCH_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/")
+RABBITMQ_URL = os.environ.get(
+    "CREATIVEFLOW_BENCH_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/"
+)
 
 GATEWAY_SECRET = "bench-gateway-secret"
 CALLBACK_SECRET = "bench-callback-secret"
@@ -53,6 +55,7 @@ ACCOUNT_BALANCE = 2_000_000_000  # XML-RPC integers are 32-bit
 ACCOUNTS_PER_PREFIX = 4096
 SERVICE_USER_PREFIX = "bench-api-"
 BARE_USER_PREFIX = "bench-bare-"
+DIRECT_USER_PREFIX = "bench-direct-"
 
 
 def free_port() -> int:
@@ -67,6 +70,10 @@ def service_user(index: int) -> str:
 
 def bare_user(index: int) -> str:
     return f"{BARE_USER_PREFIX}{index % ACCOUNTS_PER_PREFIX}"
+
+
+def direct_user(index: int) -> str:
+    return f"{DIRECT_USER_PREFIX}{index % ACCOUNTS_PER_PREFIX}"
 
 
 # -- /proc readings ------------------------------------------------------------------------------
@@ -112,8 +119,16 @@ def cpu_by_command(commands: Mapping[str, tuple[str, ...]]) -> dict[str, float]:
     return totals
 
 
-_PG_AUXILIARY = ("checkpointer", "background writer", "walwriter", "autovacuum launcher",
-                 "logical replication launcher", "stats collector", "postmaster", "/postgres ")
+_PG_AUXILIARY = (
+    "checkpointer",
+    "background writer",
+    "walwriter",
+    "autovacuum launcher",
+    "logical replication launcher",
+    "stats collector",
+    "postmaster",
+    "/postgres ",
+)
 
 
 def postgres_cpu(database: str) -> float:
@@ -218,7 +233,7 @@ def wait_http(url: str, child: ChildProcess, timeout: float = 60.0) -> None:
 def bench_seed() -> dict[str, Any]:
     """The package's seed plus a tier without caps that matter here, and accounts for the
     service's and the bare pipeline's clients."""
-    seed = json.loads(default_seed_path().read_text())
+    seed: dict[str, Any] = json.loads(default_seed_path().read_text())
     studio = next(t for t in seed["tiers"] if t["code"] == "studio")
     seed["tiers"].append(
         {
@@ -232,7 +247,7 @@ def bench_seed() -> dict[str, Any]:
         }
     )
     for index in range(ACCOUNTS_PER_PREFIX):
-        for user in (service_user(index), bare_user(index)):
+        for user in (service_user(index), bare_user(index), direct_user(index)):
             seed["accounts"].append(
                 {"platform_user_id": user, "tier": BENCH_TIER, "balance": ACCOUNT_BALANCE}
             )
@@ -380,11 +395,25 @@ class BenchStack:
         finally:
             connection.close()
 
+    def vacuum_analyze(self) -> None:
+        """What autovacuum would have done by now (the local server may run without it, as
+        this one does): without statistics the planner picks plans that scan every request."""
+        connection = self.db_connection()
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("VACUUM (ANALYZE)")
+        finally:
+            connection.close()
+
     def db_connection(self) -> Any:
         url = make_url(self.database_url)
         connection = psycopg2.connect(
-            host=url.host, port=url.port or 5432, user=url.username, password=url.password,
-            dbname=url.database, connect_timeout=5,
+            host=url.host,
+            port=url.port or 5432,
+            user=url.username,
+            password=url.password,
+            dbname=url.database,
+            connect_timeout=5,
         )
         connection.autocommit = True
         return connection
@@ -440,7 +469,7 @@ class BenchStack:
         connection = pika.BlockingConnection(pika.URLParameters(RABBITMQ_URL))
         try:
             channel = connection.channel()
-            messages = []
+            messages: list[dict[str, Any]] = []
             while True:
                 method, _properties, body = channel.basic_get(self.tap_queue, auto_ack=True)
                 if method is None:
@@ -467,8 +496,14 @@ class BenchStack:
         child = start_child(
             "odoo-emulator",
             [
-                "-m", "creativeflow.devstack.odoo_emulator",
-                "--port", str(port), "--seed", str(seed_path), "--log-level", "WARNING",
+                "-m",
+                "creativeflow.devstack.odoo_emulator",
+                "--port",
+                str(port),
+                "--seed",
+                str(seed_path),
+                "--log-level",
+                "WARNING",
             ],
             self.log_dir,
         )

@@ -24,7 +24,7 @@ from bench.stack import (
     BenchStack,
     service_user,
 )
-from creativeflow.api.webhook_signature import signed_headers
+from creativeflow.webhook_signature import signed_headers
 
 GENERATIONS = "/api/v1/generations"
 CALLBACKS = "/api/v1/callbacks/n8n"
@@ -60,7 +60,9 @@ def submit_operation(users: int = ACCOUNTS_PER_PREFIX) -> Operation:
     headers = [{**JSON_HEADERS, "X-User-Id": service_user(i)} for i in range(users)]
 
     async def submit(client: httpx.AsyncClient, index: int) -> tuple[bool, str]:
-        response = await client.post(GENERATIONS, content=SUBMIT_BYTES, headers=headers[index % users])
+        response = await client.post(
+            GENERATIONS, content=SUBMIT_BYTES, headers=headers[index % users]
+        )
         if response.status_code == 202:
             return True, ""
         return False, f"HTTP {response.status_code}"
@@ -73,7 +75,9 @@ def healthz_operation() -> Operation:
 
     async def healthz(client: httpx.AsyncClient, index: int) -> tuple[bool, str]:
         response = await client.get("/healthz")
-        return (True, "") if response.status_code == 200 else (False, f"HTTP {response.status_code}")
+        return (
+            (True, "") if response.status_code == 200 else (False, f"HTTP {response.status_code}")
+        )
 
     return healthz
 

@@ -56,5 +56,8 @@ def configure_logging(level: str = "INFO", fmt: str = "json", detailed: bool = F
     root.setLevel(level.upper())
     # pika logs every frame at DEBUG and every reconnect at WARNING; our adapter reports those
     logging.getLogger("pika").setLevel(logging.WARNING)
+    # httpx logs every request at INFO: one line per notification sent
+    for noisy in ("httpx", "httpcore"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     if detailed:
         logging.getLogger("creativeflow.adapters").setLevel(logging.DEBUG)

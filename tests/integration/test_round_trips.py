@@ -26,13 +26,14 @@ from typing import Any
 import httpx
 import pika
 import pytest
+from pydantic import SecretStr
 
 from creativeflow.api.app import create_app
-from creativeflow.webhook_signature import signed_headers
 from creativeflow.devstack.notification_sink import NotificationStore, create_sink_app
 from creativeflow.devstack.odoo_emulator import OdooEmulator
 from creativeflow.devstack.stack import serve_in_thread
 from creativeflow.settings import Settings
+from creativeflow.webhook_signature import signed_headers
 from tests.e2e.conftest import free_port
 from tests.integration.rabbit_support import RABBITMQ_URL
 
@@ -75,7 +76,7 @@ class RoundTripStack:
         connection = pika.BlockingConnection(pika.URLParameters(RABBITMQ_URL))
         try:
             channel = connection.channel()
-            messages = []
+            messages: list[dict[str, Any]] = []
             while True:
                 method, _properties, body = channel.basic_get(self.tap_queue, auto_ack=True)
                 if method is None:
@@ -84,7 +85,7 @@ class RoundTripStack:
         finally:
             connection.close()
 
-    def counted(self, operation: Callable[[], None]) -> tuple[Counts, list[dict[str, Any]]]:
+    def counted(self, operation: Callable[[], object]) -> tuple[Counts, list[dict[str, Any]]]:
         """Run ``operation`` with fresh counters; what it cost, and the jobs it published."""
         self.tapped()
         counter = self.app.state.container.db.counter
@@ -142,7 +143,9 @@ class RoundTripStack:
         return published[0]
 
 
-def _settings(database_url: str, emulator: OdooEmulator, sink_url: str, api_url: str, tag: str) -> Settings:
+def _settings(
+    database_url: str, emulator: OdooEmulator, sink_url: str, api_url: str, tag: str
+) -> Settings:
     return Settings(
         _env_file=None,  # type: ignore[call-arg]
         environment="test",
@@ -155,12 +158,12 @@ def _settings(database_url: str, emulator: OdooEmulator, sink_url: str, api_url:
         odoo_url=emulator.url,
         odoo_db=emulator.database,
         odoo_login="orchestrator",
-        odoo_password="orchestrator",
+        odoo_password=SecretStr("orchestrator"),
         odoo_workers=1,  # one thread, logged in once by the warm-up
         notification_service_url=sink_url,
         n8n_callback_base_url=api_url,
-        n8n_callback_secrets=CALLBACK_SECRET,
-        gateway_shared_secret=GATEWAY_SECRET,
+        n8n_callback_secrets=SecretStr(CALLBACK_SECRET),
+        gateway_shared_secret=SecretStr(GATEWAY_SECRET),
         recovery_interval_seconds=0,  # no sweep may add a transaction or an Odoo call
         log_format="text",
     )

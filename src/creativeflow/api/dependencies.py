@@ -9,7 +9,8 @@ from fastapi import Depends, Request
 from creativeflow.bootstrap import Container
 
 
-def get_container(request: Request) -> Container:
+async def get_container(request: Request) -> Container:
+    # async: a plain ``def`` dependency would run in FastAPI's thread pool on every request
     container: Container = request.app.state.container
     return container
 

@@ -13,9 +13,20 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import bindparam, delete, func, select, text, update
+from sqlalchemy import (
+    Connection,
+    Executable,
+    Result,
+    Table,
+    bindparam,
+    delete,
+    func,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
@@ -88,10 +99,10 @@ def request_from_row(row: GenerationRequestRow) -> GenerationRequest:
     )
 
 
-_REQUESTS = GenerationRequestRow.__table__
-_OPERATIONS = CreditOperationRow.__table__
-_JOBS = JobRow.__table__
-_CALLBACKS = ReceivedCallbackRow.__table__
+_REQUESTS = cast(Table, GenerationRequestRow.__table__)
+_OPERATIONS = cast(Table, CreditOperationRow.__table__)
+_JOBS = cast(Table, JobRow.__table__)
+_CALLBACKS = cast(Table, ReceivedCallbackRow.__table__)
 
 # Built once, executed with parameters: building a statement per call costs more CPU than
 # running it. The SET columns of an UPDATE are the keys of the parameters given.
@@ -121,6 +132,15 @@ _RECORD_CALLBACK = (
     .returning(_CALLBACKS.c.webhook_id)
 )
 _UPDATE_CALLBACK = update(_CALLBACKS).where(_CALLBACKS.c.webhook_id == bindparam("b_id"))
+_LOCK_USER = text("SELECT pg_advisory_xact_lock(hashtextextended(:user_id, 0))")
+_COUNT_IN_FLIGHT = (
+    select(func.count())
+    .select_from(_REQUESTS)
+    .where(
+        _REQUESTS.c.user_id == bindparam("b_user_id"),
+        _REQUESTS.c.status.in_([s.value for s in Status if s.is_transient]),
+    )
+)
 
 
 def _request_values(request: GenerationRequest) -> dict[str, Any]:
@@ -194,21 +214,27 @@ class TrackingRepository:
 
     def __init__(self, session: Session) -> None:
         self.session = session
+        self._connection: Connection | None = None
+
+    def _run(self, statement: Executable, parameters: dict[str, Any]) -> Result[Any]:
+        """A prepared Core statement on this transaction's connection: nothing of the ORM's
+        (plugins, autoflush) is needed for it, and skipping it saves a third of the CPU."""
+        if self._connection is None:
+            self._connection = self.session.connection()
+        return self._connection.execute(statement, parameters)
 
     # --- generation requests ------------------------------------------------------------------
 
     def add_request(self, request: GenerationRequest) -> None:
-        self.session.execute(_INSERT_REQUEST, {"id": request.id, **_request_values(request)})
+        self._run(_INSERT_REQUEST, {"id": request.id, **_request_values(request)})
 
     def get_request(self, request_id: str, *, for_update: bool = False) -> GenerationRequest | None:
         stmt = _LOCK_REQUEST if for_update else _SELECT_REQUEST
-        row = self.session.execute(stmt, {"b_id": request_id}).one_or_none()
+        row = self._run(stmt, {"b_id": request_id}).one_or_none()
         return request_from_row(row) if row else None  # type: ignore[arg-type]
 
     def save_request(self, request: GenerationRequest) -> None:
-        result = self.session.execute(
-            _UPDATE_REQUEST, {"b_id": request.id, **_request_values(request)}
-        )
+        result = self._run(_UPDATE_REQUEST, {"b_id": request.id, **_request_values(request)})
         if not result.rowcount:  # type: ignore[attr-defined]
             raise LookupError(f"generation request {request.id} is not tracked")
 
@@ -218,7 +244,9 @@ class TrackingRepository:
         where = [GenerationRequestRow.user_id == user_id]
         if status is not None:
             where.append(GenerationRequestRow.status == status.value)
-        total = self.session.scalar(select(func.count()).select_from(GenerationRequestRow).where(*where))
+        total = self.session.scalar(
+            select(func.count()).select_from(GenerationRequestRow).where(*where)
+        )
         rows = self.session.scalars(
             select(GenerationRequestRow)
             .where(*where)
@@ -231,24 +259,10 @@ class TrackingRepository:
     def lock_user(self, user_id: str) -> None:
         """Serialise one user's submits until this transaction ends (a transaction-level
         advisory lock: nothing to clean up, other users never wait)."""
-        self.session.execute(
-            text("SELECT pg_advisory_xact_lock(hashtextextended(:user_id, 0))"),
-            {"user_id": user_id},
-        )
+        self._run(_LOCK_USER, {"user_id": user_id})
 
     def count_in_flight(self, user_id: str) -> int:
-        transient = [s.value for s in Status if s.is_transient]
-        return int(
-            self.session.scalar(
-                select(func.count())
-                .select_from(GenerationRequestRow)
-                .where(
-                    GenerationRequestRow.user_id == user_id,
-                    GenerationRequestRow.status.in_(transient),
-                )
-            )
-            or 0
-        )
+        return int(self._run(_COUNT_IN_FLIGHT, {"b_user_id": user_id}).scalar() or 0)
 
     def lock_overdue_requests(
         self, now: datetime, limit: int, statuses: Sequence[Status] | None = None
@@ -303,7 +317,7 @@ class TrackingRepository:
     # --- credit-operation journal -------------------------------------------------------------
 
     def add_operation(self, operation: CreditOperation, now: datetime) -> None:
-        operation.id = self.session.execute(
+        operation.id = self._run(
             _INSERT_OPERATION,
             {
                 "request_id": operation.request_id,
@@ -324,14 +338,14 @@ class TrackingRepository:
     def get_operation(
         self, request_id: str, action: str, kind: CreditOperationKind, *, for_update: bool = False
     ) -> CreditOperation | None:
-        row = self.session.execute(
+        row = self._run(
             _LOCK_OPERATION if for_update else _SELECT_OPERATION,
             {"b_request_id": request_id, "b_action": action, "b_kind": kind.value},
         ).one_or_none()
         return _operation_from_row(row) if row else None  # type: ignore[arg-type]
 
     def save_operation(self, operation: CreditOperation, now: datetime) -> None:
-        result = self.session.execute(
+        result = self._run(
             _UPDATE_OPERATION,
             {
                 "b_request_id": operation.request_id,
@@ -403,7 +417,7 @@ class TrackingRepository:
     # --- jobs ---------------------------------------------------------------------------------
 
     def add_job(self, job: Job) -> None:
-        self.session.execute(
+        self._run(
             _INSERT_JOB,
             {
                 "id": job.id,
@@ -421,13 +435,11 @@ class TrackingRepository:
 
     def get_job(self, job_id: str, *, for_update: bool = False) -> Job | None:
         stmt = _LOCK_JOB if for_update else _SELECT_JOB
-        row = self.session.execute(stmt, {"b_id": job_id}).one_or_none()
+        row = self._run(stmt, {"b_id": job_id}).one_or_none()
         return _job_from_row(row) if row else None  # type: ignore[arg-type]
 
     def set_job_status(self, job_id: str, status: JobStatus, now: datetime) -> None:
-        result = self.session.execute(
-            _UPDATE_JOB, {"b_id": job_id, "status": status.value, "updated_at": now}
-        )
+        result = self._run(_UPDATE_JOB, {"b_id": job_id, "status": status.value, "updated_at": now})
         if not result.rowcount:  # type: ignore[attr-defined]
             raise LookupError(f"job {job_id} is not tracked")
 
@@ -463,7 +475,7 @@ class TrackingRepository:
         now: datetime,
     ) -> bool:
         """Remember a webhook id; False when it was seen before (a replay)."""
-        result = self.session.execute(
+        result = self._run(
             _RECORD_CALLBACK,
             {
                 "webhook_id": webhook_id,
@@ -477,7 +489,7 @@ class TrackingRepository:
         return result.first() is not None
 
     def set_callback_outcome(self, webhook_id: str, outcome: str) -> None:
-        self.session.execute(_UPDATE_CALLBACK, {"b_id": webhook_id, "outcome": outcome})
+        self._run(_UPDATE_CALLBACK, {"b_id": webhook_id, "outcome": outcome})
 
     # --- idempotency keys ---------------------------------------------------------------------
 

@@ -17,6 +17,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -71,6 +72,15 @@ class GenerationRequestRow(Base):
     __table_args__ = (
         Index("ix_generation_requests_user_created", "user_id", "created_at"),
         Index("ix_generation_requests_status_deadline", "status", "deadline_at"),
+        # the submit counts a user's unfinished requests for the tier's cap
+        Index(
+            "ix_generation_requests_user_in_flight",
+            "user_id",
+            postgresql_where=text(
+                "status IN ('PENDING', 'VALIDATING_CREDITS', 'PUBLISHING_TO_QUEUE', "
+                "'PROCESSING_SAMPLES', 'PROCESSING_FINAL')"
+            ),
+        ),
     )
 
 
