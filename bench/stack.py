@@ -32,6 +32,7 @@ from sqlalchemy.engine import make_url
 from creativeflow.adapters.rabbitmq.config import RabbitConfig
 from creativeflow.adapters.rabbitmq.topology import declare_topology
 from creativeflow.adapters.tracking.migrate import upgrade
+from creativeflow.devstack.databases import create_database, drop_database
 from creativeflow.devstack.odoo_emulator import default_seed_path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -310,20 +311,6 @@ class StackNames:
         )
 
 
-def _admin_connection() -> Any:
-    url = make_url(POSTGRES_ADMIN_URL)
-    connection = psycopg2.connect(
-        host=url.host,
-        port=url.port or 5432,
-        user=url.username,
-        password=url.password,
-        dbname=url.database,
-        connect_timeout=5,
-    )
-    connection.autocommit = True
-    return connection
-
-
 class BenchStack:
     """Start with :meth:`open` (a context manager); the API can be restarted with other pool
     sizes between phases (:meth:`start_api`)."""
@@ -372,28 +359,12 @@ class BenchStack:
     # -- PostgreSQL ----------------------------------------------------------------------------
 
     def _create_database(self) -> None:
-        connection = _admin_connection()
-        try:
-            with connection.cursor() as cursor:
-                cursor.execute(f'CREATE DATABASE "{self.names.database}"')
-        finally:
-            connection.close()
-        self.database_url = (
-            make_url(POSTGRES_ADMIN_URL)
-            .set(database=self.names.database)
-            .render_as_string(hide_password=False)
-        )
+        self.database_url = create_database(POSTGRES_ADMIN_URL, self.names.database)
         upgrade(self.database_url)
 
     def _drop_database(self) -> None:
-        if not self.database_url:
-            return
-        connection = _admin_connection()
-        try:
-            with connection.cursor() as cursor:
-                cursor.execute(f'DROP DATABASE IF EXISTS "{self.names.database}" WITH (FORCE)')
-        finally:
-            connection.close()
+        if self.database_url:
+            drop_database(POSTGRES_ADMIN_URL, self.names.database)
 
     def vacuum_analyze(self) -> None:
         """What autovacuum would have done by now (the local server may run without it, as

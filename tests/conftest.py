@@ -11,48 +11,22 @@ import os
 import uuid
 from collections.abc import Iterator
 
-import psycopg2
 import pytest
-from sqlalchemy.engine import make_url
 
 from creativeflow.adapters.tracking.migrate import upgrade
+from creativeflow.devstack import databases
 
 POSTGRES_ADMIN_URL = os.environ.get(
     "CREATIVEFLOW_TEST_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
 )
 
 
-def _admin_connection():  # type: ignore[no-untyped-def]
-    url = make_url(POSTGRES_ADMIN_URL)
-    connection = psycopg2.connect(
-        host=url.host,
-        port=url.port or 5432,
-        user=url.username,
-        password=url.password,
-        dbname=url.database,
-        connect_timeout=5,
-    )
-    connection.autocommit = True
-    return connection
-
-
 def create_database(name: str) -> str:
-    connection = _admin_connection()
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        connection.close()
-    return make_url(POSTGRES_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+    return databases.create_database(POSTGRES_ADMIN_URL, name)
 
 
 def drop_database(name: str) -> None:
-    connection = _admin_connection()
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        connection.close()
+    databases.drop_database(POSTGRES_ADMIN_URL, name)
 
 
 @pytest.fixture(scope="session")

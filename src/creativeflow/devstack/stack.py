@@ -15,11 +15,10 @@ from contextlib import ExitStack, contextmanager
 from types import FrameType
 from urllib.parse import urlsplit
 
-import psycopg2
 import uvicorn
-from sqlalchemy.engine import make_url
 
 from creativeflow.adapters.tracking.migrate import upgrade
+from creativeflow.devstack.databases import ensure_database
 from creativeflow.devstack.n8n_simulator import (
     AnswerConfig,
     N8nSimulator,
@@ -35,28 +34,6 @@ log = logging.getLogger(__name__)
 
 EMULATOR_LOGIN = "orchestrator"
 EMULATOR_PASSWORD = "orchestrator"
-
-
-def ensure_database(database_url: str) -> None:
-    """Create the tracking database on first run (local development only)."""
-    url = make_url(database_url)
-    connection = psycopg2.connect(
-        host=url.host,
-        port=url.port or 5432,
-        user=url.username,
-        password=url.password,
-        dbname="postgres",
-        connect_timeout=5,
-    )
-    connection.autocommit = True
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT 1 FROM pg_database WHERE datname = %s", (url.database,))
-            if cursor.fetchone() is None:
-                cursor.execute(f'CREATE DATABASE "{url.database}"')
-                log.info("created database %s", url.database)
-    finally:
-        connection.close()
 
 
 @contextmanager
@@ -100,7 +77,8 @@ def run_local_stack(settings: Settings, api_port: int) -> int:
     from creativeflow.api.app import create_app
 
     settings = local_settings(settings, api_port)
-    ensure_database(settings.database_url)
+    if ensure_database(settings.database_url):
+        log.info("created the tracking database")
     upgrade(settings.database_url)
     stop = threading.Event()
 
