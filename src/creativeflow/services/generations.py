@@ -202,6 +202,7 @@ class GenerationService:
             attempt=1,
             idempotency=idempotency,
             requests_in_flight=in_flight,
+            brand_new=True,
         )
 
     def _open_pending(self, repo: TrackingRepository, request_id: str) -> PaidStep | None:
@@ -229,10 +230,14 @@ class GenerationService:
         target: Status = Status.PROCESSING_SAMPLES,
         idempotency: IdempotencyKey | None = None,
         requests_in_flight: int | None = None,
+        brand_new: bool = False,
     ) -> PaidStep:
         now = self._clock.now()
-        existing = repo.get_operation(
-            request.id, action, CreditOperationKind.DEBIT, for_update=True
+        # a request created in this transaction has no earlier debit to look for
+        existing = (
+            None
+            if brand_new
+            else repo.get_operation(request.id, action, CreditOperationKind.DEBIT, for_update=True)
         )
         if existing is None:
             repo.add_operation(pending_debit(request, action), now)
