@@ -36,14 +36,13 @@ def free_port() -> int:
 
 
 @dataclass
-class Stack:
+class RunningStack:
+    """What every whole-stack fixture offers: the API's clients, users, and Odoo's ledger."""
+
     api_url: str
     settings: Settings
     emulator: OdooEmulator
     notifications: NotificationStore
-    tap_queue: str
-    simulator: N8nSimulator
-    app: Any
 
     def client(self, user_id: str | None) -> httpx.Client:
         headers = {"X-Gateway-Secret": GATEWAY_SECRET}
@@ -61,6 +60,15 @@ class Stack:
 
     def ledger_of_user(self, user_id: str) -> list[dict[str, Any]]:
         return [e for e in self.emulator.ledger() if e["user_id"] == user_id]
+
+
+@dataclass
+class Stack(RunningStack):
+    """The stack with RabbitMQ dispatch and the queue-consuming n8n simulator."""
+
+    tap_queue: str
+    simulator: N8nSimulator
+    app: Any
 
     def jobs_published(self) -> list[dict[str, Any]]:
         """Every job message the tap queue saw so far (the simulator consumes its own copy)."""
@@ -101,18 +109,24 @@ def wait_for_status(client: httpx.Client, request_id: str, *statuses: str) -> di
     return wait_for(reached)  # type: ignore[no-any-return]
 
 
-def _settings(
-    database_url: str, emulator: OdooEmulator, sink_url: str, api_url: str, tag: str
+def stack_settings(
+    database_url: str,
+    emulator: OdooEmulator,
+    sink_url: str,
+    api_url: str,
+    tag: str,
+    prefix: str = "e2e",
+    **overrides: Any,
 ) -> Settings:
-    return Settings(
-        _env_file=None,  # type: ignore[call-arg]
+    """Settings of a whole stack in tests: broker names unique to ``prefix`` and ``tag``."""
+    settings: dict[str, Any] = dict(
         environment="test",
         database_url_value=database_url,
         rabbitmq_url_value=RABBITMQ_URL,
-        rabbitmq_exchange=f"e2e.{tag}.generation",
-        rabbitmq_queue=f"e2e.{tag}.jobs",
-        rabbitmq_dead_letter_exchange=f"e2e.{tag}.dlx",
-        rabbitmq_dead_letter_queue=f"e2e.{tag}.jobs.dead",
+        rabbitmq_exchange=f"{prefix}.{tag}.generation",
+        rabbitmq_queue=f"{prefix}.{tag}.jobs",
+        rabbitmq_dead_letter_exchange=f"{prefix}.{tag}.dlx",
+        rabbitmq_dead_letter_queue=f"{prefix}.{tag}.jobs.dead",
         odoo_url=emulator.url,
         odoo_db=emulator.database,
         odoo_login="orchestrator",
@@ -126,9 +140,11 @@ def _settings(
         recovery_interval_seconds=0,
         log_format="text",
     )
+    settings.update(overrides)
+    return Settings(_env_file=None, **settings)  # type: ignore[call-arg]
 
 
-def _declare_tap(settings: Settings, tap_queue: str) -> None:
+def declare_tap(settings: Settings, tap_queue: str) -> None:
     connection = pika.BlockingConnection(pika.URLParameters(RABBITMQ_URL))
     try:
         channel = connection.channel()
@@ -138,7 +154,7 @@ def _declare_tap(settings: Settings, tap_queue: str) -> None:
         connection.close()
 
 
-def _delete_rabbit_names(settings: Settings, tap_queue: str) -> None:
+def delete_rabbit_names(settings: Settings, tap_queue: str) -> None:
     connection = pika.BlockingConnection(pika.URLParameters(RABBITMQ_URL))
     try:
         channel = connection.channel()
@@ -159,14 +175,14 @@ def stack(tracking_database_url: str) -> Iterator[Stack]:
     with OdooEmulator().start() as emulator:
         sink_port = free_port()
         with serve_in_thread(create_sink_app(notifications), "127.0.0.1", sink_port, "sink"):
-            settings = _settings(
+            settings = stack_settings(
                 tracking_database_url, emulator, f"http://127.0.0.1:{sink_port}", api_url, tag
             )
             tap_queue = f"e2e.{tag}.tap"
             app = create_app(settings)
             try:
                 with serve_in_thread(app, "127.0.0.1", api_port, "api"):
-                    _declare_tap(settings, tap_queue)
+                    declare_tap(settings, tap_queue)
                     simulator = N8nSimulator(
                         SimulatorConfig(
                             rabbitmq_url=RABBITMQ_URL,
@@ -189,4 +205,4 @@ def stack(tracking_database_url: str) -> Iterator[Stack]:
                     finally:
                         simulator.stop()
             finally:
-                _delete_rabbit_names(settings, tap_queue)
+                delete_rabbit_names(settings, tap_queue)

@@ -14,7 +14,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
 import pytest
 from pydantic import SecretStr
 
@@ -28,7 +27,7 @@ from creativeflow.devstack.notification_sink import NotificationStore, create_si
 from creativeflow.devstack.odoo_emulator import OdooEmulator
 from creativeflow.devstack.stack import serve_in_thread
 from creativeflow.settings import Settings
-from tests.e2e.conftest import CALLBACK_SECRET, GATEWAY_SECRET, _settings, free_port
+from tests.e2e.conftest import CALLBACK_SECRET, RunningStack, free_port, stack_settings
 
 WEBHOOK_SECRET = "e2e-webhook-secret"
 DISPATCH_ATTEMPTS = 2
@@ -36,30 +35,11 @@ NO_BROKER_URL = "amqp://guest:guest@127.0.0.1:1/"
 
 
 @dataclass
-class WebhookStack:
-    api_url: str
-    settings: Settings
-    emulator: OdooEmulator
-    notifications: NotificationStore
+class WebhookStack(RunningStack):
+    """The stack with dispatch by webhook and the webhook-receiving n8n simulator."""
+
     simulator: N8nWebhookSimulator
     app: Any
-
-    def client(self, user_id: str | None) -> httpx.Client:
-        headers = {"X-Gateway-Secret": GATEWAY_SECRET}
-        if user_id is not None:
-            headers["X-User-Id"] = user_id
-        return httpx.Client(base_url=self.api_url, headers=headers, timeout=30)
-
-    def new_user(self, tier: str = "pro", balance: int = 100) -> str:
-        user_id = f"user-{uuid.uuid4().hex[:10]}"
-        self.emulator.add_account(user_id, tier=tier, balance=balance)
-        return user_id
-
-    def ledger_for(self, request_id: str) -> list[dict[str, Any]]:
-        return [e for e in self.emulator.ledger() if e["request_id"] == request_id]
-
-    def ledger_of_user(self, user_id: str) -> list[dict[str, Any]]:
-        return [e for e in self.emulator.ledger() if e["user_id"] == user_id]
 
     def jobs_dispatched(self, request_id: str) -> list[dict[str, Any]]:
         """The jobs n8n (the simulator) accepted for one request, in arrival order."""
@@ -94,7 +74,7 @@ def stack(tracking_database_url: str) -> Iterator[WebhookStack]:
     with OdooEmulator().start() as emulator, simulator:
         sink_port = free_port()
         with serve_in_thread(create_sink_app(notifications), "127.0.0.1", sink_port, "sink"):
-            base = _settings(
+            base = stack_settings(
                 tracking_database_url, emulator, f"http://127.0.0.1:{sink_port}", api_url, tag
             )
             settings = webhook_settings(base, simulator.url)

@@ -26,7 +26,6 @@ from typing import Any
 import httpx
 import pika
 import pytest
-from pydantic import SecretStr
 
 from creativeflow.api.app import create_app
 from creativeflow.devstack.notification_sink import NotificationStore, create_sink_app
@@ -34,7 +33,7 @@ from creativeflow.devstack.odoo_emulator import OdooEmulator
 from creativeflow.devstack.stack import serve_in_thread
 from creativeflow.settings import Settings
 from creativeflow.webhook_signature import signed_headers
-from tests.e2e.conftest import free_port
+from tests.e2e.conftest import declare_tap, delete_rabbit_names, free_port, stack_settings
 from tests.integration.rabbit_support import RABBITMQ_URL
 
 GATEWAY_SECRET = "round-trips-gateway-secret"
@@ -143,48 +142,6 @@ class RoundTripStack:
         return published[0]
 
 
-def _settings(
-    database_url: str, emulator: OdooEmulator, sink_url: str, api_url: str, tag: str
-) -> Settings:
-    return Settings(
-        _env_file=None,  # type: ignore[call-arg]
-        environment="test",
-        database_url_value=database_url,
-        rabbitmq_url_value=RABBITMQ_URL,
-        rabbitmq_exchange=f"rt.{tag}.generation",
-        rabbitmq_queue=f"rt.{tag}.jobs",
-        rabbitmq_dead_letter_exchange=f"rt.{tag}.dlx",
-        rabbitmq_dead_letter_queue=f"rt.{tag}.jobs.dead",
-        odoo_url=emulator.url,
-        odoo_db=emulator.database,
-        odoo_login="orchestrator",
-        odoo_password=SecretStr("orchestrator"),
-        odoo_workers=1,  # one thread, logged in once by the warm-up
-        notification_service_url=sink_url,
-        n8n_callback_base_url=api_url,
-        n8n_callback_secrets=SecretStr(CALLBACK_SECRET),
-        gateway_shared_secret=SecretStr(GATEWAY_SECRET),
-        recovery_interval_seconds=0,  # no sweep may add a transaction or an Odoo call
-        log_format="text",
-    )
-
-
-def _rabbit(settings: Settings, tap_queue: str, *, create: bool) -> None:
-    connection = pika.BlockingConnection(pika.URLParameters(RABBITMQ_URL))
-    try:
-        channel = connection.channel()
-        if create:
-            channel.queue_declare(tap_queue, durable=False, auto_delete=False)
-            channel.queue_bind(tap_queue, settings.rabbitmq_exchange, settings.rabbitmq_routing_key)
-            return
-        for queue in (settings.rabbitmq_queue, settings.rabbitmq_dead_letter_queue, tap_queue):
-            channel.queue_delete(queue)
-        for exchange in (settings.rabbitmq_exchange, settings.rabbitmq_dead_letter_exchange):
-            channel.exchange_delete(exchange)
-    finally:
-        connection.close()
-
-
 @pytest.fixture(scope="module")
 def rt(tracking_database_url: str) -> Iterator[RoundTripStack]:
     tag = uuid.uuid4().hex[:10]
@@ -193,14 +150,22 @@ def rt(tracking_database_url: str) -> Iterator[RoundTripStack]:
     with OdooEmulator().start() as emulator:
         sink_port = free_port()
         with serve_in_thread(create_sink_app(NotificationStore()), "127.0.0.1", sink_port, "sink"):
-            settings = _settings(
-                tracking_database_url, emulator, f"http://127.0.0.1:{sink_port}", api_url, tag
+            settings = stack_settings(
+                tracking_database_url,
+                emulator,
+                f"http://127.0.0.1:{sink_port}",
+                api_url,
+                tag,
+                prefix="rt",
+                odoo_workers=1,  # one thread, logged in once by the warm-up
+                n8n_callback_secrets=CALLBACK_SECRET,
+                gateway_shared_secret=GATEWAY_SECRET,
             )
             tap_queue = f"rt.{tag}.tap"
             app = create_app(settings)
             try:
                 with serve_in_thread(app, "127.0.0.1", api_port, "api"):
-                    _rabbit(settings, tap_queue, create=True)
+                    declare_tap(settings, tap_queue)
                     user_id = f"user-{tag}"
                     emulator.add_account(user_id, tier="pro", balance=10_000)
                     stack = RoundTripStack(api_url, settings, emulator, app, tap_queue, user_id)
@@ -210,7 +175,7 @@ def rt(tracking_database_url: str) -> Iterator[RoundTripStack]:
                     stack.select(job["request_id"])
                     yield stack
             finally:
-                _rabbit(settings, tap_queue, create=False)
+                delete_rabbit_names(settings, tap_queue)
 
 
 def test_a_submit_makes_one_odoo_request_one_publish_and_at_most_two_transactions(
