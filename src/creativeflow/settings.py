@@ -31,7 +31,6 @@ class Settings(BaseSettings):
     )
     api_host: str = Field("0.0.0.0", validation_alias="API_HOST")
     api_port: int = Field(8000, validation_alias="API_PORT")
-    public_base_url: str = Field("http://127.0.0.1:8000", validation_alias="PUBLIC_BASE_URL")
 
     # --- tracking database -------------------------------------------------------------------
     database_url_value: str | None = Field(None, validation_alias="DATABASE_URL")

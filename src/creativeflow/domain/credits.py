@@ -100,17 +100,3 @@ class Refusal:
 
     code: str
     details: dict[str, Any] = field(default_factory=dict)
-
-
-def samples_action() -> str:
-    return "samples"
-
-
-def final_action() -> str:
-    return "final"
-
-
-def regeneration_action(round_number: int) -> str:
-    if round_number < 1:
-        raise ValueError("regeneration rounds start at 1")
-    return f"regeneration-{round_number}"

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from .credits import GenerationSpec, final_action
+from .credits import GenerationSpec
 from .errors import Conflict, InvalidTransition
 from .jobs import FailureCategory, Stage
 from .states import Status, can_transition
@@ -168,7 +168,3 @@ class Job:
     deadline_at: datetime
     payload: dict[str, Any]
     created_at: datetime
-
-
-def stage_of_action(action: str) -> Stage:
-    return Stage.FINAL if action == final_action() else Stage.SAMPLES

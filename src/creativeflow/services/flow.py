@@ -227,15 +227,3 @@ def settle_debit(operation: CreditOperation, receipt: CreditReceipt) -> None:
     operation.amount = receipt.amount
     operation.ledger_entry_id = receipt.entry_id
     operation.last_error = None
-
-
-def pending_refund(debit: CreditOperation) -> CreditOperation:
-    return CreditOperation(
-        request_id=debit.request_id,
-        user_id=debit.user_id,
-        action=debit.action,
-        kind=CreditOperationKind.REFUND,
-        status=CreditOperationStatus.PENDING,
-        amount=debit.amount,
-        attempts=0,
-    )

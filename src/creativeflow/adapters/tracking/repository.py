@@ -296,14 +296,6 @@ class TrackingRepository:
         ).all()
         return [request_from_row(r) for r in rows]
 
-    def oldest_transient_since(self) -> datetime | None:
-        transient = [s.value for s in Status if s.is_transient]
-        return self.session.scalar(
-            select(func.min(GenerationRequestRow.updated_at)).where(
-                GenerationRequestRow.status.in_(transient)
-            )
-        )
-
     def requests_created_between(self, since: datetime, until: datetime) -> list[str]:
         return list(
             self.session.scalars(
@@ -403,16 +395,6 @@ class TrackingRepository:
             .with_for_update(skip_locked=True)
         ).all()
         return [_operation_from_row(r) for r in rows]
-
-    def count_operations(self, status: CreditOperationStatus) -> int:
-        return int(
-            self.session.scalar(
-                select(func.count())
-                .select_from(CreditOperationRow)
-                .where(CreditOperationRow.status == status.value)
-            )
-            or 0
-        )
 
     # --- jobs ---------------------------------------------------------------------------------
 
