@@ -146,10 +146,45 @@ def test_gateway_mode_takes_the_user_from_x_user_id_with_the_secret(
     gateway_client: TestClient,
 ) -> None:
     response = gateway_client.get(
-        "/me", headers={"X-Gateway-Secret": GATEWAY_SECRET, "X-User-Id": "  alice  "}
+        "/me", headers={"X-Gateway-Secret": GATEWAY_SECRET, "X-User-Id": "alice@example.com"}
     )
     assert response.status_code == 200
-    assert response.json() == {"user_id": "alice"}
+    assert response.json() == {"user_id": "alice@example.com"}
+
+
+@pytest.mark.parametrize(
+    "offered",
+    [
+        b"victim\xa0",
+        b"victim ",
+        b" victim",
+        b"vic tim",
+        b"victim\t",
+        "\uff56ictim".encode(),  # a full-width letter that NFKC folds into "v"
+        b"victim\x85",
+    ],
+    ids=["nbsp", "trailing-space", "leading-space", "inner-space", "tab", "full-width", "nel"],
+)
+def test_gateway_mode_refuses_a_user_id_that_is_not_canonical_rather_than_normalising_it(
+    gateway_client: TestClient, offered: bytes
+) -> None:
+    response = gateway_client.get(
+        "/me", headers=[(b"X-Gateway-Secret", GATEWAY_SECRET.encode()), (b"X-User-Id", offered)]
+    )
+    body = assert_refused(response, scheme="Gateway", secret=GATEWAY_SECRET)
+    assert body["detail"] == "invalid X-User-Id header"
+
+
+@pytest.mark.parametrize("repeated", ["X-User-Id", "X-Gateway-Secret"])
+def test_gateway_mode_refuses_an_identity_header_given_twice(
+    gateway_client: TestClient, repeated: str
+) -> None:
+    values = {"X-Gateway-Secret": GATEWAY_SECRET, "X-User-Id": "alice"}
+    headers = [(name, value) for name, value in values.items()]
+    headers.append((repeated, "mallory" if repeated == "X-User-Id" else GATEWAY_SECRET))
+    response = gateway_client.get("/me", headers=headers)
+    body = assert_refused(response, scheme="Gateway", secret=GATEWAY_SECRET)
+    assert body["detail"] == f"{repeated} given more than once"
 
 
 @pytest.mark.parametrize(
@@ -254,6 +289,16 @@ def test_jwt_mode_ignores_x_user_id(jwt_client: TestClient) -> None:
     assert response.json() == {"user_id": "alice"}
 
 
+def test_jwt_mode_refuses_two_bearer_tokens(jwt_client: TestClient) -> None:
+    alice, mallory = hs256(claims(sub="alice")), hs256(claims(sub="mallory"))
+    response = jwt_client.get(
+        "/me",
+        headers=[("Authorization", f"Bearer {alice}"), ("Authorization", f"Bearer {mallory}")],
+    )
+    body = assert_refused(response, scheme="Bearer")
+    assert body["detail"] == "Authorization given more than once"
+
+
 def test_jwt_mode_does_not_accept_the_gateway_secret(jwt_client: TestClient) -> None:
     response = jwt_client.get(
         "/me", headers={"X-Gateway-Secret": GATEWAY_SECRET, "X-User-Id": "alice"}
@@ -291,6 +336,8 @@ def _bad_tokens() -> dict[str, str]:
             {"alg": "HS256", "typ": "JWT"}, claims(sub=42), JWT_SECRET.encode()
         ),
         "overlong sub": hs256(claims(sub="u" * 129)),
+        "padded sub": hs256(claims(sub="victim\u00a0")),
+        "spaced sub": hs256(claims(sub=" victim")),
         "not yet valid": hs256(claims(nbf=now + 600)),
         "issued in the future": hs256(claims(iat=now + 600)),
         "alg none": handmade({"alg": "none", "typ": "JWT"}, claims(), None),

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hmac
 import logging
+import re
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -49,6 +50,25 @@ _bearer = HTTPBearer(
 )
 
 
+_CANONICAL_USER_ID = re.compile(rf"[!-~]{{1,{MAX_USER_ID}}}")
+
+
+def is_canonical_user_id(value: str) -> bool:
+    """A user id is taken exactly as the gateway wrote it, or refused: 1 to 128 printable ASCII
+    characters, no blank. Nothing is trimmed or folded, since ``"victim\\xa0"`` made into
+    ``"victim"`` would act as somebody else."""
+    return _CANONICAL_USER_ID.fullmatch(value) is not None
+
+
+def _refuse_repeated(request: Request, names: tuple[str, ...], challenge: str) -> None:
+    """Two values of one identity header are two claims of who is calling: believing either is
+    a guess, so neither is."""
+    for name in names:
+        if len(request.headers.getlist(name)) > 1:
+            log.info("identity refused: %s given more than once", name)
+            raise _refused(f"{name} given more than once", challenge)
+
+
 def _same_secret(offered: str | None, expected: str) -> bool:
     if not offered or not expected:
         return False
@@ -67,10 +87,12 @@ _GATEWAY_CHALLENGE = f'Gateway realm="{REALM}"'
 def _gateway_user(settings: Settings, offered_secret: str | None, user_header: str | None) -> str:
     if not _same_secret(offered_secret, settings.gateway_shared_secret.get_secret_value()):
         raise _refused("missing or invalid gateway credential", _GATEWAY_CHALLENGE)
-    user_id = (user_header or "").strip()
-    if not user_id:
+    if not user_header:
         raise _refused(f"missing {USER_ID_HEADER} header", _GATEWAY_CHALLENGE)
-    return user_id
+    if not is_canonical_user_id(user_header):
+        log.info("gateway user refused: not a canonical user id")
+        raise _refused(f"invalid {USER_ID_HEADER} header", _GATEWAY_CHALLENGE)
+    return user_header
 
 
 # --- JWT bearer ------------------------------------------------------------------------------
@@ -135,10 +157,10 @@ class JwtVerifier:
             log.info("bearer token refused: %s", type(refused).__name__)
             raise _invalid_token("invalid bearer token") from None
         subject = claims.get("sub")
-        if not isinstance(subject, str) or not subject.strip() or len(subject) > MAX_USER_ID:
+        if not isinstance(subject, str) or not is_canonical_user_id(subject):
             log.info("bearer token refused: unusable sub claim")
             raise _invalid_token("invalid bearer token")
-        return subject.strip()
+        return subject
 
 
 def _jwt_verifier(request: Request) -> JwtVerifier:
@@ -177,7 +199,9 @@ async def current_user(
 ) -> str:
     settings: Settings = request.app.state.settings
     if settings.identity_mode == "jwt":
+        _refuse_repeated(request, ("Authorization",), _BEARER_CHALLENGE)
         return _jwt_user(request, bearer)
+    _refuse_repeated(request, (USER_ID_HEADER, GATEWAY_SECRET_HEADER), _GATEWAY_CHALLENGE)
     return _gateway_user(settings, gateway_secret, x_user_id)
 
 
