@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 
 _current: ContextVar[str | None] = ContextVar("correlation_id", default=None)
 _ACCEPTABLE = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
@@ -14,8 +14,12 @@ def current() -> str | None:
     return _current.get()
 
 
-def set_current(value: str | None) -> object:
+def set_current(value: str | None) -> Token[str | None]:
     return _current.set(value)
+
+
+def reset(token: Token[str | None]) -> None:
+    _current.reset(token)
 
 
 def accept_or_make(offered: str | None) -> str:

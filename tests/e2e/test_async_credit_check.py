@@ -50,6 +50,10 @@ def test_a_refusal_ends_the_pending_request_with_its_code(stack: Stack, async_ap
     with client(async_api, user) as api:
         accepted = api.post("/api/v1/generations", json=A_REQUEST)
         assert accepted.status_code == 202
-        failed = wait_for_status(api, accepted.json()["id"], "FAILED")
-    assert failed["failure"]["code"] == "insufficient_credits"
+        refused = wait_for_status(api, accepted.json()["id"], "REFUSED")
+    # the user's history shows a refusal with its code, not a failure of the platform
+    assert refused["failure"]["category"] == "credits_refused"
+    assert refused["failure"]["code"] == "insufficient_credits"
+    assert "Odoo" not in refused["failure"]["message"]
+    assert refused["credits_charged"] == 0
     assert stack.ledger_of_user(user) == []

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import httpx
 import jsonschema
 import pika
 
@@ -70,6 +71,13 @@ def test_submit_samples_selection_final_completes_and_charges_exactly_twice(stac
         ("final", "debit", 10),
     ]
     assert stack.emulator.balance(user) == 84
+    # the user reads the same bill as Odoo's ledger
+    assert done["charges"] == [
+        {"action": "samples", "state": "charged", "charged": 6, "refunded": 0},
+        {"action": "final", "state": "charged", "charged": 10, "refunded": 0},
+    ]
+    assert (done["credits_charged"], done["credits_refunded"]) == (16, 0)
+    assert selected.json()["credits_charged"] == 16
     jobs = [j for j in stack.jobs_published() if j["request_id"] == request_id]
     assert [j["stage"] for j in jobs] == ["samples", "final"]
     for job in jobs:
@@ -88,6 +96,13 @@ def test_a_platform_failure_fails_the_request_and_refunds_once(stack: Stack) -> 
     ledger = stack.ledger_for(created["id"])
     assert [(e["operation"], e["amount"]) for e in ledger] == [("debit", 6), ("refund", 6)]
     assert stack.emulator.balance(user) == 50
+    with stack.client(user) as client:
+        url = f"/api/v1/generations/{created['id']}"
+        wait_for(lambda: client.get(url).json()["credits_refunded"] == 6)
+        refunded = client.get(url).json()
+    assert refunded["charges"] == [
+        {"action": "samples", "state": "refunded", "charged": 6, "refunded": 6}
+    ]
     wait_for(lambda: "credits.refunded" in notified(stack, created["id"]))
     assert "generation.failed" in notified(stack, created["id"])
 
@@ -128,8 +143,18 @@ def test_insufficient_credits_is_402_and_charges_nothing(stack: Stack) -> None:
         problem = response.json()
         assert problem["code"] == "insufficient_credits"
         assert problem["required"] == 6 and problem["balance"] == 3
+        assert problem["title"] == "Not enough credits"
+        assert problem["detail"] == (
+            "This needs 6 credits and your balance is 3. Add credits or ask for fewer samples, "
+            "then try again."
+        )
         listed = client.get("/api/v1/generations").json()
-    assert [r["status"] for r in listed["items"]] == ["FAILED"]
+    # a refusal is not a platform failure in the user's history
+    assert [r["status"] for r in listed["items"]] == ["REFUSED"]
+    assert listed["items"][0]["failure"]["category"] == "credits_refused"
+    assert listed["items"][0]["charges"] == [
+        {"action": "samples", "state": "refused", "charged": 0, "refunded": 0}
+    ]
     assert stack.ledger_of_user(user) == []
     assert stack.emulator.balance(user) == 3
 
@@ -139,7 +164,12 @@ def test_a_tier_that_forbids_the_request_is_403(stack: Stack) -> None:
     with stack.client(user) as client:
         response = client.post("/api/v1/generations", json={**A_REQUEST, "format": "webp"})
     assert response.status_code == 403
-    assert response.json()["reason"] == "format_not_allowed"
+    problem = response.json()
+    assert problem["reason"] == "format_not_allowed"
+    assert problem["title"] == "Not included in your plan"
+    assert problem["detail"].startswith("Your plan does not include this output format.")
+    # Odoo's own wording and the internal phrasing stay out of the user's answer
+    assert "Odoo" not in response.text and "Credits refused" not in response.text
     assert stack.ledger_of_user(user) == []
 
 
@@ -154,6 +184,13 @@ def test_odoo_down_at_submit_is_503_with_no_charge_and_no_transient_request(stac
         stack.emulator.faults.refuse_connections(False)
     assert response.status_code == 503
     assert response.headers["retry-after"]
+    # no internal address or errno reaches the user
+    emulator_port = str(httpx.URL(stack.settings.odoo_url).port)
+    assert emulator_port not in response.text and "errno" not in response.text.lower()
+    assert response.json()["detail"] == (
+        "The credit service is unavailable right now and nothing was charged. "
+        "Try again in a few seconds."
+    )
     assert [r["status"] for r in listed["items"]] == ["FAILED"]
     assert stack.ledger_of_user(user) == []
 

@@ -1,5 +1,5 @@
-"""Pure ASGI middleware: the correlation id, and a cap on body size checked before the body is
-read (a streaming body past the cap is cut off too)."""
+"""Pure ASGI middleware: the correlation id, and a cap on body size checked before the
+application reads the body (a streaming body past the cap is refused too)."""
 
 from __future__ import annotations
 
@@ -34,10 +34,14 @@ class CorrelationIdMiddleware:
         try:
             await self.app(scope, receive, send_with_id)
         finally:
-            correlation._current.reset(token)  # type: ignore[arg-type]
+            correlation.reset(token)
 
 
 class BodySizeLimitMiddleware:
+    """Refuses a body past ``max_bytes`` with 413, whether it declares its length or streams in
+    chunks. The body is read here, before the application sees any of it: a route that is cut
+    off half-way through reading would answer with its own, misleading error."""
+
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
         self.app = app
         self.max_bytes = max_bytes
@@ -50,25 +54,36 @@ class BodySizeLimitMiddleware:
         if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
             await _too_large(send, self.max_bytes)
             return
+        chunks: list[bytes] = []
         received = 0
-
-        async def counting_receive() -> Message:
-            nonlocal received
+        while True:
             message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > self.max_bytes:
-                    raise _BodyTooLarge
-            return message
+            if message["type"] != "http.request":  # the client went away
+                await self.app(scope, _replay([message], receive), send)
+                return
+            chunk = message.get("body", b"")
+            received += len(chunk)
+            if received > self.max_bytes:
+                await _too_large(send, self.max_bytes)
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        whole: Message = {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+        await self.app(scope, _replay([whole], receive), send)
 
-        try:
-            await self.app(scope, counting_receive, send)
-        except _BodyTooLarge:
-            await _too_large(send, self.max_bytes)
 
+def _replay(messages: list[Message], receive: Receive) -> Receive:
+    """A ``receive`` that gives ``messages`` first, then whatever the client sends next (a
+    disconnect)."""
+    pending = list(messages)
 
-class _BodyTooLarge(Exception):
-    pass
+    async def replaying_receive() -> Message:
+        if pending:
+            return pending.pop(0)
+        return await receive()
+
+    return replaying_receive
 
 
 async def _too_large(send: Send, limit: int) -> None:

@@ -3,30 +3,93 @@ stored or charged."""
 
 from __future__ import annotations
 
+import ipaddress
+import re
 from datetime import datetime
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import (
+    AfterValidator,
     AnyHttpUrl,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StringConstraints,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
 
+from creativeflow.domain.charges import ChargeState, StageCharge
 from creativeflow.domain.model import GenerationRequest, Sample
 from creativeflow.domain.states import Status
 
 OutputFormat = Literal["png", "jpeg", "webp", "tiff"]
 Dimension = Annotated[int, Field(ge=64, le=8192, strict=True)]
-# the pattern says in the schema what trimming does: a blank string is not a value
-ShortText = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=128, pattern=r"\S")
-]
+
+# C0 and C1 control characters (NUL among them) mean nothing in text and PostgreSQL cannot store
+# NUL: they are refused before anything is stored. Free text may keep tab and line breaks. Lone
+# surrogates never get this far: pydantic refuses a string that is not valid Unicode.
+CONTROL = r"\x00-\x1f\x7f-\x9f"
+CONTROL_BUT_LAYOUT = r"\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f"
+
+
+def _refusing(forbidden: str) -> AfterValidator:
+    """Refuses any character of the class ``forbidden``, in words a client can act on."""
+    found = re.compile(f"[{forbidden}]")
+    allowed = (
+        "only tab and line breaks are allowed"
+        if forbidden == CONTROL_BUT_LAYOUT
+        else "use printable characters only"
+    )
+
+    def check(value: str) -> str:
+        if found.search(value):
+            raise ValueError(f"must not contain control characters (such as NUL); {allowed}")
+        return value
+
+    return AfterValidator(check)
+
+
+def _schema_pattern(forbidden: str, *, non_blank: bool) -> Any:
+    """The same rule in the JSON schema; a non-blank value has one character that is not a
+    blank (the schema's way of saying what trimming does)."""
+    if non_blank:
+        pattern = rf"^[^{forbidden}]*[^\s{forbidden}][^{forbidden}]*$"
+    else:
+        pattern = rf"^[^{forbidden}]*$"
+    return Field(json_schema_extra={"pattern": pattern})
+
+
+_ONE_LINE = _refusing(CONTROL)
+_LAID_OUT = _refusing(CONTROL_BUT_LAYOUT)
 MAX_PROMPT = 4000
+ShortText = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=128),
+    _ONE_LINE,
+    _schema_pattern(CONTROL, non_blank=True),
+]
+PromptText = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_PROMPT),
+    _LAID_OUT,
+    _schema_pattern(CONTROL_BUT_LAYOUT, non_blank=True),
+]
+GuidanceText = Annotated[
+    str,
+    StringConstraints(max_length=1000),
+    _LAID_OUT,
+    _schema_pattern(CONTROL_BUT_LAYOUT, non_blank=False),
+]
+ToneText = Annotated[
+    str, StringConstraints(max_length=200), _ONE_LINE, _schema_pattern(CONTROL, non_blank=False)
+]
+FormatText = Annotated[
+    str, StringConstraints(max_length=16), _ONE_LINE, _schema_pattern(CONTROL, non_blank=False)
+]
 MAX_SAMPLES = 16
 
 
@@ -37,8 +100,22 @@ class BrandElements(BaseModel):
         default_factory=list, max_length=16, description="brand colours as #RRGGBB"
     )
     fonts: list[ShortText] = Field(default_factory=list, max_length=8)
-    logo_url: AnyHttpUrl | None = Field(None, description="an http(s) URL of the brand's logo")
-    tone: Annotated[str, StringConstraints(max_length=200)] | None = None
+    logo_url: AnyHttpUrl | None = Field(
+        None,
+        description="an http(s) URL of the brand's logo on a public host: no user information, "
+        "no loopback, private or link-local address",
+    )
+    tone: ToneText | None = None
+
+    @field_validator("logo_url")
+    @classmethod
+    def _public_logo_only(cls, url: AnyHttpUrl | None) -> AnyHttpUrl | None:
+        # n8n fetches the logo: the same rules as the assets it sends back, and no internal host
+        if url is not None:
+            refusal = asset_url_refusal(str(url), frozenset()) or internal_host_refusal(url.host)
+            if refusal:
+                raise ValueError(refusal.replace("asset URLs", "the logo URL"))
+        return url
 
 
 class GenerationCreate(BaseModel):
@@ -61,17 +138,12 @@ class GenerationCreate(BaseModel):
         },
     )
 
-    prompt: Annotated[
-        str,
-        StringConstraints(
-            strip_whitespace=True, min_length=1, max_length=MAX_PROMPT, pattern=r"\S"
-        ),
-    ]
+    prompt: PromptText
     format: OutputFormat
     width: Dimension
     height: Dimension
     samples: Annotated[int, Field(ge=1, le=MAX_SAMPLES, strict=True)] = 4
-    style_guidance: Annotated[str, StringConstraints(max_length=1000)] | None = None
+    style_guidance: GuidanceText | None = None
     brand_elements: BrandElements | None = None
     project_id: ShortText | None = None
     advanced_model: bool = Field(
@@ -83,6 +155,14 @@ class SampleSelection(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
     sample_id: ShortText
+
+
+class Regeneration(BaseModel):
+    """A regeneration takes no parameters: the new round has as many samples as the request
+    first asked for, from the same prompt. Any field is refused rather than ignored, so nobody
+    pays for a change that would not happen."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class AssetView(BaseModel):
@@ -114,6 +194,30 @@ class TransitionView(BaseModel):
     at: datetime
 
 
+class ChargeView(BaseModel):
+    """One paid step of the request and what it cost."""
+
+    action: str = Field(
+        description="the paid step: samples, final (final-2... after a refunded final), "
+        "regeneration-1, regeneration-2..."
+    )
+    state: ChargeState = Field(
+        description="pending or unknown while Odoo's answer is awaited; refused: nothing "
+        "charged; charged; refund_pending; refunded"
+    )
+    charged: int = Field(description="credits debited for this step")
+    refunded: int = Field(description="credits given back for this step")
+
+    @classmethod
+    def of(cls, charge: StageCharge) -> ChargeView:
+        return cls(
+            action=charge.action,
+            state=charge.state,
+            charged=charge.charged,
+            refunded=charge.refunded,
+        )
+
+
 class GenerationView(BaseModel):
     id: str
     status: Status
@@ -135,6 +239,9 @@ class GenerationView(BaseModel):
     created_at: datetime
     updated_at: datetime | None
     history: list[TransitionView]
+    charges: list[ChargeView] = Field(description="what each paid step charged and refunded")
+    credits_charged: int = Field(description="credits debited for this request in all")
+    credits_refunded: int = Field(description="credits given back for this request in all")
 
     @classmethod
     def of(cls, request: GenerationRequest) -> GenerationView:
@@ -167,6 +274,9 @@ class GenerationView(BaseModel):
             created_at=request.created_at,
             updated_at=request.updated_at,
             history=[TransitionView.model_validate(h) for h in request.history],
+            charges=[ChargeView.of(c) for c in request.charges],
+            credits_charged=sum(c.charged for c in request.charges),
+            credits_refunded=sum(c.refunded for c in request.charges),
         )
 
 
@@ -208,6 +318,18 @@ class CreditsView(BaseModel):
 # --- n8n callbacks ---------------------------------------------------------------------------
 
 AssetUrl = Annotated[str, StringConstraints(max_length=2048)]
+# the ids this service gave out: printable ASCII, no blank
+CallbackId = Annotated[str, StringConstraints(min_length=1, max_length=36, pattern=r"^[!-~]+$")]
+
+
+def _drop(forbidden: str) -> Any:
+    found = re.compile(f"[{forbidden}]")
+
+    def drop(value: Any) -> Any:
+        return found.sub("", value) if isinstance(value, str) else value
+
+    return drop
+
 
 ASSET_HOSTS_CONTEXT = "asset_url_hosts"
 """Validation context key: the storage hosts asset URLs may point at (empty or absent: any)."""
@@ -240,6 +362,23 @@ def asset_url_refusal(url: str, allowed_hosts: frozenset[str]) -> str | None:
     return None
 
 
+def internal_host_refusal(host: str | None) -> str | None:
+    """Why a host is not one a URL given to a fetcher may name: a loopback, private, link-local
+    or otherwise non-public address, or a local name."""
+    if not host:
+        return "asset URLs must be http(s) URLs with a host"
+    name = host.strip("[]").rstrip(".").lower()
+    if name == "localhost" or name.endswith((".localhost", ".local", ".internal")):
+        return "asset URLs must not point at a local host name"
+    try:
+        address = ipaddress.ip_address(name)
+    except ValueError:
+        return None  # a public-looking name: where it resolves is the fetcher's to check
+    if not address.is_global:
+        return "asset URLs must not point at a loopback, private or link-local address"
+    return None
+
+
 class CallbackAsset(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
@@ -247,7 +386,7 @@ class CallbackAsset(BaseModel):
     url: AssetUrl
     width: int | None = Field(None, ge=1, le=65536)
     height: int | None = Field(None, ge=1, le=65536)
-    format: Annotated[str, StringConstraints(max_length=16)] | None = None
+    format: FormatText | None = None
 
     @field_validator("url")
     @classmethod
@@ -268,8 +407,23 @@ class CallbackError(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     category: Literal["platform", "content_policy"] = "platform"
-    code: Annotated[str, StringConstraints(min_length=1, max_length=64)] = "unknown"
-    message: Annotated[str, StringConstraints(max_length=2000)] = ""
+    # what n8n says of a failure is kept, not refused: a refusal would lose the result, and the
+    # user would wait for the deadline. Characters that cannot be stored are dropped.
+    code: Annotated[
+        str, BeforeValidator(_drop(CONTROL)), StringConstraints(min_length=1, max_length=64)
+    ] = "unknown"
+    message: Annotated[
+        str, BeforeValidator(_drop(CONTROL_BUT_LAYOUT)), StringConstraints(max_length=2000)
+    ] = ""
+
+    @model_validator(mode="after")
+    def _storable_extras(self) -> CallbackError:
+        # extra keys are only logged, but a log line must not carry NUL either
+        if self.model_extra:
+            for key, value in list(self.model_extra.items()):
+                if isinstance(value, str):
+                    self.model_extra[key] = _drop(CONTROL_BUT_LAYOUT)(value)
+        return self
 
 
 class CallbackPayload(BaseModel):
@@ -277,8 +431,8 @@ class CallbackPayload(BaseModel):
 
     event: Literal["samples_ready", "final_ready", "failed"] | None = None
     # ids are UUIDs (36 characters), as the tracking tables store them
-    job_id: Annotated[str, StringConstraints(min_length=1, max_length=36)]
-    request_id: Annotated[str, StringConstraints(min_length=1, max_length=36)]
+    job_id: CallbackId
+    request_id: CallbackId
     samples: list[CallbackAsset] = Field(default_factory=list, max_length=MAX_SAMPLES)
     asset: CallbackAsset | None = None
     error: CallbackError | None = None

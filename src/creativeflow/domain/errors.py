@@ -1,5 +1,9 @@
 """Errors of the product, each carrying the HTTP status and problem type the API gives it.
 
+Every error has a ``detail`` for the operator's log and a ``public_detail`` for the user: a
+sentence that says what happened and what to do next, never an internal address, a remote
+exception text or a secret. ``public_extensions`` are the stable fields a client may read.
+
 DomainError
 ├── InvalidTransition           409  a state change the state machine refuses
 ├── NotFound                    404  unknown id, or somebody else's
@@ -21,10 +25,21 @@ class DomainError(Exception):
     problem_type = "about:blank"
     title = "Internal error"
 
+    # a fixed sentence for users; None: ``detail`` is already written for them
+    user_sentence: str | None = None
+
     def __init__(self, detail: str, **extensions: Any) -> None:
         super().__init__(detail)
         self.detail = detail
         self.extensions = extensions
+
+    @property
+    def public_detail(self) -> str:
+        return self.user_sentence or self.detail
+
+    @property
+    def public_extensions(self) -> dict[str, Any]:
+        return self.extensions
 
 
 class InvalidTransition(DomainError):
@@ -53,12 +68,59 @@ _REFUSAL_STATUS = {
     "request_conflict": 409,
     "nothing_to_refund": 409,
 }
+_REFUSAL_TITLES = {
+    "insufficient_credits": "Not enough credits",
+    "tier_forbids": "Not included in your plan",
+    "unknown_account": "No credit account",
+    "invalid_request": "Request not accepted",
+    "request_conflict": "Request conflict",
+    "nothing_to_refund": "Nothing to refund",
+}
+# what a tier refusal's reason means to the user, and what they can do about it
+_TIER_SENTENCES = {
+    "format_not_allowed": "Your plan does not include this output format. Choose another format "
+    "or upgrade your plan.",
+    "resolution_not_allowed": "Your plan does not include this resolution. Ask for smaller "
+    "dimensions or upgrade your plan.",
+    "too_many_samples": "Your plan allows fewer samples per request. Ask for fewer samples or "
+    "upgrade your plan.",
+    "advanced_model_not_allowed": "Your plan does not include the advanced model. Submit without "
+    "it or upgrade your plan.",
+    "too_many_requests_in_flight": "You already have as many requests in progress as your plan "
+    "allows. Wait for one to finish, then try again.",
+}
+# the figures a client may read; anything else Odoo sent (its own text) stays in the log
+PUBLIC_FIGURES = frozenset(
+    {"reason", "tier", "required", "balance", "requests_in_flight", "max_requests_in_flight"}
+)
+
+
+def _refusal_sentence(code: str, figures: dict[str, Any]) -> str:
+    if code == "insufficient_credits":
+        required, balance = figures.get("required"), figures.get("balance")
+        if isinstance(required, int) and isinstance(balance, int):
+            return (
+                f"This needs {required} credits and your balance is {balance}. Add credits or "
+                "ask for fewer samples, then try again."
+            )
+        return "Your balance does not cover this request. Add credits, then try again."
+    if code == "tier_forbids":
+        return _TIER_SENTENCES.get(
+            str(figures.get("reason")), "Your plan does not allow this request."
+        )
+    if code == "unknown_account":
+        return "You have no credit account yet. Contact support to have one opened."
+    if code == "invalid_request":
+        return "The credit service could not price this request. Check its parameters."
+    if code == "request_conflict":
+        return "This request was already charged to another account. Contact support."
+    return "The credit service refused this operation."
 
 
 class CreditsRefused(DomainError):
-    """Odoo refused a credit operation for a business reason."""
-
-    title = "Credits refused"
+    """Odoo refused a credit operation for a business reason. ``detail`` is for the log;
+    ``public_detail`` tells the user what to do, and the stable ``code`` and the figures that
+    explain it are fields of the problem."""
 
     def __init__(self, code: str, detail: str | None = None, **figures: Any) -> None:
         super().__init__(detail or f"Odoo refused the operation: {code}", code=code, **figures)
@@ -66,25 +128,53 @@ class CreditsRefused(DomainError):
         self.figures = figures
         self.status_code = _REFUSAL_STATUS.get(code, 422)
         self.problem_type = f"/problems/{code.replace('_', '-')}"
+        self.title = _REFUSAL_TITLES.get(code, "Credits refused")
+        self.user_sentence = _refusal_sentence(code, figures)
         if figures.get("reason") == "too_many_requests_in_flight":
             # the tier's cap on unfinished requests: the client may retry once one finishes
             self.status_code = 429
             self.problem_type = "/problems/too-many-requests-in-flight"
+            self.title = "Too many requests in progress"
+
+    @property
+    def public_extensions(self) -> dict[str, Any]:
+        public = {k: v for k, v in self.figures.items() if k in PUBLIC_FIGURES}
+        return {"code": self.code, **public}
 
 
 class CreditServiceUnavailable(DomainError):
     status_code = 503
     problem_type = "/problems/credit-service-unavailable"
     title = "Credit service unavailable"
+    user_sentence = (
+        "The credit service is unavailable right now and nothing was charged. "
+        "Try again in a few seconds."
+    )
+
+    @property
+    def public_extensions(self) -> dict[str, Any]:
+        return {}  # whatever the transport said names internal hosts
 
 
 class CreditOutcomeUnknown(CreditServiceUnavailable):
     """The call may have been applied; only Odoo's ledger can tell."""
 
     problem_type = "/problems/credit-outcome-unknown"
+    user_sentence = (
+        "The credit service did not confirm the charge. If it was applied, your request goes "
+        "on or is refunded automatically; retry with the same Idempotency-Key to be safe."
+    )
 
 
 class DispatchUnavailable(DomainError):
     status_code = 503
     problem_type = "/problems/dispatch-unavailable"
     title = "Job dispatch unavailable"
+    user_sentence = (
+        "Your request could not be started right now; the credits charged for it are "
+        "refunded automatically. Try again in a few seconds."
+    )
+
+    @property
+    def public_extensions(self) -> dict[str, Any]:
+        return {}

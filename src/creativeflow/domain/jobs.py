@@ -31,6 +31,8 @@ class FailureCategory(enum.StrEnum):
 
     PLATFORM = "platform"
     CONTENT_POLICY = "content_policy"
+    # not a failure of the job: Odoo refused to pay for it (balance, tier, cap), nothing charged
+    CREDITS_REFUSED = "credits_refused"
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,12 +5,15 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .credits import GenerationSpec
 from .errors import Conflict, InvalidTransition
 from .jobs import FailureCategory, Stage
 from .states import Status, can_transition
+
+if TYPE_CHECKING:
+    from .charges import StageCharge
 
 
 class CreditOperationStatus(enum.StrEnum):
@@ -78,6 +81,8 @@ class GenerationRequest:
     deadline_at: datetime | None = None
     updated_at: datetime | None = None
     history: list[dict[str, str]] = field(default_factory=list)
+    # what each paid step charged and refunded, read from the journal (not stored with the row)
+    charges: tuple[StageCharge, ...] = ()
 
     # --- state machine ------------------------------------------------------------------------
 
@@ -124,14 +129,16 @@ class GenerationRequest:
         raise Conflict(f"no sample {sample_id!r} in this request", sample_id=sample_id)
 
     def fail(self, failure: Failure, at: datetime) -> None:
-        target = (
-            Status.CONTENT_REJECTED
-            if failure.category is FailureCategory.CONTENT_POLICY
-            else Status.FAILED
-        )
+        target = _END_OF.get(failure.category, Status.FAILED)
         self.transition(target, at)
         self.failure = failure
         self.deadline_at = None
+
+
+_END_OF = {
+    FailureCategory.CONTENT_POLICY: Status.CONTENT_REJECTED,
+    FailureCategory.CREDITS_REFUSED: Status.REFUSED,
+}
 
 
 @dataclass(slots=True)

@@ -16,6 +16,8 @@ class Status(enum.StrEnum):
     FAILED = "FAILED"
     CONTENT_REJECTED = "CONTENT_REJECTED"
     CANCELLED = "CANCELLED"
+    # Odoo refused the debit (credits, tier, cap): nothing was charged and nothing failed
+    REFUSED = "REFUSED"
 
     @property
     def is_terminal(self) -> bool:
@@ -27,7 +29,9 @@ class Status(enum.StrEnum):
         return self in TRANSIENT
 
 
-TERMINAL = frozenset({Status.COMPLETED, Status.FAILED, Status.CONTENT_REJECTED, Status.CANCELLED})
+TERMINAL = frozenset(
+    {Status.COMPLETED, Status.FAILED, Status.CONTENT_REJECTED, Status.CANCELLED, Status.REFUSED}
+)
 TRANSIENT = frozenset(
     {
         Status.PENDING,
@@ -40,7 +44,9 @@ TRANSIENT = frozenset(
 
 TRANSITIONS: dict[Status, frozenset[Status]] = {
     Status.PENDING: frozenset({Status.VALIDATING_CREDITS, Status.FAILED, Status.CANCELLED}),
-    Status.VALIDATING_CREDITS: frozenset({Status.PUBLISHING_TO_QUEUE, Status.FAILED}),
+    Status.VALIDATING_CREDITS: frozenset(
+        {Status.PUBLISHING_TO_QUEUE, Status.FAILED, Status.REFUSED}
+    ),
     Status.PUBLISHING_TO_QUEUE: frozenset({Status.PROCESSING_SAMPLES, Status.FAILED}),
     Status.PROCESSING_SAMPLES: frozenset(
         {Status.AWAITING_SELECTION, Status.FAILED, Status.CONTENT_REJECTED}
@@ -54,6 +60,7 @@ TRANSITIONS: dict[Status, frozenset[Status]] = {
     Status.FAILED: frozenset(),
     Status.CONTENT_REJECTED: frozenset(),
     Status.CANCELLED: frozenset(),
+    Status.REFUSED: frozenset(),
 }
 
 

@@ -9,15 +9,16 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, replace
+from datetime import datetime
 from typing import Any
 
 from creativeflow import correlation
 from creativeflow.adapters.tracking.database import TrackingDatabase
 from creativeflow.adapters.tracking.repository import TrackingRepository
+from creativeflow.domain.charges import stage_charges
 from creativeflow.domain.credits import CreditReceipt, GenerationSpec
 from creativeflow.domain.errors import (
     Conflict,
-    CreditOutcomeUnknown,
     CreditServiceUnavailable,
     DispatchUnavailable,
     NotFound,
@@ -65,6 +66,16 @@ class SubmitGeneration:
 
 
 @dataclass(frozen=True, slots=True)
+class RequestFilter:
+    """Which of a user's requests to list: every given condition holds."""
+
+    status: Status | None = None
+    project_id: str | None = None
+    created_from: datetime | None = None  # inclusive
+    created_before: datetime | None = None  # exclusive
+
+
+@dataclass(frozen=True, slots=True)
 class PaidStep:
     """One paid stage of a request: the action it is paid under and the job it dispatches."""
 
@@ -97,18 +108,37 @@ class GenerationService:
     # --- reading ------------------------------------------------------------------------------
 
     async def get(self, user_id: str, request_id: str) -> GenerationRequest:
-        request = await self._db.run(lambda repo: repo.get_request(request_id))
-        if request is None or request.user_id != user_id:
+        def _get(repo: TrackingRepository) -> GenerationRequest | None:
+            request = repo.get_request(request_id)
+            if request is None or request.user_id != user_id:
+                return None
+            return _with_charges(repo, request)
+
+        request = await self._db.run(_get)
+        if request is None:
             # another user's request is indistinguishable from one that does not exist
             raise NotFound("generation request not found", request_id=request_id)
         return request
 
     async def list(
-        self, user_id: str, *, status: Status | None, limit: int, offset: int
+        self, user_id: str, which: RequestFilter, *, limit: int, offset: int
     ) -> tuple[list[GenerationRequest], int]:
-        return await self._db.run(
-            lambda repo: repo.list_requests(user_id, status=status, limit=limit, offset=offset)
-        )
+        def _list(repo: TrackingRepository) -> tuple[list[GenerationRequest], int]:
+            requests, total = repo.list_requests(
+                user_id,
+                status=which.status,
+                project_id=which.project_id,
+                created_from=which.created_from,
+                created_before=which.created_before,
+                limit=limit,
+                offset=offset,
+            )
+            journal = repo.operations_for_requests([r.id for r in requests])
+            for request in requests:
+                request.charges = stage_charges(op for op in journal if op.request_id == request.id)
+            return requests, total
+
+        return await self._db.run(_list)
 
     # --- submit -------------------------------------------------------------------------------
 
@@ -349,7 +379,7 @@ class GenerationService:
             request.transition(Status.CANCELLED, self._clock.now())
             request.deadline_at = None
             repo.save_request(request)
-            return request
+            return _with_charges(repo, request)
 
         return await self._db.run(_cancel)
 
@@ -471,9 +501,11 @@ class GenerationService:
         if fail_request:
             request = repo.get_request(step.request.id, for_update=True)
             assert request is not None
-            request.fail(
-                Failure(FailureCategory.PLATFORM, operation.refusal_code, _explain(outcome)), now
+            # a refusal is the user's balance or plan speaking, not a failure of the platform
+            category = (
+                FailureCategory.CREDITS_REFUSED if outcome.refusal else FailureCategory.PLATFORM
             )
+            request.fail(Failure(category, operation.refusal_code, _explain(outcome)), now)
             repo.save_request(request)
 
     def _close_dispatched(
@@ -500,6 +532,7 @@ class GenerationService:
         request.transition(step.target, now)
         request.deadline_at = step.job.deadline_at
         repo.save_request(request)
+        _with_charges(repo, request)
         if step.idempotency is not None:
             step.idempotency.answer(repo, request, 202)
         return request
@@ -545,16 +578,21 @@ class GenerationService:
         )
 
 
+def _with_charges(repo: TrackingRepository, request: GenerationRequest) -> GenerationRequest:
+    request.charges = stage_charges(repo.operations_for_request(request.id))
+    return request
+
+
 def _explain(outcome: DebitOutcome) -> str:
-    if outcome.refusal is not None:
-        return outcome.refusal.detail
-    if isinstance(outcome.fault, CreditOutcomeUnknown):
-        return "the credit service did not confirm the debit"
-    return "the credit service was unavailable; nothing was charged"
+    """The sentence a user reads in the request's failure."""
+    error = outcome.refusal or outcome.fault
+    assert error is not None
+    return error.public_detail
 
 
 __all__ = [
     "DispatchUnavailable",
     "GenerationService",
+    "RequestFilter",
     "SubmitGeneration",
 ]

@@ -239,11 +239,25 @@ class TrackingRepository:
             raise LookupError(f"generation request {request.id} is not tracked")
 
     def list_requests(
-        self, user_id: str, *, status: Status | None, limit: int, offset: int
+        self,
+        user_id: str,
+        *,
+        status: Status | None,
+        limit: int,
+        offset: int,
+        project_id: str | None = None,
+        created_from: datetime | None = None,
+        created_before: datetime | None = None,
     ) -> tuple[list[GenerationRequest], int]:
         where = [GenerationRequestRow.user_id == user_id]
         if status is not None:
             where.append(GenerationRequestRow.status == status.value)
+        if project_id is not None:
+            where.append(GenerationRequestRow.project_id == project_id)
+        if created_from is not None:
+            where.append(GenerationRequestRow.created_at >= created_from)
+        if created_before is not None:
+            where.append(GenerationRequestRow.created_at < created_before)
         total = self.session.scalar(
             select(func.count()).select_from(GenerationRequestRow).where(*where)
         )

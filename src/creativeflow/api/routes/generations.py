@@ -3,25 +3,39 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, BackgroundTasks, Header, Query, Request
+from fastapi import (
+    APIRouter,
+    BackgroundTasks,
+    Body,
+    Depends,
+    Header,
+    Path,
+    Query,
+    Request,
+    Response,
+)
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from creativeflow.api.dependencies import ContainerDep
 from creativeflow.api.identity import CurrentUser
+from creativeflow.api.openapi_problems import problem_responses
 from creativeflow.api.problems import problem_body, stored_answer
 from creativeflow.api.schemas import (
+    CONTROL,
     GenerationCreate,
     GenerationPage,
     GenerationView,
+    Regeneration,
     SampleSelection,
 )
 from creativeflow.bootstrap import Container
 from creativeflow.domain.model import GenerationRequest
 from creativeflow.domain.states import Status
-from creativeflow.services.generations import SubmitGeneration
+from creativeflow.services.generations import RequestFilter, SubmitGeneration
 from creativeflow.services.idempotency import IdempotencyKey, ReplayedAnswer, fingerprint
 
 IdempotencyHeader = Annotated[
@@ -41,12 +55,17 @@ IdempotencyHeader = Annotated[
 
 router = APIRouter(prefix="/api/v1/generations", tags=["generations"])
 
-_ERRORS = {
-    401: {"description": "missing or invalid gateway credential"},
-    404: {"description": "no such request for this user"},
-    422: {"description": "the body does not match the schema"},
-    503: {"description": "Odoo or the broker is unavailable; retry after Retry-After seconds"},
-}
+RequestId = Annotated[
+    str,
+    Path(
+        min_length=1,
+        max_length=36,
+        pattern=r"^[!-~]+$",
+        description="the request's id, as the submit answered it",
+    ),
+]
+# a poller's hint: samples take seconds to minutes
+POLL_AFTER_SECONDS = "5"
 
 
 def _correlation_id(request: Request) -> str:
@@ -73,13 +92,36 @@ def _idempotency(
     )
 
 
+def _where_to_poll(response: Response, request_id: str) -> None:
+    response.headers["Location"] = f"{router.prefix}/{request_id}"
+    response.headers["Retry-After"] = POLL_AFTER_SECONDS
+
+
 async def _answer(
-    step: Callable[[], Awaitable[GenerationRequest]],
+    step: Callable[[], Awaitable[GenerationRequest]], response: Response
 ) -> GenerationView | JSONResponse:
+    """A paid step's 202, with where to poll; a replayed key answers as it first did."""
     try:
-        return GenerationView.of(await step())
+        done = await step()
     except ReplayedAnswer as replayed:
-        return stored_answer(replayed.answer.status, replayed.answer.body)
+        stored = stored_answer(replayed.answer.status, replayed.answer.body)
+        if replayed.answer.status == 202 and "id" in replayed.answer.body:
+            _where_to_poll(stored, str(replayed.answer.body["id"]))
+        return stored
+    _where_to_poll(response, done.id)
+    return GenerationView.of(done)
+
+
+_ACCEPTED = {
+    "headers": {
+        "Location": {"description": "where to read the request", "schema": {"type": "string"}},
+        "Retry-After": {
+            "description": "seconds a poller should wait before reading it again",
+            "schema": {"type": "integer"},
+        },
+    }
+}
+_PAID_STEP_ERRORS = problem_responses(401, 402, 403, 404, 409, 413, 422, 429, 500, 503)
 
 
 @router.post(
@@ -88,9 +130,19 @@ async def _answer(
     response_model=GenerationView,
     summary="Submit a creative generation request",
     responses={
-        **_ERRORS,
-        402: {"description": "insufficient credits"},
-        403: {"description": "the subscription tier does not allow this request"},
+        202: _ACCEPTED,
+        **problem_responses(
+            401,
+            402,
+            403,
+            409,
+            413,
+            422,
+            429,
+            500,
+            503,
+            s409="an Idempotency-Key whose first call is still running",
+        ),
     },
 )
 async def submit_generation(
@@ -98,6 +150,7 @@ async def submit_generation(
     user_id: CurrentUser,
     container: ContainerDep,
     request: Request,
+    response: Response,
     background: BackgroundTasks,
     idempotency_key: IdempotencyHeader = None,
 ) -> GenerationView | JSONResponse:
@@ -118,32 +171,96 @@ async def submit_generation(
     )
     correlation_id = _correlation_id(request)
     if container.settings.use_sync_credit_check:
-        return await _answer(lambda: service.submit(user_id, command, correlation_id, keyed))
+        return await _answer(
+            lambda: service.submit(user_id, command, correlation_id, keyed), response
+        )
 
     async def accept() -> GenerationRequest:
         created = await service.accept(user_id, command, correlation_id, keyed)
         background.add_task(container.process_pending_quietly, created.id)
         return created
 
-    return await _answer(accept)
+    return await _answer(accept, response)
+
+
+LIST_PARAMETERS = frozenset(
+    {"status", "project_id", "created_from", "created_before", "limit", "offset"}
+)
+
+
+async def _only_known_parameters(request: Request) -> None:
+    """A filter the service does not know would be silently ignored, and the client would read
+    the wrong list as the right one: refuse it."""
+    unknown = sorted(set(request.query_params) - LIST_PARAMETERS)
+    if unknown:
+        raise RequestValidationError(
+            [
+                {
+                    "loc": ("query", name),
+                    "msg": "unknown query parameter; known: " + ", ".join(sorted(LIST_PARAMETERS)),
+                    "type": "extra_forbidden",
+                }
+                for name in unknown
+            ]
+        )
+
+
+def _utc(moment: datetime | None) -> datetime | None:
+    if moment is None or moment.tzinfo is not None:
+        return moment
+    return moment.replace(tzinfo=UTC)  # a time with no offset is read as UTC
 
 
 @router.get(
     "",
     response_model=GenerationPage,
     summary="List the caller's generation requests, newest first",
-    responses={401: _ERRORS[401], 422: _ERRORS[422]},
+    responses=problem_responses(401, 422, 500),
+    dependencies=[Depends(_only_known_parameters)],
 )
 async def list_generations(
     user_id: CurrentUser,
     container: ContainerDep,
     status: Status | None = None,
+    project_id: Annotated[
+        str | None,
+        Query(
+            min_length=1,
+            max_length=128,
+            pattern=f"^[^{CONTROL}]+$",
+            description="only the requests submitted with this project_id",
+        ),
+    ] = None,
+    created_from: Annotated[
+        datetime | None,
+        Query(
+            description="only requests created at or after this time (ISO 8601; UTC if no offset)"
+        ),
+    ] = None,
+    created_before: Annotated[
+        datetime | None,
+        Query(description="only requests created before this time (ISO 8601; UTC if no offset)"),
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     offset: Annotated[int, Query(ge=0, le=100_000)] = 0,
 ) -> GenerationPage:
-    items, total = await container.generations.list(
-        user_id, status=status, limit=limit, offset=offset
+    which = RequestFilter(
+        status=status,
+        project_id=project_id,
+        created_from=_utc(created_from),
+        created_before=_utc(created_before),
     )
+    if which.created_from and which.created_before and which.created_from >= which.created_before:
+        raise RequestValidationError(
+            [
+                {
+                    "loc": ("query", "created_before"),
+                    "msg": "created_before must be later than created_from",
+                    "type": "value_error",
+                }
+            ]
+        )
+    items, total = await container.generations.list(user_id, which, limit=limit, offset=offset)
     return GenerationPage(
         items=[GenerationView.of(r) for r in items], total=total, limit=limit, offset=offset
     )
@@ -152,11 +269,11 @@ async def list_generations(
 @router.get(
     "/{request_id}",
     response_model=GenerationView,
-    summary="Read one generation request",
-    responses={401: _ERRORS[401], 404: _ERRORS[404]},
+    summary="Read one generation request, with what each paid step charged and refunded",
+    responses=problem_responses(401, 404, 422, 500),
 )
 async def get_generation(
-    request_id: str, user_id: CurrentUser, container: ContainerDep
+    request_id: RequestId, user_id: CurrentUser, container: ContainerDep
 ) -> GenerationView:
     return GenerationView.of(await container.generations.get(user_id, request_id))
 
@@ -167,23 +284,28 @@ async def get_generation(
     response_model=GenerationView,
     summary="Pick a sample and start the high-resolution final asset (charged)",
     responses={
-        **_ERRORS,
-        402: {"description": "insufficient credits"},
-        409: {"description": "the request is not awaiting a selection, or no such sample"},
+        202: _ACCEPTED,
+        **_PAID_STEP_ERRORS,
+        409: {
+            **_PAID_STEP_ERRORS[409],
+            "description": "the request is not awaiting a selection, no such sample, or an "
+            "Idempotency-Key whose first call is still running",
+        },
     },
 )
 async def select_sample(
-    request_id: str,
+    request_id: RequestId,
     body: SampleSelection,
     user_id: CurrentUser,
     container: ContainerDep,
+    response: Response,
     idempotency_key: IdempotencyHeader = None,
 ) -> GenerationView | JSONResponse:
     keyed = _idempotency(
         container, user_id, f"selection:{request_id}", idempotency_key, body.model_dump()
     )
     return await _answer(
-        lambda: container.generations.select(user_id, request_id, body.sample_id, keyed)
+        lambda: container.generations.select(user_id, request_id, body.sample_id, keyed), response
     )
 
 
@@ -191,30 +313,40 @@ async def select_sample(
     "/{request_id}/regeneration",
     status_code=202,
     response_model=GenerationView,
-    summary="Ask for new samples (charged again)",
+    summary="Ask for new samples (charged again, as many as the request first asked for)",
     responses={
-        **_ERRORS,
-        402: {"description": "insufficient credits"},
-        409: {"description": "the request is not awaiting a selection"},
+        202: _ACCEPTED,
+        **_PAID_STEP_ERRORS,
+        409: {
+            **_PAID_STEP_ERRORS[409],
+            "description": "the request is not awaiting a selection, or an Idempotency-Key "
+            "whose first call is still running",
+        },
     },
 )
 async def regenerate_samples(
-    request_id: str,
+    request_id: RequestId,
     user_id: CurrentUser,
     container: ContainerDep,
+    response: Response,
+    body: Annotated[Regeneration | None, Body()] = None,
     idempotency_key: IdempotencyHeader = None,
 ) -> GenerationView | JSONResponse:
     keyed = _idempotency(container, user_id, f"regeneration:{request_id}", idempotency_key, {})
-    return await _answer(lambda: container.generations.regenerate(user_id, request_id, keyed))
+    return await _answer(
+        lambda: container.generations.regenerate(user_id, request_id, keyed), response
+    )
 
 
 @router.post(
     "/{request_id}/cancel",
     response_model=GenerationView,
     summary="Cancel a request that is pending or awaiting a selection",
-    responses={401: _ERRORS[401], 404: _ERRORS[404], 409: {"description": "cannot cancel now"}},
+    responses=problem_responses(
+        401, 404, 409, 422, 500, s409="the request cannot be cancelled now"
+    ),
 )
 async def cancel_generation(
-    request_id: str, user_id: CurrentUser, container: ContainerDep
+    request_id: RequestId, user_id: CurrentUser, container: ContainerDep
 ) -> GenerationView:
     return GenerationView.of(await container.generations.cancel(user_id, request_id))
