@@ -287,13 +287,13 @@ def test_the_list_filters_by_project_and_creation_time(stack: Stack) -> None:
         ).json()
         backwards = client.get(
             "/api/v1/generations",
-            params={"created_from": "2030-01-02T00:00:00Z", "created_before": "2030-01-01"},
-        )
+            params={"created_from": autumn["created_at"], "created_before": spring["created_at"]},
+        ).json()
     assert [r["id"] for r in by_project["items"]] == [spring["id"]]
     assert [r["id"] for r in after_first["items"]] == [autumn["id"]]
     assert [r["id"] for r in before_second["items"]] == [spring["id"]]
     assert none_yet["total"] == 0
-    assert backwards.status_code == 422
+    assert backwards["total"] == 0  # an empty window, not an error
 
 
 @pytest.mark.parametrize(

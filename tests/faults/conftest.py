@@ -127,6 +127,7 @@ class Rig:
             self.container.notifier,
             LaterClock(timedelta(days=1)),
             grace=timedelta(0),
+            refund_on_system_failure=self.settings.enable_credit_refund_on_system_failure,
         )
         await recovery.sweep()
         await recovery.sweep()  # a second pass finds nothing new and changes nothing
@@ -196,9 +197,18 @@ def sink_url() -> Iterator[str]:
         yield sink.base_url
 
 
+@pytest.fixture
+def rig_settings() -> dict[str, Any]:
+    """Settings a test module changes for its rig (override this fixture)."""
+    return {}
+
+
 @pytest_asyncio.fixture
 async def rig(
-    tracking_database_url: str, emulator: OdooEmulator, sink_url: str
+    tracking_database_url: str,
+    emulator: OdooEmulator,
+    sink_url: str,
+    rig_settings: dict[str, Any],
 ) -> AsyncIterator[Rig]:
     tag = uuid.uuid4().hex[:10]
     settings = Settings(
@@ -217,6 +227,7 @@ async def rig(
         odoo_max_attempts=2,
         notification_service_url=sink_url,
         recovery_interval_seconds=0,
+        **rig_settings,
     )
     switch = CrashSwitch()
     real_publisher = PikaJobPublisher(

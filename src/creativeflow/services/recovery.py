@@ -11,7 +11,9 @@ The rules (also in docs/decisions.md):
 2. A refund that did not complete is retried until Odoo has applied it (Odoo refunds once).
 3. A request past its stage deadline is FAILED with a timeout reason, its open job superseded,
    the stage's debit refunded and the user notified. A PENDING request past its deadline was
-   never charged: it is FAILED.
+   never charged: it is FAILED. A job that was dispatched and never answered is a platform
+   failure, refunded only while ``ENABLE_CREDIT_REFUND_ON_SYSTEM_FAILURE`` is on; a debit whose
+   job was never dispatched is always refunded (docs/decisions.md, "Refunds and the toggle").
 """
 
 from __future__ import annotations
@@ -77,6 +79,15 @@ class _RefundDue:
     correlation_id: str
 
 
+_TIMED_OUT = (
+    "No result arrived in time. Nothing is owed for this step: any credits it used are refunded."
+)
+_TIMED_OUT_NOT_REFUNDED = (
+    "No result arrived in time. The credits for this step are not refunded automatically: "
+    "contact support to have them reviewed."
+)
+
+
 class Recovery:
     def __init__(
         self,
@@ -88,6 +99,7 @@ class Recovery:
         *,
         grace: timedelta = timedelta(seconds=60),
         batch: int = 100,
+        refund_on_system_failure: bool = True,
     ) -> None:
         self._db = db
         self._credits = credits
@@ -96,6 +108,7 @@ class Recovery:
         self._clock = clock
         self._grace = grace
         self._batch = batch
+        self._refund_on_system_failure = refund_on_system_failure
 
     @classmethod
     def from_container(cls, container: Container, grace: timedelta | None = None) -> Recovery:
@@ -108,6 +121,7 @@ class Recovery:
             grace=grace
             if grace is not None
             else timedelta(seconds=container.settings.recovery_grace_seconds),
+            refund_on_system_failure=container.settings.enable_credit_refund_on_system_failure,
         )
 
     async def sweep(self) -> SweepReport:
@@ -234,35 +248,38 @@ class Recovery:
         )
         for request in overdue:
             open_job = repo.current_job(request.id)
-            request.fail(
-                Failure(
-                    FailureCategory.PLATFORM,
-                    "timeout",
-                    f"no result before the deadline ({request.status})",
-                ),
-                now,
-            )
-            repo.save_request(request)
-            report.requests_timed_out += 1
+            refunded = True  # nothing was charged, or it is refunded here
             if open_job is not None:
-                repo.set_job_status(open_job.id, JobStatus.SUPERSEDED, now)
+                dispatched = open_job.status is JobStatus.PUBLISHED
                 debit = repo.get_operation(
                     request.id, open_job.action, CreditOperationKind.DEBIT, for_update=True
                 )
-                if debit is not None and debit.status is CreditOperationStatus.APPLIED:
+                paid = debit is not None and debit.status is CreditOperationStatus.APPLIED
+                # a job that never left is owed back in any case; one n8n never answered is a
+                # platform failure, refunded as the operators' toggle says, and kept on record
+                # as dispatched work that failed when its debit stands
+                refunded = not (paid and dispatched and not self._refund_on_system_failure)
+                ended = JobStatus.SUPERSEDED if refunded else JobStatus.FAILED
+                repo.set_job_status(open_job.id, ended, now)
+                if paid and refunded:
+                    assert debit is not None
                     journal_refund(repo, debit, self._clock)
                     refunds.append(
                         _RefundDue(request.id, open_job.action, "timeout", request.correlation_id)
                     )
+            sentence = _TIMED_OUT if refunded else _TIMED_OUT_NOT_REFUNDED
+            request.fail(Failure(FailureCategory.PLATFORM, "timeout", sentence), now)
+            repo.save_request(request)
+            report.requests_timed_out += 1
             notices.append(
                 Notification(
                     user_id=request.user_id,
                     type=NotificationType.FAILED,
                     request_id=request.id,
                     title="Your generation timed out",
-                    message="No result arrived in time; any credits it used are refunded.",
+                    message=sentence,
                     correlation_id=request.correlation_id,
-                    data={"code": "timeout"},
+                    data={"code": "timeout", "refunded": refunded},
                 )
             )
         return len(overdue), refunds, notices

@@ -250,16 +250,6 @@ async def list_generations(
         created_from=_utc(created_from),
         created_before=_utc(created_before),
     )
-    if which.created_from and which.created_before and which.created_from >= which.created_before:
-        raise RequestValidationError(
-            [
-                {
-                    "loc": ("query", "created_before"),
-                    "msg": "created_before must be later than created_from",
-                    "type": "value_error",
-                }
-            ]
-        )
     items, total = await container.generations.list(user_id, which, limit=limit, offset=offset)
     return GenerationPage(
         items=[GenerationView.of(r) for r in items], total=total, limit=limit, offset=offset
