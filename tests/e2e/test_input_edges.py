@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from creativeflow.webhook_signature import signed_headers
-from tests.e2e.conftest import CALLBACK_SECRET, Stack, wait_for, wait_for_status
+from tests.e2e.conftest import ADMIN_TOKEN, CALLBACK_SECRET, Stack, wait_for, wait_for_status
 from tests.e2e.test_generation_flow import A_REQUEST, submit
 
 NUL = "\x00"
@@ -333,3 +333,24 @@ def test_openapi_documents_every_error_of_a_submit_as_problem_json(stack: Stack)
         assert {"type", "title", "status", "detail"} <= set(content["schema"]["properties"])
         assert content["example"]["status"] == int(status)
     assert set(responses["202"]["headers"]) == {"Location", "Retry-After"}
+
+
+def test_an_integral_number_written_with_a_fraction_is_an_integer(stack: Stack) -> None:
+    user = stack.new_user()
+    created = submit(stack, user, prompt="[hold] floats", width=1024.0, samples=2.0)
+    assert (created["width"], created["samples_count"]) == (1024, 2)
+
+
+@pytest.mark.parametrize("moment", ["1700000000", "1.7e9", " 42 "])
+def test_a_bare_number_is_not_taken_as_a_time(stack: Stack, moment: str) -> None:
+    user = stack.new_user()
+    with stack.client(user) as client:
+        listed = client.get("/api/v1/generations", params={"created_from": moment})
+        admin = client.get(
+            "/api/v1/admin/reconciliation",
+            params={"since": moment},
+            headers={"X-Admin-Token": ADMIN_TOKEN},
+        )
+    for response in (listed, admin):
+        assert response.status_code == 422, response.text
+        assert "ISO 8601" in response.json()["errors"][0]["msg"]

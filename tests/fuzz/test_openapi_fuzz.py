@@ -19,7 +19,6 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
@@ -74,33 +73,6 @@ class KnownFinding:
         )
 
 
-def _unparsable_body_400(case: schemathesis.Case[Any], response: schemathesis.Response) -> bool:
-    return response.status_code == 400 and (
-        _problem_detail(response) == "There was an error parsing the body"
-    )
-
-
-def _numeric_datetime_accepted(
-    case: schemathesis.Case[Any], response: schemathesis.Response
-) -> bool:
-    def numeric(value: Any) -> bool:
-        try:
-            float(str(value))
-        except ValueError:
-            return False
-        return True
-
-    window = {k: v for k, v in (case.query or {}).items() if k in ("since", "until")}
-    return response.status_code == 200 and any(numeric(v) for v in window.values())
-
-
-BODY_ROUTES = frozenset(
-    {
-        "POST /api/v1/generations",
-        "POST /api/v1/generations/{request_id}/selection",
-    }
-)
-
 KNOWN_FINDINGS = [
     KnownFinding(
         what=(
@@ -111,46 +83,7 @@ KNOWN_FINDINGS = [
         operations=frozenset({"GET /api/v1/generations", "POST /api/v1/generations"}),
         check=openapi_checks.allow_header_conformance,
     ),
-    KnownFinding(
-        what="since/until accept a bare number (unix time) although documented as date-time",
-        fix=(
-            "api/routes/admin.py: `Annotated[datetime, Query(strict=True)]` or parse ISO 8601 "
-            "only (or document the number form)"
-        ),
-        operations=frozenset({"GET /api/v1/admin/reconciliation"}),
-        answer=_numeric_datetime_accepted,
-    ),
 ]
-
-KNOWN_FINDINGS += [
-    KnownFinding(
-        what=(
-            "width/height such as 1024.0 are refused (strict int) although JSON Schema's "
-            "`integer` includes them"
-        ),
-        fix=(
-            "api/schemas.py: accept integral numbers for Dimension and samples, or document "
-            "in the schema that only integer literals are accepted"
-        ),
-        operations=frozenset({"POST /api/v1/generations"}),
-        answer=lambda case, response: _validation_422(response, "int_type"),
-    ),
-]
-
-
-def _window_out_of_range(case: schemathesis.Case[Any]) -> bool:
-    for key in ("since", "until"):
-        raw = (case.query or {}).get(key)
-        if raw is None:
-            continue
-        try:
-            moment = datetime.fromisoformat(str(raw))
-        except ValueError:
-            continue
-        offset = moment.utcoffset()
-        if moment.year < 1000 or (offset is not None and abs(offset) >= timedelta(hours=16)):
-            return True
-    return False
 
 
 BY_DESIGN = [
@@ -191,15 +124,6 @@ def _problem_type(response: schemathesis.Response) -> Any:
 
 def _problem_detail(response: schemathesis.Response) -> Any:
     return _problem(response).get("detail")
-
-
-def _validation_422(response: schemathesis.Response, error_type: str) -> bool:
-    errors = _problem(response).get("errors") or []
-    return (
-        response.status_code == 422
-        and bool(errors)
-        and all(isinstance(e, dict) and e.get("type") == error_type for e in errors)
-    )
 
 
 def test_the_fuzzed_schema_is_the_one_the_service_serves(stack: Stack) -> None:

@@ -27,7 +27,27 @@ from creativeflow.domain.model import GenerationRequest, Sample
 from creativeflow.domain.states import Status
 
 OutputFormat = Literal["png", "jpeg", "webp", "tiff"]
-Dimension = Annotated[int, Field(ge=64, le=8192, strict=True)]
+
+
+def _integral(value: Any) -> Any:
+    """JSON Schema's ``integer`` includes ``1024.0``; a string or a fraction stays refused."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+Dimension = Annotated[int, Field(ge=64, le=8192, strict=True), BeforeValidator(_integral)]
+_NUMBER = re.compile(r"\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*")
+
+
+def _iso_text_only(value: Any) -> Any:
+    # pydantic reads a bare number as unix time; the documented format is ISO 8601 only
+    if isinstance(value, str) and _NUMBER.fullmatch(value):
+        raise ValueError("must be an ISO 8601 date or date-time, such as 2026-12-01T09:00:00Z")
+    return value
+
+
+IsoMoment = Annotated[datetime, BeforeValidator(_iso_text_only)]
 
 # C0 and C1 control characters (NUL among them) mean nothing in text and PostgreSQL cannot store
 # NUL: they are refused before anything is stored. Free text may keep tab and line breaks. Lone
@@ -142,7 +162,9 @@ class GenerationCreate(BaseModel):
     format: OutputFormat
     width: Dimension
     height: Dimension
-    samples: Annotated[int, Field(ge=1, le=MAX_SAMPLES, strict=True)] = 4
+    samples: Annotated[
+        int, Field(ge=1, le=MAX_SAMPLES, strict=True), BeforeValidator(_integral)
+    ] = 4
     style_guidance: GuidanceText | None = None
     brand_elements: BrandElements | None = None
     project_id: ShortText | None = None

@@ -11,6 +11,7 @@ from starlette.exceptions import HTTPException
 
 from creativeflow.api.dependencies import ContainerDep
 from creativeflow.api.identity import AdminOnly
+from creativeflow.api.schemas import IsoMoment
 from creativeflow.services.reconciliation import ReconciliationReport
 
 router = APIRouter(prefix="/api/v1/admin", tags=["admin"])
@@ -39,10 +40,10 @@ async def reconciliation(
     _: AdminOnly,
     container: ContainerDep,
     since: Annotated[
-        datetime | None, Query(description="start (ISO 8601; default: until - 24h)")
+        IsoMoment | None, Query(description="start (ISO 8601; default: until - 24h)")
     ] = None,
     until: Annotated[
-        datetime | None, Query(description="end (ISO 8601; default: now - 5 min)")
+        IsoMoment | None, Query(description="end (ISO 8601; default: now - 5 min)")
     ] = None,
 ) -> dict[str, Any]:
     default_since, default_until = default_window(datetime.now(UTC))

@@ -29,6 +29,7 @@ from creativeflow.api.schemas import (
     GenerationCreate,
     GenerationPage,
     GenerationView,
+    IsoMoment,
     Regeneration,
     SampleSelection,
 )
@@ -232,13 +233,13 @@ async def list_generations(
         ),
     ] = None,
     created_from: Annotated[
-        datetime | None,
+        IsoMoment | None,
         Query(
             description="only requests created at or after this time (ISO 8601; UTC if no offset)"
         ),
     ] = None,
     created_before: Annotated[
-        datetime | None,
+        IsoMoment | None,
         Query(description="only requests created before this time (ISO 8601; UTC if no offset)"),
     ] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
