@@ -303,13 +303,21 @@ class Recovery:
                 self._batch,
             )
         )
-        due = []
-        for refund in refunds:
-            request = await self._db.run(lambda repo, r=refund: repo.get_request(r.request_id))
-            correlation_id = request.correlation_id if request else refund.request_id
-            due.append(
-                _RefundDue(refund.request_id, refund.action, "recovery_retry", correlation_id)
+
+        def _correlation_ids(repo: TrackingRepository) -> dict[str, str]:
+            found = (repo.get_request(r.request_id) for r in refunds)
+            return {r.id: r.correlation_id for r in found if r is not None}
+
+        correlation_ids = await self._db.run(_correlation_ids) if refunds else {}
+        due = [
+            _RefundDue(
+                refund.request_id,
+                refund.action,
+                "recovery_retry",
+                correlation_ids.get(refund.request_id, refund.request_id),
             )
+            for refund in refunds
+        ]
         await self._refund_all(due, report)
         return len(refunds)
 

@@ -17,6 +17,7 @@ from typing import Any, cast
 
 from sqlalchemy import (
     Connection,
+    CursorResult,
     Executable,
     Result,
     Table,
@@ -97,6 +98,11 @@ def request_from_row(row: GenerationRequestRow) -> GenerationRequest:
         updated_at=row.updated_at,
         history=list(row.history),
     )
+
+
+def _rows_changed(result: Result[Any]) -> int:
+    """What an UPDATE or DELETE touched (a DML statement's result is a cursor result)."""
+    return int(cast(CursorResult[Any], result).rowcount or 0)
 
 
 _REQUESTS = cast(Table, GenerationRequestRow.__table__)
@@ -235,7 +241,7 @@ class TrackingRepository:
 
     def save_request(self, request: GenerationRequest) -> None:
         result = self._run(_UPDATE_REQUEST, {"b_id": request.id, **_request_values(request)})
-        if not result.rowcount:  # type: ignore[attr-defined]
+        if not _rows_changed(result):
             raise LookupError(f"generation request {request.id} is not tracked")
 
     def list_requests(
@@ -366,7 +372,7 @@ class TrackingRepository:
                 "updated_at": now,
             },
         )
-        if not result.rowcount:  # type: ignore[attr-defined]
+        if not _rows_changed(result):
             raise LookupError(
                 f"credit operation {operation.kind} {operation.action} of request "
                 f"{operation.request_id} is not tracked"
@@ -436,7 +442,7 @@ class TrackingRepository:
 
     def set_job_status(self, job_id: str, status: JobStatus, now: datetime) -> None:
         result = self._run(_UPDATE_JOB, {"b_id": job_id, "status": status.value, "updated_at": now})
-        if not result.rowcount:  # type: ignore[attr-defined]
+        if not _rows_changed(result):
             raise LookupError(f"job {job_id} is not tracked")
 
     def jobs_for_request(self, request_id: str) -> list[Job]:
@@ -555,10 +561,10 @@ class TrackingRepository:
                 IdempotencyKeyRow.status == "in_flight",
             )
         )
-        return int(result.rowcount or 0)
+        return _rows_changed(result)
 
     def purge_expired_idempotency_keys(self, now: datetime) -> int:
         result = self.session.execute(
             delete(IdempotencyKeyRow).where(IdempotencyKeyRow.expires_at < now)
         )
-        return int(result.rowcount or 0)
+        return _rows_changed(result)

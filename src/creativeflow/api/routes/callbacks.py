@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -26,7 +27,7 @@ log = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/api/v1/callbacks/n8n", tags=["n8n callbacks"])
 
-_RESPONSES = {
+_RESPONSES: dict[int | str, dict[str, Any]] = {
     401: {"description": "unsigned, wrongly signed or stale callback; nothing changed"},
     404: {"description": "no such job for this request; nothing changed"},
     409: {"description": "replayed webhook-id or an event that does not fit the job"},
@@ -70,7 +71,7 @@ async def _verified_payload(
     return webhook_id, payload
 
 
-def _summary(errors: list[object]) -> str:
+def _summary(errors: Sequence[object]) -> str:
     parts = []
     for error in errors[:5]:
         if isinstance(error, dict):
