@@ -29,6 +29,7 @@ from creativeflow.services.flow import FlowConfig
 from creativeflow.services.generations import GenerationService
 from creativeflow.services.ports import Clock, CreditLedger, JobPublisher, Notifier
 from creativeflow.services.reconciliation import Reconciler
+from creativeflow.services.recovery import Recovery
 from creativeflow.services.refunds import Refunder
 from creativeflow.settings import Settings
 
@@ -97,6 +98,7 @@ class Container:
     callbacks: CallbackService = field(init=False)
     refunder: Refunder = field(init=False)
     reconciler: Reconciler = field(init=False)
+    recovery: Recovery = field(init=False)
 
     def __post_init__(self) -> None:
         self.refunder = Refunder(self.db, self.credits, self.clock)
@@ -116,6 +118,15 @@ class Container:
             self.clock,
             refund_on_system_failure=self.settings.enable_credit_refund_on_system_failure,
             detailed_error_logging=self.settings.enable_detailed_n8n_error_logging,
+        )
+        self.recovery = Recovery(
+            self.db,
+            self.credits,
+            self.refunder,
+            self.notifier,
+            self.clock,
+            grace=timedelta(seconds=self.settings.recovery_grace_seconds),
+            refund_on_system_failure=self.settings.enable_credit_refund_on_system_failure,
         )
 
     async def process_pending_quietly(self, request_id: str) -> None:

@@ -47,12 +47,11 @@ def _dev(settings: Settings, args: argparse.Namespace) -> int:
 
 def _sweep(settings: Settings, args: argparse.Namespace) -> int:
     from creativeflow.bootstrap import build_container
-    from creativeflow.services.recovery import Recovery
 
     async def run() -> int:
         container = build_container(settings)
         try:
-            report = await Recovery.from_container(container).sweep()
+            report = await container.recovery.sweep()
         finally:
             await container.close()
         print(report.summary())

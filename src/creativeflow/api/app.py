@@ -23,7 +23,6 @@ from creativeflow.api.schemas import CallbackPayload
 from creativeflow.bootstrap import Container, build_container
 from creativeflow.observability.http import HttpMetricsMiddleware
 from creativeflow.observability.metrics import Metrics
-from creativeflow.services.recovery import Recovery
 from creativeflow.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -94,7 +93,7 @@ def create_app(
 
 async def _recover_periodically(container: Container, interval: float) -> None:
     """The in-process recovery sweep; replicas share the work through SKIP LOCKED."""
-    recovery = Recovery.from_container(container)
+    recovery = container.recovery
     while True:
         await asyncio.sleep(interval)
         try:

@@ -13,8 +13,6 @@ import logging
 from dataclasses import dataclass, field
 
 from creativeflow import correlation
-from creativeflow.adapters.tracking.database import TrackingDatabase
-from creativeflow.adapters.tracking.repository import TrackingRepository
 from creativeflow.domain.errors import Conflict, DomainError, NotFound
 from creativeflow.domain.jobs import CallbackEvent, FailureCategory, Stage
 from creativeflow.domain.model import (
@@ -29,7 +27,7 @@ from creativeflow.domain.model import (
 from creativeflow.domain.notifications import Notification, NotificationType
 from creativeflow.domain.states import Status
 
-from .ports import Clock, Notifier
+from .ports import Clock, Notifier, Tracking, TrackingStore
 from .refunds import Refunder, journal_refund
 
 log = logging.getLogger(__name__)
@@ -73,7 +71,7 @@ class _Applied:
 class CallbackService:
     def __init__(
         self,
-        db: TrackingDatabase,
+        db: TrackingStore,
         refunder: Refunder,
         notifier: Notifier,
         clock: Clock,
@@ -115,7 +113,7 @@ class CallbackService:
             self._notifier.send(notification)
         return applied.outcome
 
-    def _apply(self, repo: TrackingRepository, report: CallbackReport) -> _Applied:
+    def _apply(self, repo: Tracking, report: CallbackReport) -> _Applied:
         now = self._clock.now()
         first_time = repo.record_callback(
             report.webhook_id,
@@ -139,7 +137,7 @@ class CallbackService:
 
     def _apply_to(
         self,
-        repo: TrackingRepository,
+        repo: Tracking,
         report: CallbackReport,
         job: Job,
         request: GenerationRequest,
@@ -181,7 +179,7 @@ class CallbackService:
 
     def _apply_failure(
         self,
-        repo: TrackingRepository,
+        repo: Tracking,
         report: CallbackReport,
         job: Job,
         request: GenerationRequest,

@@ -13,8 +13,6 @@ from datetime import datetime
 from typing import Any
 
 from creativeflow import correlation
-from creativeflow.adapters.tracking.database import TrackingDatabase
-from creativeflow.adapters.tracking.repository import TrackingRepository
 from creativeflow.domain.charges import stage_charges
 from creativeflow.domain.credits import CreditReceipt, GenerationSpec
 from creativeflow.domain.errors import (
@@ -46,7 +44,7 @@ from .flow import (
     settle_debit,
 )
 from .idempotency import IdempotencyKey
-from .ports import Clock, CreditLedger, JobPublisher
+from .ports import Clock, CreditLedger, JobPublisher, Tracking, TrackingStore
 from .refunds import Refunder, journal_refund
 
 log = logging.getLogger(__name__)
@@ -91,7 +89,7 @@ class PaidStep:
 class GenerationService:
     def __init__(
         self,
-        db: TrackingDatabase,
+        db: TrackingStore,
         credits: CreditLedger,
         publisher: JobPublisher,
         clock: Clock,
@@ -108,7 +106,7 @@ class GenerationService:
     # --- reading ------------------------------------------------------------------------------
 
     async def get(self, user_id: str, request_id: str) -> GenerationRequest:
-        def _get(repo: TrackingRepository) -> GenerationRequest | None:
+        def _get(repo: Tracking) -> GenerationRequest | None:
             request = repo.get_request(request_id)
             if request is None or request.user_id != user_id:
                 return None
@@ -123,7 +121,7 @@ class GenerationService:
     async def list(
         self, user_id: str, which: RequestFilter, *, limit: int, offset: int
     ) -> tuple[list[GenerationRequest], int]:
-        def _list(repo: TrackingRepository) -> tuple[list[GenerationRequest], int]:
+        def _list(repo: Tracking) -> tuple[list[GenerationRequest], int]:
             requests, total = repo.list_requests(
                 user_id,
                 status=which.status,
@@ -190,7 +188,7 @@ class GenerationService:
         request = self.new_request(user_id, command, correlation_id)
         request.deadline_at = self._clock.now() + self._config.dispatch_deadline
 
-        def _accept(repo: TrackingRepository) -> None:
+        def _accept(repo: Tracking) -> None:
             if idempotency is not None:
                 idempotency.claim(repo, self._clock.now(), request.id)
             repo.add_request(request)
@@ -211,7 +209,7 @@ class GenerationService:
 
     def _open_submit(
         self,
-        repo: TrackingRepository,
+        repo: Tracking,
         request: GenerationRequest,
         idempotency: IdempotencyKey | None,
     ) -> PaidStep:
@@ -235,7 +233,7 @@ class GenerationService:
             brand_new=True,
         )
 
-    def _open_pending(self, repo: TrackingRepository, request_id: str) -> PaidStep | None:
+    def _open_pending(self, repo: Tracking, request_id: str) -> PaidStep | None:
         request = repo.get_request(request_id, for_update=True)
         if request is None or request.status is not Status.PENDING:
             return None
@@ -249,7 +247,7 @@ class GenerationService:
 
     def _journal_step(
         self,
-        repo: TrackingRepository,
+        repo: Tracking,
         request: GenerationRequest,
         action: str,
         stage: Stage,
@@ -315,7 +313,7 @@ class GenerationService:
 
     def _open_selection(
         self,
-        repo: TrackingRepository,
+        repo: Tracking,
         user_id: str,
         request_id: str,
         sample_id: str,
@@ -349,7 +347,7 @@ class GenerationService:
 
     def _open_regeneration(
         self,
-        repo: TrackingRepository,
+        repo: Tracking,
         user_id: str,
         request_id: str,
         idempotency: IdempotencyKey | None,
@@ -372,7 +370,7 @@ class GenerationService:
         )
 
     async def cancel(self, user_id: str, request_id: str) -> GenerationRequest:
-        def _cancel(repo: TrackingRepository) -> GenerationRequest:
+        def _cancel(repo: Tracking) -> GenerationRequest:
             request = self._owned_for_update(repo, user_id, request_id)
             request.require_status(Status.PENDING, Status.AWAITING_SELECTION, action="cancel")
             self._refuse_if_paying(repo, request)
@@ -383,15 +381,13 @@ class GenerationService:
 
         return await self._db.run(_cancel)
 
-    def _owned_for_update(
-        self, repo: TrackingRepository, user_id: str, request_id: str
-    ) -> GenerationRequest:
+    def _owned_for_update(self, repo: Tracking, user_id: str, request_id: str) -> GenerationRequest:
         request = repo.get_request(request_id, for_update=True)
         if request is None or request.user_id != user_id:
             raise NotFound("generation request not found", request_id=request_id)
         return request
 
-    def _refuse_if_paying(self, repo: TrackingRepository, request: GenerationRequest) -> None:
+    def _refuse_if_paying(self, repo: Tracking, request: GenerationRequest) -> None:
         for operation in repo.operations_for_request(request.id):
             if operation.kind is CreditOperationKind.DEBIT and operation.status in (
                 CreditOperationStatus.PENDING,
@@ -402,9 +398,7 @@ class GenerationService:
                     action=operation.action,
                 )
 
-    def _next_free_action(
-        self, repo: TrackingRepository, request: GenerationRequest, base: str
-    ) -> str:
+    def _next_free_action(self, repo: Tracking, request: GenerationRequest, base: str) -> str:
         self._refuse_if_paying(repo, request)
         taken = {
             op.action: op.status
@@ -471,7 +465,7 @@ class GenerationService:
 
     def _close_unpaid(
         self,
-        repo: TrackingRepository,
+        repo: Tracking,
         step: PaidStep,
         outcome: DebitOutcome,
         fail_request: bool,
@@ -509,7 +503,7 @@ class GenerationService:
             repo.save_request(request)
 
     def _close_dispatched(
-        self, repo: TrackingRepository, step: PaidStep, outcome: DebitOutcome
+        self, repo: Tracking, step: PaidStep, outcome: DebitOutcome
     ) -> GenerationRequest:
         now = self._clock.now()
         assert outcome.receipt is not None
@@ -547,7 +541,7 @@ class GenerationService:
         """The job could not be dispatched after the debit: refund before answering."""
         assert outcome.receipt is not None
 
-        def _journal(repo: TrackingRepository) -> None:
+        def _journal(repo: Tracking) -> None:
             now = self._clock.now()
             debit = repo.get_operation(
                 step.request.id, step.action, CreditOperationKind.DEBIT, for_update=True
@@ -578,7 +572,7 @@ class GenerationService:
         )
 
 
-def _with_charges(repo: TrackingRepository, request: GenerationRequest) -> GenerationRequest:
+def _with_charges(repo: Tracking, request: GenerationRequest) -> GenerationRequest:
     request.charges = stage_charges(repo.operations_for_request(request.id))
     return request
 

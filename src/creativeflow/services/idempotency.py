@@ -18,9 +18,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from creativeflow.adapters.tracking.repository import TrackingRepository
 from creativeflow.domain.errors import Conflict, DomainError
 from creativeflow.domain.model import GenerationRequest
+
+from .ports import Tracking
 
 
 class IdempotencyMismatch(DomainError):
@@ -67,7 +68,7 @@ class IdempotencyKey:
     render: Callable[[GenerationRequest], dict[str, Any]]
     render_error: Callable[[DomainError], dict[str, Any]]
 
-    def claim(self, repo: TrackingRepository, now: datetime, request_id: str | None) -> None:
+    def claim(self, repo: Tracking, now: datetime, request_id: str | None) -> None:
         """Claim the key, or raise: the stored answer, a mismatch, or a call still running."""
         earlier = repo.claim_idempotency_key(
             user_id=self.user_id,
@@ -91,7 +92,7 @@ class IdempotencyKey:
             key=self.key,
         )
 
-    def answer(self, repo: TrackingRepository, request: GenerationRequest, status: int) -> None:
+    def answer(self, repo: Tracking, request: GenerationRequest, status: int) -> None:
         repo.complete_idempotency_key(
             user_id=self.user_id,
             scope=self.scope,
@@ -100,7 +101,7 @@ class IdempotencyKey:
             body=self.render(request),
         )
 
-    def answer_error(self, repo: TrackingRepository, error: DomainError) -> None:
+    def answer_error(self, repo: Tracking, error: DomainError) -> None:
         if error.status_code >= 500:
             repo.release_idempotency_key(user_id=self.user_id, scope=self.scope, key=self.key)
             return

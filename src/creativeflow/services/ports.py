@@ -1,10 +1,15 @@
-"""The ports the use cases talk through. Adapters implement them; tests may use their fakes."""
+"""The ports the use cases talk through. Adapters implement them; tests may use their fakes.
+
+No module under ``services/`` imports an adapter (``tests/unit/test_architecture.py`` checks it):
+the composition root hands the use cases an adapter for each port.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol, TypeVar
 
 from creativeflow.domain.credits import (
     CreditReceipt,
@@ -14,7 +19,144 @@ from creativeflow.domain.credits import (
     LedgerPage,
 )
 from creativeflow.domain.jobs import JobMessage
+from creativeflow.domain.model import (
+    CreditOperation,
+    CreditOperationKind,
+    CreditOperationStatus,
+    GenerationRequest,
+    Job,
+    JobStatus,
+)
 from creativeflow.domain.notifications import Notification
+from creativeflow.domain.states import Status
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class EarlierClaim:
+    """An idempotency key already claimed: by which body, and the answer once there is one."""
+
+    fingerprint: str
+    status: str  # "in_flight" or "done"
+    response_status: int | None = None
+    response_body: dict[str, Any] | None = None
+
+
+class Tracking(Protocol):
+    """The tracking tables inside one transaction. ``for_update`` and the ``lock_*`` reads take
+    row locks until the transaction ends (``SKIP LOCKED`` for the sweeps' batches)."""
+
+    # requests
+    def add_request(self, request: GenerationRequest) -> None: ...
+
+    def get_request(
+        self, request_id: str, *, for_update: bool = False
+    ) -> GenerationRequest | None: ...
+
+    def save_request(self, request: GenerationRequest) -> None: ...
+
+    def list_requests(
+        self,
+        user_id: str,
+        *,
+        status: Status | None,
+        limit: int,
+        offset: int,
+        project_id: str | None = None,
+        created_from: datetime | None = None,
+        created_before: datetime | None = None,
+    ) -> tuple[list[GenerationRequest], int]: ...
+
+    def lock_user(self, user_id: str) -> None: ...
+
+    def count_in_flight(self, user_id: str) -> int: ...
+
+    def lock_overdue_requests(
+        self, now: datetime, limit: int, statuses: Sequence[Status] | None = None
+    ) -> list[GenerationRequest]: ...
+
+    def requests_created_between(self, since: datetime, until: datetime) -> list[str]: ...
+
+    # the journal of credit operations
+    def add_operation(self, operation: CreditOperation, now: datetime) -> None: ...
+
+    def get_operation(
+        self, request_id: str, action: str, kind: CreditOperationKind, *, for_update: bool = False
+    ) -> CreditOperation | None: ...
+
+    def save_operation(self, operation: CreditOperation, now: datetime) -> None: ...
+
+    def operations_for_request(self, request_id: str) -> list[CreditOperation]: ...
+
+    def operations_for_requests(self, request_ids: Sequence[str]) -> list[CreditOperation]: ...
+
+    def lock_unsettled_operations(
+        self,
+        kind: CreditOperationKind,
+        statuses: Sequence[CreditOperationStatus],
+        updated_before: datetime,
+        limit: int,
+    ) -> list[CreditOperation]: ...
+
+    # jobs
+    def add_job(self, job: Job) -> None: ...
+
+    def get_job(self, job_id: str, *, for_update: bool = False) -> Job | None: ...
+
+    def set_job_status(self, job_id: str, status: JobStatus, now: datetime) -> None: ...
+
+    def jobs_for_request(self, request_id: str) -> list[Job]: ...
+
+    def current_job(self, request_id: str) -> Job | None: ...
+
+    # received callbacks
+    def record_callback(
+        self,
+        webhook_id: str,
+        *,
+        job_id: str | None,
+        request_id: str | None,
+        event: str,
+        outcome: str,
+        now: datetime,
+    ) -> bool: ...
+
+    def set_callback_outcome(self, webhook_id: str, outcome: str) -> None: ...
+
+    # idempotency keys
+    def claim_idempotency_key(
+        self,
+        *,
+        user_id: str,
+        scope: str,
+        key: str,
+        fingerprint: str,
+        now: datetime,
+        expires_at: datetime,
+        request_id: str | None = None,
+    ) -> EarlierClaim | None: ...
+
+    def complete_idempotency_key(
+        self, *, user_id: str, scope: str, key: str, status: int, body: dict[str, Any]
+    ) -> None: ...
+
+    def release_idempotency_key(self, *, user_id: str, scope: str, key: str) -> None: ...
+
+    def release_idempotency_keys_of(self, request_id: str) -> int: ...
+
+    def purge_expired_idempotency_keys(self, now: datetime) -> int: ...
+
+
+class TrackingStore(Protocol):
+    """The unit of work: runs ``work`` in one transaction, committed if it returns, rolled back
+    if it raises."""
+
+    async def run(self, work: Callable[[Tracking], T]) -> T: ...
+
+    def run_sync(self, work: Callable[[Tracking], T]) -> T: ...
+
+    async def ping(self) -> bool: ...
 
 
 class CreditLedger(Protocol):

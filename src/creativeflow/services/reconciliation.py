@@ -14,7 +14,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from creativeflow.adapters.tracking.database import TrackingDatabase
 from creativeflow.domain.credits import LedgerEntry
 from creativeflow.domain.model import (
     CreditOperation,
@@ -24,7 +23,7 @@ from creativeflow.domain.model import (
     JobStatus,
 )
 
-from .ports import CreditLedger
+from .ports import CreditLedger, TrackingStore
 
 DISPATCHED = frozenset({JobStatus.PUBLISHED, JobStatus.SUCCEEDED, JobStatus.FAILED})
 PAGE = 1000
@@ -88,7 +87,7 @@ class _Pair:
 
 
 class Reconciler:
-    def __init__(self, db: TrackingDatabase, credits: CreditLedger) -> None:
+    def __init__(self, db: TrackingStore, credits: CreditLedger) -> None:
         self._db = db
         self._credits = credits
 

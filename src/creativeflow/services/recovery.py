@@ -21,10 +21,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import TYPE_CHECKING
 
-from creativeflow.adapters.tracking.database import TrackingDatabase
-from creativeflow.adapters.tracking.repository import TrackingRepository
 from creativeflow.domain.credits import LedgerEntry
 from creativeflow.domain.errors import CreditServiceUnavailable
 from creativeflow.domain.jobs import FailureCategory
@@ -39,11 +36,8 @@ from creativeflow.domain.model import (
 from creativeflow.domain.notifications import Notification, NotificationType
 from creativeflow.domain.states import Status
 
-from .ports import Clock, CreditLedger, Notifier
+from .ports import Clock, CreditLedger, Notifier, Tracking, TrackingStore
 from .refunds import Refunder, journal_refund
-
-if TYPE_CHECKING:
-    from creativeflow.bootstrap import Container
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +85,7 @@ _TIMED_OUT_NOT_REFUNDED = (
 class Recovery:
     def __init__(
         self,
-        db: TrackingDatabase,
+        db: TrackingStore,
         credits: CreditLedger,
         refunder: Refunder,
         notifier: Notifier,
@@ -109,20 +103,6 @@ class Recovery:
         self._grace = grace
         self._batch = batch
         self._refund_on_system_failure = refund_on_system_failure
-
-    @classmethod
-    def from_container(cls, container: Container, grace: timedelta | None = None) -> Recovery:
-        return cls(
-            container.db,
-            container.credits,
-            container.refunder,
-            container.notifier,
-            container.clock,
-            grace=grace
-            if grace is not None
-            else timedelta(seconds=container.settings.recovery_grace_seconds),
-            refund_on_system_failure=container.settings.enable_credit_refund_on_system_failure,
-        )
 
     async def sweep(self) -> SweepReport:
         report = SweepReport()
@@ -163,7 +143,7 @@ class Recovery:
 
     def _apply_ledger(
         self,
-        repo: TrackingRepository,
+        repo: Tracking,
         debits: list[CreditOperation],
         entries: tuple[LedgerEntry, ...],
         report: SweepReport,
@@ -220,9 +200,7 @@ class Recovery:
             report.debits_settled += 1
         return refunds
 
-    def _supersede_open_job(
-        self, repo: TrackingRepository, request: GenerationRequest, action: str
-    ) -> None:
+    def _supersede_open_job(self, repo: Tracking, request: GenerationRequest, action: str) -> None:
         for job in repo.jobs_for_request(request.id):
             if job.action == action and job.status is JobStatus.PREPARED:
                 repo.set_job_status(job.id, JobStatus.SUPERSEDED, self._clock.now())
@@ -237,7 +215,7 @@ class Recovery:
         return taken
 
     def _time_out(
-        self, repo: TrackingRepository, report: SweepReport
+        self, repo: Tracking, report: SweepReport
     ) -> tuple[int, list[_RefundDue], list[Notification]]:
         now = self._clock.now()
         refunds: list[_RefundDue] = []
@@ -304,7 +282,7 @@ class Recovery:
             )
         )
 
-        def _correlation_ids(repo: TrackingRepository) -> dict[str, str]:
+        def _correlation_ids(repo: Tracking) -> dict[str, str]:
             found = (repo.get_request(r.request_id) for r in refunds)
             return {r.id: r.correlation_id for r in found if r is not None}
 

@@ -9,8 +9,6 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from creativeflow.adapters.tracking.database import TrackingDatabase
-from creativeflow.adapters.tracking.repository import TrackingRepository
 from creativeflow.domain.credits import CreditReceipt
 from creativeflow.domain.errors import (
     CreditOutcomeUnknown,
@@ -19,7 +17,7 @@ from creativeflow.domain.errors import (
 )
 from creativeflow.domain.model import CreditOperation, CreditOperationKind, CreditOperationStatus
 
-from .ports import Clock, CreditLedger
+from .ports import Clock, CreditLedger, Tracking, TrackingStore
 
 log = logging.getLogger(__name__)
 
@@ -30,9 +28,7 @@ class RefundResult:
     settled: bool  # True when Odoo's answer is known (applied, or nothing to refund)
 
 
-def journal_refund(
-    repo: TrackingRepository, debit: CreditOperation, clock: Clock
-) -> CreditOperation:
+def journal_refund(repo: Tracking, debit: CreditOperation, clock: Clock) -> CreditOperation:
     """Write the refund attempt before the Odoo call (inside the caller's transaction)."""
     existing = repo.get_operation(
         debit.request_id, debit.action, CreditOperationKind.REFUND, for_update=True
@@ -52,7 +48,7 @@ def journal_refund(
 
 
 class Refunder:
-    def __init__(self, db: TrackingDatabase, credits: CreditLedger, clock: Clock) -> None:
+    def __init__(self, db: TrackingStore, credits: CreditLedger, clock: Clock) -> None:
         self._db = db
         self._credits = credits
         self._clock = clock
@@ -100,7 +96,7 @@ class Refunder:
 
     def settle(
         self,
-        repo: TrackingRepository,
+        repo: Tracking,
         request_id: str,
         action: str,
         receipt: CreditReceipt | None,

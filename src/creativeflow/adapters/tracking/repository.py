@@ -43,6 +43,7 @@ from creativeflow.domain.model import (
     Sample,
 )
 from creativeflow.domain.states import Status
+from creativeflow.services.ports import EarlierClaim
 
 from .tables import (
     CreditOperationRow,
@@ -180,11 +181,6 @@ def _request_values(request: GenerationRequest) -> dict[str, Any]:
     }
 
 
-def _copy_request(request: GenerationRequest, row: GenerationRequestRow) -> None:
-    for name, value in _request_values(request).items():
-        setattr(row, name, value)
-
-
 def _operation_from_row(row: CreditOperationRow) -> CreditOperation:
     return CreditOperation(
         id=row.id,
@@ -296,21 +292,6 @@ class TrackingRepository:
                 GenerationRequestRow.deadline_at < now,
             )
             .order_by(GenerationRequestRow.deadline_at)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-        ).all()
-        return [request_from_row(r) for r in rows]
-
-    def lock_requests_in(
-        self, statuses: Sequence[Status], updated_before: datetime, limit: int
-    ) -> list[GenerationRequest]:
-        rows = self.session.scalars(
-            select(GenerationRequestRow)
-            .where(
-                GenerationRequestRow.status.in_([s.value for s in statuses]),
-                GenerationRequestRow.updated_at < updated_before,
-            )
-            .order_by(GenerationRequestRow.updated_at)
             .limit(limit)
             .with_for_update(skip_locked=True)
         ).all()
@@ -505,7 +486,7 @@ class TrackingRepository:
         now: datetime,
         expires_at: datetime,
         request_id: str | None = None,
-    ) -> IdempotencyKeyRow | None:
+    ) -> EarlierClaim | None:
         """Claim a key for this call; return the earlier claim when there is one."""
         inserted = self.session.execute(
             insert(IdempotencyKeyRow)
@@ -524,7 +505,7 @@ class TrackingRepository:
         ).first()
         if inserted is not None:
             return None
-        return self.session.scalars(
+        earlier = self.session.scalars(
             select(IdempotencyKeyRow)
             .where(
                 IdempotencyKeyRow.user_id == user_id,
@@ -533,6 +514,12 @@ class TrackingRepository:
             )
             .with_for_update()
         ).one()
+        return EarlierClaim(
+            fingerprint=earlier.fingerprint,
+            status=earlier.status,
+            response_status=earlier.response_status,
+            response_body=earlier.response_body,
+        )
 
     def complete_idempotency_key(
         self, *, user_id: str, scope: str, key: str, status: int, body: dict[str, Any]

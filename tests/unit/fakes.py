@@ -1,0 +1,319 @@
+"""``InMemoryTracking``: an in-memory twin of the tracking database behind the ``TrackingStore``
+port, for unit tests of the use cases (cosmicpython's fake repository and unit of work).
+
+It keeps what the use cases rely on: one transaction per ``run`` that is rolled back when the work
+raises, copies in and out (a caller changing a loaded request changes nothing until it saves it),
+the unique (request, action, kind) of a credit operation, the ordering of every list, replayed
+webhook ids, and idempotency keys claimed once. Row locks need no twin: one event loop runs one
+transaction at a time.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any, TypeVar
+
+from creativeflow.domain.model import (
+    CreditOperation,
+    CreditOperationKind,
+    CreditOperationStatus,
+    GenerationRequest,
+    Job,
+    JobStatus,
+)
+from creativeflow.domain.states import Status
+from creativeflow.services.ports import EarlierClaim, Tracking
+
+T = TypeVar("T")
+OperationKey = tuple[str, str, CreditOperationKind]
+KeyId = tuple[str, str, str]
+
+
+@dataclass
+class _Key:
+    fingerprint: str
+    request_id: str | None
+    expires_at: datetime
+    status: str = "in_flight"
+    response_status: int | None = None
+    response_body: dict[str, Any] | None = None
+
+
+@dataclass
+class _Tables:
+    requests: dict[str, GenerationRequest] = field(default_factory=dict)
+    operations: dict[OperationKey, tuple[CreditOperation, datetime]] = field(default_factory=dict)
+    jobs: dict[str, tuple[Job, datetime]] = field(default_factory=dict)
+    callbacks: dict[str, dict[str, Any]] = field(default_factory=dict)
+    keys: dict[KeyId, _Key] = field(default_factory=dict)
+
+
+class DuplicateRow(Exception):
+    """What the database's unique constraints would refuse."""
+
+
+class _Transaction:
+    """The ``Tracking`` port over the tables, inside one ``run``."""
+
+    def __init__(self, tables: _Tables, ids: itertools.count[int]) -> None:
+        self._t = tables
+        self._ids = ids
+
+    # --- requests ------------------------------------------------------------------------
+
+    def add_request(self, request: GenerationRequest) -> None:
+        if request.id in self._t.requests:
+            raise DuplicateRow(request.id)
+        self._t.requests[request.id] = _stored(request)
+
+    def get_request(self, request_id: str, *, for_update: bool = False) -> GenerationRequest | None:
+        found = self._t.requests.get(request_id)
+        return copy.deepcopy(found) if found else None
+
+    def save_request(self, request: GenerationRequest) -> None:
+        if request.id not in self._t.requests:
+            raise LookupError(f"generation request {request.id} is not tracked")
+        self._t.requests[request.id] = _stored(request)
+
+    def list_requests(
+        self,
+        user_id: str,
+        *,
+        status: Status | None,
+        limit: int,
+        offset: int,
+        project_id: str | None = None,
+        created_from: datetime | None = None,
+        created_before: datetime | None = None,
+    ) -> tuple[list[GenerationRequest], int]:
+        found = [
+            r
+            for r in self._t.requests.values()
+            if r.user_id == user_id
+            and (status is None or r.status is status)
+            and (project_id is None or r.project_id == project_id)
+            and (created_from is None or r.created_at >= created_from)
+            and (created_before is None or r.created_at < created_before)
+        ]
+        found.sort(key=lambda r: (r.created_at, r.id), reverse=True)
+        return [copy.deepcopy(r) for r in found[offset : offset + limit]], len(found)
+
+    def lock_user(self, user_id: str) -> None:
+        return None
+
+    def count_in_flight(self, user_id: str) -> int:
+        return sum(
+            1 for r in self._t.requests.values() if r.user_id == user_id and r.status.is_transient
+        )
+
+    def lock_overdue_requests(
+        self, now: datetime, limit: int, statuses: Sequence[Status] | None = None
+    ) -> list[GenerationRequest]:
+        wanted = set(statuses or [s for s in Status if s.is_transient])
+        overdue = [
+            r
+            for r in self._t.requests.values()
+            if r.status in wanted and r.deadline_at is not None and r.deadline_at < now
+        ]
+        overdue.sort(key=lambda r: r.deadline_at or now)
+        return [copy.deepcopy(r) for r in overdue[:limit]]
+
+    def requests_created_between(self, since: datetime, until: datetime) -> list[str]:
+        return [r.id for r in self._t.requests.values() if since <= r.created_at < until]
+
+    # --- the journal ---------------------------------------------------------------------
+
+    def add_operation(self, operation: CreditOperation, now: datetime) -> None:
+        key = (operation.request_id, operation.action, operation.kind)
+        if key in self._t.operations:
+            raise DuplicateRow(str(key))
+        operation.id = next(self._ids)
+        self._t.operations[key] = (copy.deepcopy(operation), now)
+
+    def get_operation(
+        self, request_id: str, action: str, kind: CreditOperationKind, *, for_update: bool = False
+    ) -> CreditOperation | None:
+        found = self._t.operations.get((request_id, action, kind))
+        return copy.deepcopy(found[0]) if found else None
+
+    def save_operation(self, operation: CreditOperation, now: datetime) -> None:
+        key = (operation.request_id, operation.action, operation.kind)
+        if key not in self._t.operations:
+            raise LookupError(f"credit operation {key} is not journalled")
+        self._t.operations[key] = (copy.deepcopy(operation), now)
+
+    def operations_for_request(self, request_id: str) -> list[CreditOperation]:
+        return self.operations_for_requests([request_id])
+
+    def operations_for_requests(self, request_ids: Sequence[str]) -> list[CreditOperation]:
+        wanted = set(request_ids)
+        found = [op for op, _ in self._t.operations.values() if op.request_id in wanted]
+        return [copy.deepcopy(op) for op in sorted(found, key=lambda op: op.id or 0)]
+
+    def lock_unsettled_operations(
+        self,
+        kind: CreditOperationKind,
+        statuses: Sequence[CreditOperationStatus],
+        updated_before: datetime,
+        limit: int,
+    ) -> list[CreditOperation]:
+        found = [
+            (op, at)
+            for op, at in self._t.operations.values()
+            if op.kind is kind and op.status in statuses and at < updated_before
+        ]
+        found.sort(key=lambda pair: pair[1])
+        return [copy.deepcopy(op) for op, _ in found[:limit]]
+
+    # --- jobs ----------------------------------------------------------------------------
+
+    def add_job(self, job: Job) -> None:
+        if job.id in self._t.jobs:
+            raise DuplicateRow(job.id)
+        self._t.jobs[job.id] = (copy.deepcopy(job), job.created_at)
+
+    def get_job(self, job_id: str, *, for_update: bool = False) -> Job | None:
+        found = self._t.jobs.get(job_id)
+        return copy.deepcopy(found[0]) if found else None
+
+    def set_job_status(self, job_id: str, status: JobStatus, now: datetime) -> None:
+        if job_id not in self._t.jobs:
+            raise LookupError(f"job {job_id} is not tracked")
+        job, _ = self._t.jobs[job_id]
+        self._t.jobs[job_id] = (replace(job, status=status), now)
+
+    def jobs_for_request(self, request_id: str) -> list[Job]:
+        found = [job for job, _ in self._t.jobs.values() if job.request_id == request_id]
+        return [copy.deepcopy(j) for j in sorted(found, key=lambda j: j.created_at)]
+
+    def current_job(self, request_id: str) -> Job | None:
+        waiting = [
+            j
+            for j in self.jobs_for_request(request_id)
+            if j.status in (JobStatus.PREPARED, JobStatus.PUBLISHED)
+        ]
+        return waiting[-1] if waiting else None
+
+    # --- received callbacks --------------------------------------------------------------
+
+    def record_callback(
+        self,
+        webhook_id: str,
+        *,
+        job_id: str | None,
+        request_id: str | None,
+        event: str,
+        outcome: str,
+        now: datetime,
+    ) -> bool:
+        if webhook_id in self._t.callbacks:
+            return False
+        self._t.callbacks[webhook_id] = {
+            "job_id": job_id,
+            "request_id": request_id,
+            "event": event,
+            "outcome": outcome,
+            "received_at": now,
+        }
+        return True
+
+    def set_callback_outcome(self, webhook_id: str, outcome: str) -> None:
+        if webhook_id in self._t.callbacks:
+            self._t.callbacks[webhook_id]["outcome"] = outcome
+
+    # --- idempotency keys ----------------------------------------------------------------
+
+    def claim_idempotency_key(
+        self,
+        *,
+        user_id: str,
+        scope: str,
+        key: str,
+        fingerprint: str,
+        now: datetime,
+        expires_at: datetime,
+        request_id: str | None = None,
+    ) -> EarlierClaim | None:
+        earlier = self._t.keys.get((user_id, scope, key))
+        if earlier is None:
+            self._t.keys[(user_id, scope, key)] = _Key(fingerprint, request_id, expires_at)
+            return None
+        return EarlierClaim(
+            earlier.fingerprint,
+            earlier.status,
+            earlier.response_status,
+            copy.deepcopy(earlier.response_body),
+        )
+
+    def complete_idempotency_key(
+        self, *, user_id: str, scope: str, key: str, status: int, body: dict[str, Any]
+    ) -> None:
+        found = self._t.keys.get((user_id, scope, key))
+        if found is not None:
+            found.status, found.response_status = "done", status
+            found.response_body = copy.deepcopy(body)
+
+    def release_idempotency_key(self, *, user_id: str, scope: str, key: str) -> None:
+        self._t.keys.pop((user_id, scope, key), None)
+
+    def release_idempotency_keys_of(self, request_id: str) -> int:
+        gone = [
+            k
+            for k, v in self._t.keys.items()
+            if v.request_id == request_id and v.status == "in_flight"
+        ]
+        for k in gone:
+            del self._t.keys[k]
+        return len(gone)
+
+    def purge_expired_idempotency_keys(self, now: datetime) -> int:
+        gone = [k for k, v in self._t.keys.items() if v.expires_at < now]
+        for k in gone:
+            del self._t.keys[k]
+        return len(gone)
+
+
+def _stored(request: GenerationRequest) -> GenerationRequest:
+    # what a charge is, is read from the journal each time, never stored with the row
+    return replace(copy.deepcopy(request), charges=())
+
+
+class InMemoryTracking:
+    """Implements ``services.ports.TrackingStore``."""
+
+    def __init__(self) -> None:
+        self._tables = _Tables()
+        self._ids = itertools.count(1)
+        self.transactions = 0
+        """Committed transactions, as the real store's counter counts them."""
+
+    def run_sync(self, work: Callable[[Tracking], T]) -> T:
+        working = copy.deepcopy(self._tables)
+        result = work(_Transaction(working, self._ids))
+        self._tables = working  # committed: the work returned
+        self.transactions += 1
+        return result
+
+    async def run(self, work: Callable[[Tracking], T]) -> T:
+        return self.run_sync(work)
+
+    async def ping(self) -> bool:
+        return True
+
+    # --- inspection, for assertions ------------------------------------------------------
+
+    def request(self, request_id: str) -> GenerationRequest:
+        return copy.deepcopy(self._tables.requests[request_id])
+
+    def operations(self, request_id: str) -> list[CreditOperation]:
+        return _Transaction(self._tables, self._ids).operations_for_request(request_id)
+
+    def jobs(self, request_id: str) -> list[Job]:
+        return _Transaction(self._tables, self._ids).jobs_for_request(request_id)
+
+    def requests(self) -> list[GenerationRequest]:
+        return [copy.deepcopy(r) for r in self._tables.requests.values()]
