@@ -127,6 +127,7 @@ class Container:
             self.clock,
             grace=timedelta(seconds=self.settings.recovery_grace_seconds),
             refund_on_system_failure=self.settings.enable_credit_refund_on_system_failure,
+            callback_retention=timedelta(hours=self.settings.received_callback_retention_hours),
         )
 
     async def process_pending_quietly(self, request_id: str) -> None:

@@ -145,6 +145,11 @@ class Settings(BaseSettings):
     idempotency_key_ttl_hours: float = Field(
         24.0, gt=0, validation_alias="IDEMPOTENCY_KEY_TTL_HOURS"
     )
+    # a webhook-id older than the signature tolerance can no longer be replayed; the record is
+    # kept this long for operators, then the recovery sweep deletes it
+    received_callback_retention_hours: float = Field(
+        168.0, gt=0, validation_alias="RECEIVED_CALLBACK_RETENTION_HOURS"
+    )
 
     # --- recovery ------------------------------------------------------------------------------
     recovery_interval_seconds: float = Field(

@@ -162,3 +162,37 @@ def test_idempotency_keys_are_claimed_once_per_user(db: TrackingDatabase) -> Non
     assert db.run_sync(claim("alice")) is None
     assert db.run_sync(claim("alice")) == "in_flight"
     assert db.run_sync(claim("bob")) is None
+
+
+def test_received_callbacks_older_than_the_retention_are_purged_and_newer_ones_kept(
+    db: TrackingDatabase,
+) -> None:
+    now = datetime.now(UTC)
+    old, recent = f"msg_{uuid.uuid4().hex}", f"msg_{uuid.uuid4().hex}"
+
+    def record(repo: TrackingRepository) -> None:
+        for webhook_id, at in ((old, now - timedelta(days=8)), (recent, now - timedelta(hours=1))):
+            assert repo.record_callback(
+                webhook_id, job_id=None, request_id=None, event="failed", outcome="x", now=at
+            )
+
+    db.run_sync(record)
+    purged = db.run_sync(lambda repo: repo.purge_received_callbacks(now - timedelta(days=7)))
+    assert purged >= 1
+    # the recent one is still known: its replay is refused; the old one could be recorded anew
+    assert (
+        db.run_sync(
+            lambda repo: repo.record_callback(
+                recent, job_id=None, request_id=None, event="failed", outcome="x", now=now
+            )
+        )
+        is False
+    )
+    assert (
+        db.run_sync(
+            lambda repo: repo.record_callback(
+                old, job_id=None, request_id=None, event="failed", outcome="x", now=now
+            )
+        )
+        is True
+    )

@@ -225,6 +225,12 @@ class _Transaction:
         if webhook_id in self._t.callbacks:
             self._t.callbacks[webhook_id]["outcome"] = outcome
 
+    def purge_received_callbacks(self, received_before: datetime) -> int:
+        gone = [k for k, v in self._t.callbacks.items() if v["received_at"] < received_before]
+        for k in gone:
+            del self._t.callbacks[k]
+        return len(gone)
+
     # --- idempotency keys ----------------------------------------------------------------
 
     def claim_idempotency_key(

@@ -483,3 +483,14 @@ async def test_reconciliation_finds_a_debit_that_backs_no_work(world: World) -> 
     assert [(m.kind, m.action) for m in report.mismatches] == [
         (MismatchKind.DEBIT_WITHOUT_WORK_OR_REFUND, "regeneration-1")
     ]
+
+
+async def test_the_sweep_purges_old_callbacks_and_expired_keys_and_says_so(world: World) -> None:
+    request_id = await world.submit(prompt="keyed")
+    await world.generations.submit(USER, A_SUBMIT, "c-1", _key("k-old", {"b": 2}))
+    await world.samples_arrive(request_id)
+    world.clock.advance(timedelta(days=8))
+    report = await world.recovery.sweep()
+    assert (report.callbacks_purged, report.keys_purged) == (1, 1)
+    assert "callbacks purged: 1" in report.summary()
+    assert "idempotency keys purged: 1" in report.summary()

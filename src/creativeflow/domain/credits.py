@@ -5,7 +5,7 @@ Odoo is the authority over prices and balances; these types only carry what it a
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 
@@ -92,11 +92,3 @@ class LedgerEntry:
 class LedgerPage:
     entries: tuple[LedgerEntry, ...]
     has_more: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class Refusal:
-    """A business refusal from Odoo: a stable code and the figures that explain it."""
-
-    code: str
-    details: dict[str, Any] = field(default_factory=dict)

@@ -124,6 +124,8 @@ class Tracking(Protocol):
 
     def set_callback_outcome(self, webhook_id: str, outcome: str) -> None: ...
 
+    def purge_received_callbacks(self, received_before: datetime) -> int: ...
+
     # idempotency keys
     def claim_idempotency_key(
         self,

@@ -54,13 +54,16 @@ class SweepReport:
     refunds_left: int = 0
     requests_timed_out: int = 0
     keys_purged: int = 0
+    callbacks_purged: int = 0
     errors: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
         return (
             f"debits settled: {self.debits_settled}, refunded after settling: "
             f"{self.debits_refunded}, refunds applied: {self.refunds_applied}, refunds left: "
-            f"{self.refunds_left}, requests timed out: {self.requests_timed_out}"
+            f"{self.refunds_left}, requests timed out: {self.requests_timed_out}, "
+            f"idempotency keys purged: {self.keys_purged}, callbacks purged: "
+            f"{self.callbacks_purged}"
             + (f", errors: {'; '.join(self.errors)}" if self.errors else "")
         )
 
@@ -94,6 +97,7 @@ class Recovery:
         grace: timedelta = timedelta(seconds=60),
         batch: int = 100,
         refund_on_system_failure: bool = True,
+        callback_retention: timedelta = timedelta(days=7),
     ) -> None:
         self._db = db
         self._credits = credits
@@ -103,6 +107,7 @@ class Recovery:
         self._grace = grace
         self._batch = batch
         self._refund_on_system_failure = refund_on_system_failure
+        self._callback_retention = callback_retention
 
     async def sweep(self) -> SweepReport:
         report = SweepReport()
@@ -111,6 +116,7 @@ class Recovery:
             self._expire_overdue,
             self._retry_refunds,
             self._purge_expired_keys,
+            self._purge_old_callbacks,
         ):
             try:
                 # a full batch may mean more rows wait: go on until a batch comes back short
@@ -266,6 +272,13 @@ class Recovery:
         now = self._clock.now()
         report.keys_purged += await self._db.run(
             lambda repo: repo.purge_expired_idempotency_keys(now)
+        )
+        return 0
+
+    async def _purge_old_callbacks(self, report: SweepReport) -> int:
+        before = self._clock.now() - self._callback_retention
+        report.callbacks_purged += await self._db.run(
+            lambda repo: repo.purge_received_callbacks(before)
         )
         return 0
 

@@ -474,6 +474,13 @@ class TrackingRepository:
     def set_callback_outcome(self, webhook_id: str, outcome: str) -> None:
         self._run(_UPDATE_CALLBACK, {"b_id": webhook_id, "outcome": outcome})
 
+    def purge_received_callbacks(self, received_before: datetime) -> int:
+        return _rows_changed(
+            self.session.execute(
+                delete(ReceivedCallbackRow).where(ReceivedCallbackRow.received_at < received_before)
+            )
+        )
+
     # --- idempotency keys ---------------------------------------------------------------------
 
     def claim_idempotency_key(
