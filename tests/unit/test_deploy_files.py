@@ -280,3 +280,21 @@ def test_the_image_installs_the_project_from_pyproject_as_ci_does() -> None:
     assert tuple(map(int, base.groups())) >= tuple(map(int, wanted.groups()))
     names = {re.split(r"[<>=\[ ;]", d, maxsplit=1)[0].lower() for d in project["dependencies"]}
     assert "prometheus-client" in names  # /metrics needs it in the image, not only in tests
+
+
+def test_every_setting_is_documented_in_env_example() -> None:
+    """A setting nobody can find is a setting nobody sets right: each one the service reads is
+    in .env.example under the name it is read by (the first, for settings with aliases)."""
+    from pydantic import AliasChoices
+
+    from creativeflow.settings import Settings
+
+    names = set()
+    for field in Settings.model_fields.values():
+        alias = field.validation_alias
+        if isinstance(alias, AliasChoices):
+            alias = alias.choices[0]
+        if isinstance(alias, str):
+            names.add(alias)
+    assert names, "no setting names found: the check would pass vacuously"
+    assert sorted(names - documented_settings()) == []
