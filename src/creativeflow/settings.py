@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from functools import cached_property
 from typing import Literal
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
-from pydantic import AliasChoices, Field, SecretStr, model_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PLACEHOLDER_SECRETS = frozenset({"", "changeme", "change-me", "secret", "password", "placeholder"})
@@ -31,6 +31,8 @@ class Settings(BaseSettings):
     )
     api_host: str = Field("0.0.0.0", validation_alias="API_HOST")
     api_port: int = Field(8000, validation_alias="API_PORT")
+    # browser origins allowed to call the API directly (CORS); empty: none, CORS off
+    cors_allowed_origins_value: str = Field("", validation_alias="CORS_ALLOWED_ORIGINS")
 
     # --- tracking database -------------------------------------------------------------------
     database_url_value: str | None = Field(None, validation_alias="DATABASE_URL")
@@ -225,6 +227,30 @@ class Settings(BaseSettings):
     def jwt_public_key_pem(self) -> str:
         """The PEM with real line breaks (an env var may carry them as literal ``\\n``)."""
         return self.jwt_public_key.replace("\\n", "\n").strip()
+
+    @property
+    def cors_allowed_origins(self) -> tuple[str, ...]:
+        return tuple(o.strip() for o in self.cors_allowed_origins_value.split(",") if o.strip())
+
+    @field_validator("cors_allowed_origins_value")
+    @classmethod
+    def _origins_only(cls, raw: str) -> str:
+        """An origin is a scheme, a host and maybe a port: a path or a trailing slash would
+        never match what a browser sends, and the origin would silently not be allowed."""
+        for origin in (o.strip() for o in raw.split(",") if o.strip()):
+            if origin == "*":
+                continue
+            parts = urlsplit(origin)
+            if (
+                parts.scheme not in ("http", "https")
+                or not parts.hostname
+                or (parts.path or parts.query or parts.fragment or "@" in parts.netloc)
+            ):
+                raise ValueError(
+                    f"CORS_ALLOWED_ORIGINS: {origin!r} is not an origin such as "
+                    "https://app.example.com (scheme, host, optional port; no path)"
+                )
+        return raw
 
     @property
     def asset_url_hosts(self) -> frozenset[str]:

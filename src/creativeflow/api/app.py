@@ -12,6 +12,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.utils import get_openapi
 
 from creativeflow import __version__
@@ -85,10 +86,25 @@ def create_app(
     ):
         app.include_router(router)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=MAX_BODY_BYTES)
+    if settings.cors_allowed_origins:
+        _allow_browsers(app, settings.cors_allowed_origins)
     app.add_middleware(CorrelationIdMiddleware)
     # outermost, so it also times what the middleware above answers (413 for an oversize body)
     app.add_middleware(HttpMetricsMiddleware, metrics=metrics)
     return app
+
+
+def _allow_browsers(app: FastAPI, origins: tuple[str, ...]) -> None:
+    """CORS for the listed origins. Identity travels in headers, never cookies, so no
+    credentials mode; a browser may send what a client route reads and read what it answers."""
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=list(origins),
+        allow_methods=["GET", "POST"],
+        allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "X-Request-ID"],
+        expose_headers=["Location", "Retry-After", "X-Request-ID", "Idempotent-Replayed"],
+        max_age=600,
+    )
 
 
 async def _recover_periodically(container: Container, interval: float) -> None:
