@@ -28,6 +28,7 @@ from creativeflow.domain.model import (
     CreditOperationKind,
     CreditOperationStatus,
     Failure,
+    GenerationRequest,
     JobStatus,
     Sample,
 )
@@ -36,7 +37,7 @@ from creativeflow.domain.states import Status
 from creativeflow.services.callbacks import CallbackOutcome, CallbackReport, CallbackService
 from creativeflow.services.flow import FlowConfig
 from creativeflow.services.generations import GenerationService, SubmitGeneration
-from creativeflow.services.idempotency import IdempotencyKey, ReplayedAnswer, fingerprint
+from creativeflow.services.idempotency import IdempotencyKey, StoredAnswer, fingerprint
 from creativeflow.services.reconciliation import MismatchKind, Reconciler
 from creativeflow.services.recovery import Recovery
 from creativeflow.services.refunds import Refunder
@@ -353,8 +354,8 @@ def _key(key: str, body: object) -> IdempotencyKey:
         key=key,
         fingerprint=fingerprint("submit", body),
         ttl=timedelta(hours=24),
-        render=lambda request: {"id": request.id, "status": request.status.value},
-        render_error=lambda error: {"status": error.status_code},
+        render=lambda request: StoredAnswer(202, {"id": request.id, "status": request.status}),
+        render_error=lambda error: StoredAnswer(error.status_code, {"code": error.title}),
     )
 
 
@@ -362,10 +363,9 @@ async def test_a_retried_submit_with_its_key_replays_the_first_answer_and_charge
     world: World,
 ) -> None:
     first = await world.generations.submit(USER, A_SUBMIT, "c-1", _key("k-1", {"a": 1}))
-    with pytest.raises(ReplayedAnswer) as replayed:
-        await world.generations.submit(USER, A_SUBMIT, "c-2", _key("k-1", {"a": 1}))
-    assert replayed.value.answer.status == 202
-    assert replayed.value.answer.body == {"id": first.id, "status": "PROCESSING_SAMPLES"}
+    assert isinstance(first, GenerationRequest)
+    replayed = await world.generations.submit(USER, A_SUBMIT, "c-2", _key("k-1", {"a": 1}))
+    assert replayed == StoredAnswer(202, {"id": first.id, "status": "PROCESSING_SAMPLES"})
     assert world.credits.calls == ["debit"]
     assert len(world.db.requests()) == 1  # the retry's transaction was rolled back
 

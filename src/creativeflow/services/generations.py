@@ -43,7 +43,7 @@ from .flow import (
     publish_once,
     settle_debit,
 )
-from .idempotency import IdempotencyKey
+from .idempotency import IdempotencyKey, StoredAnswer
 from .ports import Clock, CreditLedger, JobPublisher, Tracking, TrackingStore
 from .refunds import Refunder, journal_refund
 
@@ -170,10 +170,13 @@ class GenerationService:
         command: SubmitGeneration,
         correlation_id: str,
         idempotency: IdempotencyKey | None = None,
-    ) -> GenerationRequest:
-        """Debit, dispatch and answer (the synchronous credit check)."""
+    ) -> GenerationRequest | StoredAnswer:
+        """Debit, dispatch and answer (the synchronous credit check); a retried key's first
+        answer instead, when it has one."""
         request = self.new_request(user_id, command, correlation_id)
         step = await self._db.run(lambda repo: self._open_submit(repo, request, idempotency))
+        if isinstance(step, StoredAnswer):
+            return step
         return await self._pay_and_dispatch(step, fail_request_on_error=True)
 
     async def accept(
@@ -182,21 +185,23 @@ class GenerationService:
         command: SubmitGeneration,
         correlation_id: str,
         idempotency: IdempotencyKey | None = None,
-    ) -> GenerationRequest:
+    ) -> GenerationRequest | StoredAnswer:
         """Record the request as PENDING and answer at once (the asynchronous credit check);
         :meth:`process_pending` debits and dispatches it."""
         request = self.new_request(user_id, command, correlation_id)
         request.deadline_at = self._clock.now() + self._config.dispatch_deadline
 
-        def _accept(repo: Tracking) -> None:
+        def _accept(repo: Tracking) -> GenerationRequest | StoredAnswer:
             if idempotency is not None:
-                idempotency.claim(repo, self._clock.now(), request.id)
+                earlier = idempotency.claim(repo, self._clock.now(), request.id)
+                if earlier is not None:
+                    return earlier
             repo.add_request(request)
             if idempotency is not None:
-                idempotency.answer(repo, request, 202)
+                idempotency.answer(repo, request)
+            return request
 
-        await self._db.run(_accept)
-        return request
+        return await self._db.run(_accept)
 
     async def process_pending(self, request_id: str) -> GenerationRequest:
         step = await self._db.run(lambda repo: self._open_pending(repo, request_id))
@@ -212,10 +217,12 @@ class GenerationService:
         repo: Tracking,
         request: GenerationRequest,
         idempotency: IdempotencyKey | None,
-    ) -> PaidStep:
+    ) -> PaidStep | StoredAnswer:
         now = self._clock.now()
         if idempotency is not None:
-            idempotency.claim(repo, now, request.id)
+            earlier = idempotency.claim(repo, now, request.id)
+            if earlier is not None:
+                return earlier
         # one submit of a user at a time counts the requests in flight, so the tier's cap holds
         repo.lock_user(request.user_id)
         in_flight = repo.count_in_flight(request.user_id)
@@ -305,10 +312,12 @@ class GenerationService:
         request_id: str,
         sample_id: str,
         idempotency: IdempotencyKey | None = None,
-    ) -> GenerationRequest:
+    ) -> GenerationRequest | StoredAnswer:
         step = await self._db.run(
             lambda repo: self._open_selection(repo, user_id, request_id, sample_id, idempotency)
         )
+        if isinstance(step, StoredAnswer):
+            return step
         return await self._pay_and_dispatch(step, fail_request_on_error=False)
 
     def _open_selection(
@@ -318,10 +327,12 @@ class GenerationService:
         request_id: str,
         sample_id: str,
         idempotency: IdempotencyKey | None,
-    ) -> PaidStep:
+    ) -> PaidStep | StoredAnswer:
         request = self._owned_for_update(repo, user_id, request_id)
         if idempotency is not None:
-            idempotency.claim(repo, self._clock.now(), request.id)
+            earlier = idempotency.claim(repo, self._clock.now(), request.id)
+            if earlier is not None:
+                return earlier
         request.require_status(Status.AWAITING_SELECTION, action="select a sample of")
         sample = request.sample(sample_id)
         action = self._next_free_action(repo, request, "final")
@@ -339,10 +350,12 @@ class GenerationService:
 
     async def regenerate(
         self, user_id: str, request_id: str, idempotency: IdempotencyKey | None = None
-    ) -> GenerationRequest:
+    ) -> GenerationRequest | StoredAnswer:
         step = await self._db.run(
             lambda repo: self._open_regeneration(repo, user_id, request_id, idempotency)
         )
+        if isinstance(step, StoredAnswer):
+            return step
         return await self._pay_and_dispatch(step, fail_request_on_error=False)
 
     def _open_regeneration(
@@ -351,10 +364,12 @@ class GenerationService:
         user_id: str,
         request_id: str,
         idempotency: IdempotencyKey | None,
-    ) -> PaidStep:
+    ) -> PaidStep | StoredAnswer:
         request = self._owned_for_update(repo, user_id, request_id)
         if idempotency is not None:
-            idempotency.claim(repo, self._clock.now(), request.id)
+            earlier = idempotency.claim(repo, self._clock.now(), request.id)
+            if earlier is not None:
+                return earlier
         request.require_status(Status.AWAITING_SELECTION, action="regenerate samples of")
         action = self._next_free_action(repo, request, "regeneration")
         round_number = int(action.rsplit("-", 1)[1]) + 1
@@ -528,7 +543,7 @@ class GenerationService:
         repo.save_request(request)
         _with_charges(repo, request)
         if step.idempotency is not None:
-            step.idempotency.answer(repo, request, 202)
+            step.idempotency.answer(repo, request)
         return request
 
     async def _compensate(

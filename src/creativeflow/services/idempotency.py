@@ -7,6 +7,11 @@ answer stored inside the step's last one, so keys cost no extra transaction. The
 another body is refused (422); a retry while the first call is still running gets 409. An answer
 that asks the client to retry later (503) releases the key; so does recovery when it settles a
 request whose call never answered.
+
+The use cases never name an HTTP status: the API gives each key its renderers, which say what an
+accepted step and an error answer (status and body), and which errors leave the key free for a
+retry. A claim that finds a stored answer returns it; the use case then returns it in place of a
+fresh result, before anything is written.
 """
 
 from __future__ import annotations
@@ -43,14 +48,6 @@ class StoredAnswer:
     body: dict[str, Any]
 
 
-class ReplayedAnswer(Exception):
-    """Raised inside the first transaction when the key already has an answer."""
-
-    def __init__(self, answer: StoredAnswer) -> None:
-        super().__init__("replayed idempotent answer")
-        self.answer = answer
-
-
 def fingerprint(scope: str, body: Any) -> str:
     canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(f"{scope}\n{canonical}".encode()).hexdigest()
@@ -65,11 +62,14 @@ class IdempotencyKey:
     key: str
     fingerprint: str
     ttl: timedelta
-    render: Callable[[GenerationRequest], dict[str, Any]]
-    render_error: Callable[[DomainError], dict[str, Any]]
+    # the answer to an accepted step, as it is to be stored
+    render: Callable[[GenerationRequest], StoredAnswer]
+    # the answer to an error, or None for one the client should retry (the key is released)
+    render_error: Callable[[DomainError], StoredAnswer | None]
 
-    def claim(self, repo: Tracking, now: datetime, request_id: str | None) -> None:
-        """Claim the key, or raise: the stored answer, a mismatch, or a call still running."""
+    def claim(self, repo: Tracking, now: datetime, request_id: str | None) -> StoredAnswer | None:
+        """Claim the key: None when it is new, the stored answer of a finished first call;
+        raises on a mismatch or a first call still running."""
         earlier = repo.claim_idempotency_key(
             user_id=self.user_id,
             scope=self.scope,
@@ -80,35 +80,33 @@ class IdempotencyKey:
             request_id=request_id,
         )
         if earlier is None:
-            return
+            return None
         if earlier.fingerprint != self.fingerprint:
             raise IdempotencyMismatch(
                 "this Idempotency-Key was used with another request body", key=self.key
             )
         if earlier.status == "done" and earlier.response_status and earlier.response_body:
-            raise ReplayedAnswer(StoredAnswer(earlier.response_status, earlier.response_body))
+            return StoredAnswer(earlier.response_status, earlier.response_body)
         raise IdempotencyInFlight(
             "a request with this Idempotency-Key is still being processed; retry shortly",
             key=self.key,
         )
 
-    def answer(self, repo: Tracking, request: GenerationRequest, status: int) -> None:
-        repo.complete_idempotency_key(
-            user_id=self.user_id,
-            scope=self.scope,
-            key=self.key,
-            status=status,
-            body=self.render(request),
-        )
+    def answer(self, repo: Tracking, request: GenerationRequest) -> None:
+        self._store(repo, self.render(request))
 
     def answer_error(self, repo: Tracking, error: DomainError) -> None:
-        if error.status_code >= 500:
+        answer = self.render_error(error)
+        if answer is None:
             repo.release_idempotency_key(user_id=self.user_id, scope=self.scope, key=self.key)
             return
+        self._store(repo, answer)
+
+    def _store(self, repo: Tracking, answer: StoredAnswer) -> None:
         repo.complete_idempotency_key(
             user_id=self.user_id,
             scope=self.scope,
             key=self.key,
-            status=error.status_code,
-            body=self.render_error(error),
+            status=answer.status,
+            body=answer.body,
         )

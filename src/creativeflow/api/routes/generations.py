@@ -34,10 +34,11 @@ from creativeflow.api.schemas import (
     SampleSelection,
 )
 from creativeflow.bootstrap import Container
+from creativeflow.domain.errors import DomainError
 from creativeflow.domain.model import GenerationRequest
 from creativeflow.domain.states import Status
 from creativeflow.services.generations import RequestFilter, SubmitGeneration
-from creativeflow.services.idempotency import IdempotencyKey, ReplayedAnswer, fingerprint
+from creativeflow.services.idempotency import IdempotencyKey, StoredAnswer, fingerprint
 
 IdempotencyHeader = Annotated[
     str | None,
@@ -73,8 +74,15 @@ def _correlation_id(request: Request) -> str:
     return str(request.scope.get("state", {}).get("correlation_id") or "")
 
 
-def _render(request: GenerationRequest) -> dict[str, Any]:
-    return GenerationView.of(request).model_dump(mode="json")
+def _render(request: GenerationRequest) -> StoredAnswer:
+    return StoredAnswer(202, GenerationView.of(request).model_dump(mode="json"))
+
+
+def _render_error(error: DomainError) -> StoredAnswer | None:
+    # an answer asking the client to retry later is not kept: the retry runs as a new call
+    if error.status_code >= 500:
+        return None
+    return StoredAnswer(error.status_code, problem_body(error))
 
 
 def _idempotency(
@@ -89,7 +97,7 @@ def _idempotency(
         fingerprint=fingerprint(scope, body),
         ttl=timedelta(hours=container.settings.idempotency_key_ttl_hours),
         render=_render,
-        render_error=problem_body,
+        render_error=_render_error,
     )
 
 
@@ -99,15 +107,14 @@ def _where_to_poll(response: Response, request_id: str) -> None:
 
 
 async def _answer(
-    step: Callable[[], Awaitable[GenerationRequest]], response: Response
+    step: Callable[[], Awaitable[GenerationRequest | StoredAnswer]], response: Response
 ) -> GenerationView | JSONResponse:
     """A paid step's 202, with where to poll; a replayed key answers as it first did."""
-    try:
-        done = await step()
-    except ReplayedAnswer as replayed:
-        stored = stored_answer(replayed.answer.status, replayed.answer.body)
-        if replayed.answer.status == 202 and "id" in replayed.answer.body:
-            _where_to_poll(stored, str(replayed.answer.body["id"]))
+    done = await step()
+    if isinstance(done, StoredAnswer):
+        stored = stored_answer(done.status, done.body)
+        if done.status == 202 and "id" in done.body:
+            _where_to_poll(stored, str(done.body["id"]))
         return stored
     _where_to_poll(response, done.id)
     return GenerationView.of(done)
@@ -176,9 +183,10 @@ async def submit_generation(
             lambda: service.submit(user_id, command, correlation_id, keyed), response
         )
 
-    async def accept() -> GenerationRequest:
+    async def accept() -> GenerationRequest | StoredAnswer:
         created = await service.accept(user_id, command, correlation_id, keyed)
-        background.add_task(container.process_pending_quietly, created.id)
+        if isinstance(created, GenerationRequest):
+            background.add_task(container.process_pending_quietly, created.id)
         return created
 
     return await _answer(accept, response)
