@@ -6,9 +6,8 @@ the command-line tools, and :meth:`Container.close` releases every connection it
 
 from __future__ import annotations
 
-import inspect
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import timedelta
 
 from creativeflow.adapters.notifications.client import HttpNotifier, NotificationConfig
@@ -24,6 +23,7 @@ from creativeflow.observability.instrumented import (
 )
 from creativeflow.observability.metrics import Metrics
 from creativeflow.observability.sources import database_pool, queue_depths, tracking_snapshot
+from creativeflow.services.account import CreditAccount, Readiness
 from creativeflow.services.callbacks import CallbackService
 from creativeflow.services.flow import FlowConfig
 from creativeflow.services.generations import GenerationService
@@ -86,72 +86,90 @@ def flow_config(settings: Settings) -> FlowConfig:
     )
 
 
-@dataclass
+@dataclass(frozen=True, slots=True)
+class Adapters:
+    """One adapter for each port. :func:`build_container` makes the real ones from the settings;
+    a test may hand in others (fault-injecting wrappers around the real ones, say)."""
+
+    db: TrackingDatabase
+    credits: CreditLedger
+    publisher: JobPublisher
+    notifier: Notifier
+    clock: Clock
+
+
+@dataclass(frozen=True, slots=True)
 class Container:
+    """The wired application: the adapters and every use case, built once by
+    :func:`build_container`. The routes reach the use cases through ``api/dependencies.py``."""
+
     settings: Settings
     db: TrackingDatabase
     credits: CreditLedger
     publisher: JobPublisher
     notifier: Notifier
     clock: Clock
-    generations: GenerationService = field(init=False)
-    callbacks: CallbackService = field(init=False)
-    refunder: Refunder = field(init=False)
-    reconciler: Reconciler = field(init=False)
-    recovery: Recovery = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.refunder = Refunder(self.db, self.credits, self.clock)
-        self.reconciler = Reconciler(self.db, self.credits)
-        self.generations = GenerationService(
-            self.db,
-            self.credits,
-            self.publisher,
-            self.clock,
-            flow_config(self.settings),
-            self.refunder,
-        )
-        self.callbacks = CallbackService(
-            self.db,
-            self.refunder,
-            self.notifier,
-            self.clock,
-            refund_on_system_failure=self.settings.enable_credit_refund_on_system_failure,
-            detailed_error_logging=self.settings.enable_detailed_n8n_error_logging,
-        )
-        self.recovery = Recovery(
-            self.db,
-            self.credits,
-            self.refunder,
-            self.notifier,
-            self.clock,
-            grace=timedelta(seconds=self.settings.recovery_grace_seconds),
-            refund_on_system_failure=self.settings.enable_credit_refund_on_system_failure,
-            callback_retention=timedelta(hours=self.settings.received_callback_retention_hours),
-        )
-
-    async def process_pending_quietly(self, request_id: str) -> None:
-        """The asynchronous credit check's worker step; recovery picks up what it leaves."""
-        try:
-            await self.generations.process_pending(request_id)
-        except Exception as error:  # the request row records the outcome; nobody is waiting
-            log.info("pending request %s ended with %s", request_id, type(error).__name__)
+    refunder: Refunder
+    generations: GenerationService
+    callbacks: CallbackService
+    reconciler: Reconciler
+    recovery: Recovery
+    account: CreditAccount
+    readiness: Readiness
 
     async def close(self) -> None:
         """Release every connection: notifications drain first, the database closes last."""
-        for component in (self.notifier, self.publisher, self.credits):
-            closer = getattr(component, "aclose", None) or getattr(component, "close", None)
-            if closer is not None:
-                result = closer()
-                if inspect.isawaitable(result):
-                    await result
-        self.db.close()
+        for port in (self.notifier, self.publisher, self.credits, self.db):
+            await port.aclose()
 
 
-def build_container(settings: Settings, metrics: Metrics | None = None) -> Container:
-    """Real adapters from the settings. The job publisher follows ``DISPATCH_MODE``: RabbitMQ (its
-    topology declared here, so a first publish can route) or n8n's webhook (no broker at all).
-    With ``metrics``, the ports report to it and its scrape-time sources are registered."""
+def _wire(settings: Settings, adapters: Adapters) -> Container:
+    db, credits, clock = adapters.db, adapters.credits, adapters.clock
+    refunder = Refunder(db, credits, clock)
+    return Container(
+        settings=settings,
+        db=db,
+        credits=credits,
+        publisher=adapters.publisher,
+        notifier=adapters.notifier,
+        clock=clock,
+        refunder=refunder,
+        generations=GenerationService(
+            db, credits, adapters.publisher, clock, flow_config(settings), refunder
+        ),
+        callbacks=CallbackService(
+            db,
+            refunder,
+            adapters.notifier,
+            clock,
+            refund_on_system_failure=settings.enable_credit_refund_on_system_failure,
+            detailed_error_logging=settings.enable_detailed_n8n_error_logging,
+        ),
+        reconciler=Reconciler(db, credits),
+        recovery=Recovery(
+            db,
+            credits,
+            refunder,
+            adapters.notifier,
+            clock,
+            grace=timedelta(seconds=settings.recovery_grace_seconds),
+            refund_on_system_failure=settings.enable_credit_refund_on_system_failure,
+            callback_retention=timedelta(hours=settings.received_callback_retention_hours),
+        ),
+        account=CreditAccount(credits),
+        readiness=Readiness(db, adapters.publisher, credits),
+    )
+
+
+def build_container(
+    settings: Settings, metrics: Metrics | None = None, *, adapters: Adapters | None = None
+) -> Container:
+    """The one way to a container. Real adapters from the settings, unless ``adapters`` are
+    given. The job publisher follows ``DISPATCH_MODE``: RabbitMQ (its topology declared here, so
+    a first publish can route) or n8n's webhook (no broker at all). With ``metrics``, the ports
+    report to it and its scrape-time sources are registered."""
+    if adapters is not None:
+        return _wire(settings, adapters)
     publisher: JobPublisher
     if settings.dispatch_mode == "webhook":
         publisher = WebhookJobDispatcher(
@@ -189,11 +207,9 @@ def build_container(settings: Settings, metrics: Metrics | None = None) -> Conta
         )
         if settings.dispatch_mode != "webhook":
             metrics.watch_queues(queue_depths(rabbit_config(settings)))
-    return Container(
-        settings=settings,
-        db=db,
-        credits=credits,
-        publisher=publisher,
-        notifier=notifier,
-        clock=SystemClock(),
+    return _wire(
+        settings,
+        Adapters(
+            db=db, credits=credits, publisher=publisher, notifier=notifier, clock=SystemClock()
+        ),
     )

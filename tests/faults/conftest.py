@@ -23,7 +23,14 @@ from creativeflow.adapters.notifications.client import HttpNotifier, Notificatio
 from creativeflow.adapters.odoo import AsyncOdooCredits
 from creativeflow.adapters.rabbitmq import PikaJobPublisher
 from creativeflow.adapters.tracking.database import TrackingDatabase
-from creativeflow.bootstrap import Container, database_config, odoo_config, rabbit_config
+from creativeflow.bootstrap import (
+    Adapters,
+    Container,
+    build_container,
+    database_config,
+    odoo_config,
+    rabbit_config,
+)
 from creativeflow.clock import SystemClock
 from creativeflow.devstack.notification_sink import running_sink
 from creativeflow.devstack.odoo_emulator import OdooEmulator
@@ -235,13 +242,15 @@ async def rig(
     )
     real_publisher.declare_topology()
     publisher = CrashingPublisher(real_publisher, switch)
-    container = Container(
-        settings=settings,
-        db=TrackingDatabase(database_config(settings)),
-        credits=CrashingCredits(AsyncOdooCredits(odoo_config(settings), max_workers=4), switch),  # type: ignore[arg-type]
-        publisher=publisher,  # type: ignore[arg-type]
-        notifier=HttpNotifier(NotificationConfig(base_url=sink_url, timeout=2, max_attempts=1)),
-        clock=SystemClock(),
+    container = build_container(
+        settings,
+        adapters=Adapters(
+            db=TrackingDatabase(database_config(settings)),
+            credits=CrashingCredits(AsyncOdooCredits(odoo_config(settings), max_workers=4), switch),  # type: ignore[arg-type]
+            publisher=publisher,  # type: ignore[arg-type]
+            notifier=HttpNotifier(NotificationConfig(base_url=sink_url, timeout=2, max_attempts=1)),
+            clock=SystemClock(),
+        ),
     )
     try:
         yield Rig(container, emulator, switch, publisher, settings, datetime.now(UTC))

@@ -310,6 +310,9 @@ class InMemoryTracking:
     async def ping(self) -> bool:
         return True
 
+    async def aclose(self) -> None:
+        """Nothing to release."""
+
     # --- inspection, for assertions ------------------------------------------------------
 
     def request(self, request_id: str) -> GenerationRequest:

@@ -1,4 +1,8 @@
-"""FastAPI dependency aliases; the container itself is built by the composition root."""
+"""FastAPI dependency aliases, one for each use case a route calls and one for the settings. The
+container itself is built by the composition root and kept on the app; no route reaches into it.
+
+Every dependency is ``async def`` although none awaits: FastAPI runs a plain ``def`` dependency
+in its thread pool, a thread hop per request for an attribute read."""
 
 from __future__ import annotations
 
@@ -7,12 +11,46 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from creativeflow.bootstrap import Container
+from creativeflow.services.account import CreditAccount, Readiness
+from creativeflow.services.callbacks import CallbackService
+from creativeflow.services.generations import GenerationService
+from creativeflow.services.reconciliation import Reconciler
+from creativeflow.settings import Settings
 
 
-async def get_container(request: Request) -> Container:
-    # async: a plain ``def`` dependency would run in FastAPI's thread pool on every request
+def _container(request: Request) -> Container:
     container: Container = request.app.state.container
     return container
 
 
-ContainerDep = Annotated[Container, Depends(get_container)]
+async def get_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+async def get_generations(request: Request) -> GenerationService:
+    return _container(request).generations
+
+
+async def get_callbacks(request: Request) -> CallbackService:
+    return _container(request).callbacks
+
+
+async def get_account(request: Request) -> CreditAccount:
+    return _container(request).account
+
+
+async def get_readiness(request: Request) -> Readiness:
+    return _container(request).readiness
+
+
+async def get_reconciler(request: Request) -> Reconciler:
+    return _container(request).reconciler
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+GenerationsDep = Annotated[GenerationService, Depends(get_generations)]
+CallbacksDep = Annotated[CallbackService, Depends(get_callbacks)]
+AccountDep = Annotated[CreditAccount, Depends(get_account)]
+ReadinessDep = Annotated[Readiness, Depends(get_readiness)]
+ReconcilerDep = Annotated[Reconciler, Depends(get_reconciler)]

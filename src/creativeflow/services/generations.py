@@ -212,6 +212,14 @@ class GenerationService:
             return found
         return await self._pay_and_dispatch(step, fail_request_on_error=True)
 
+    async def process_pending_quietly(self, request_id: str) -> None:
+        """The asynchronous credit check's worker step, run after the 202: nobody waits for it,
+        the request records the outcome, and recovery picks up what it leaves."""
+        try:
+            await self.process_pending(request_id)
+        except Exception as error:
+            log.info("pending request %s ended with %s", request_id, type(error).__name__)
+
     def _open_submit(
         self,
         repo: Tracking,

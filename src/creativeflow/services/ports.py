@@ -160,6 +160,8 @@ class TrackingStore(Protocol):
 
     async def ping(self) -> bool: ...
 
+    async def aclose(self) -> None: ...
+
 
 class CreditLedger(Protocol):
     """Odoo's credit service. Refusals raise ``CreditsRefused``; faults raise
@@ -188,6 +190,9 @@ class CreditLedger(Protocol):
 
     async def ping(self) -> bool: ...
 
+    async def aclose(self) -> None:
+        """Wait for the calls in flight, then release every connection."""
+
 
 class JobPublisher(Protocol):
     """Raises ``DispatchUnavailable`` when the broker did not confirm the job."""
@@ -196,11 +201,16 @@ class JobPublisher(Protocol):
 
     async def check(self) -> bool: ...
 
+    async def aclose(self) -> None: ...
+
 
 class Notifier(Protocol):
     """Sends after the commit; a failure is logged and counted, never raised into the flow."""
 
     def send(self, notification: Notification) -> None: ...
+
+    async def aclose(self) -> None:
+        """Send what is in flight, then release the connections."""
 
 
 class Clock(Protocol):

@@ -78,6 +78,9 @@ class HttpNotifier:
         if self._in_flight:
             await asyncio.gather(*list(self._in_flight), return_exceptions=True)
 
-    async def close(self) -> None:
+    async def aclose(self) -> None:
+        """Send what is in flight, then close the connection pool."""
         await self.drain()
         await self._client.aclose()
+
+    close = aclose

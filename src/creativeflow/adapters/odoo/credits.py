@@ -96,6 +96,10 @@ class AsyncOdooCredits:
         """Readiness: whether Odoo answers ``common.version`` (no login, one try)."""
         return await self._run(lambda client: client.ping())
 
+    async def aclose(self) -> None:
+        """``close`` off the event loop: it waits for the calls in flight."""
+        await asyncio.to_thread(self.close)
+
     def close(self) -> None:
         """Wait for the calls in flight, stop the workers, close every client. Idempotent."""
         self._closed = True

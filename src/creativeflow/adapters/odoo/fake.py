@@ -175,6 +175,9 @@ class FakeCredits:
     def close(self) -> None:
         """Nothing to release."""
 
+    async def aclose(self) -> None:
+        """Nothing to release."""
+
     # -- the rules ----------------------------------------------------------------------------
 
     def _debit(

@@ -31,6 +31,9 @@ class RecordingPublisher:
     async def check(self) -> bool:
         return self.healthy
 
+    async def aclose(self) -> None:
+        """Nothing to release."""
+
     def jobs_for(self, request_id: str) -> list[JobMessage]:
         return [job for job in self.published if job.request_id == request_id]
 

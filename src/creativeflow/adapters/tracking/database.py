@@ -106,6 +106,10 @@ class TrackingDatabase:
     def session(self) -> Session:
         return self._sessions()
 
+    async def aclose(self) -> None:
+        """``close`` off the event loop: it waits for the transactions in flight."""
+        await asyncio.to_thread(self.close)
+
     def close(self) -> None:
         self._executor.shutdown(wait=True)
         self.engine.dispose()

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from starlette.exceptions import HTTPException
 
-from creativeflow.api.dependencies import ContainerDep
+from creativeflow.api.dependencies import ReconcilerDep
 from creativeflow.api.identity import AdminOnly
 from creativeflow.api.schemas import IsoMoment
 from creativeflow.services.reconciliation import ReconciliationReport
@@ -38,7 +38,7 @@ def default_window(now: datetime) -> tuple[datetime, datetime]:
 )
 async def reconciliation(
     _: AdminOnly,
-    container: ContainerDep,
+    reconciler: ReconcilerDep,
     since: Annotated[
         IsoMoment | None, Query(description="start (ISO 8601; default: until - 24h)")
     ] = None,
@@ -54,7 +54,7 @@ async def reconciliation(
     since, until = max(since, EARLIEST), max(until, EARLIEST)
     if since == until:  # wholly before any credit moved: nothing to compare
         return ReconciliationReport(since=since, until=until).to_dict()
-    report = await container.reconciler.reconcile(since, until)
+    report = await reconciler.reconcile(since, until)
     return report.to_dict()
 
 

@@ -15,12 +15,13 @@ from fastapi import APIRouter, Request
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException
 
-from creativeflow.api.dependencies import ContainerDep
+from creativeflow.api.dependencies import CallbacksDep, SettingsDep
 from creativeflow.api.routes.metrics import get_metrics
 from creativeflow.api.schemas import CallbackAck, CallbackPayload, asset_rules
 from creativeflow.domain.jobs import CallbackEvent, FailureCategory
 from creativeflow.domain.model import Failure
-from creativeflow.services.callbacks import CallbackReport
+from creativeflow.services.callbacks import CallbackReport, CallbackService
+from creativeflow.settings import Settings
 from creativeflow.webhook_signature import SignatureError, verify
 
 log = logging.getLogger(__name__)
@@ -36,12 +37,9 @@ _RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
-async def _verified_payload(
-    request: Request, container: ContainerDep
-) -> tuple[str, CallbackPayload]:
+async def _verified_payload(request: Request, settings: Settings) -> tuple[str, CallbackPayload]:
     body = await request.body()
     headers = {k.lower(): v for k, v in request.headers.items()}
-    settings = container.settings
     if settings.enable_n8n_callback_security:
         try:
             verified = verify(
@@ -106,16 +104,19 @@ def _report(webhook_id: str, payload: CallbackPayload, event: CallbackEvent) -> 
 
 
 async def _handle(
-    request: Request, container: ContainerDep, implied: CallbackEvent | None
+    request: Request,
+    settings: Settings,
+    callbacks: CallbackService,
+    implied: CallbackEvent | None,
 ) -> CallbackAck:
-    webhook_id, payload = await _verified_payload(request, container)
+    webhook_id, payload = await _verified_payload(request, settings)
     stated = CallbackEvent(payload.event) if payload.event else None
     if implied is not None and stated is not None and stated is not implied:
         raise HTTPException(422, f"this route takes {implied} events, not {stated}")
     event = implied or stated
     if event is None:
         raise HTTPException(422, "the callback names no event")
-    outcome = await container.callbacks.handle(_report(webhook_id, payload, event))
+    outcome = await callbacks.handle(_report(webhook_id, payload, event))
     get_metrics(request).callback_outcome(outcome.value)
     if outcome == "replayed":
         raise HTTPException(409, "this webhook-id was already received; nothing changed")
@@ -164,8 +165,10 @@ _SIGNED_JSON_BODY: dict[str, Any] = {
     responses=_RESPONSES,
     openapi_extra=_SIGNED_JSON_BODY,
 )
-async def n8n_callback(request: Request, container: ContainerDep) -> CallbackAck:
-    return await _handle(request, container, None)
+async def n8n_callback(
+    request: Request, settings: SettingsDep, callbacks: CallbacksDep
+) -> CallbackAck:
+    return await _handle(request, settings, callbacks, None)
 
 
 @router.post(
@@ -175,8 +178,10 @@ async def n8n_callback(request: Request, container: ContainerDep) -> CallbackAck
     responses=_RESPONSES,
     openapi_extra=_SIGNED_JSON_BODY,
 )
-async def n8n_samples_callback(request: Request, container: ContainerDep) -> CallbackAck:
-    return await _handle(request, container, CallbackEvent.SAMPLES_READY)
+async def n8n_samples_callback(
+    request: Request, settings: SettingsDep, callbacks: CallbacksDep
+) -> CallbackAck:
+    return await _handle(request, settings, callbacks, CallbackEvent.SAMPLES_READY)
 
 
 @router.post(
@@ -186,8 +191,10 @@ async def n8n_samples_callback(request: Request, container: ContainerDep) -> Cal
     responses=_RESPONSES,
     openapi_extra=_SIGNED_JSON_BODY,
 )
-async def n8n_final_callback(request: Request, container: ContainerDep) -> CallbackAck:
-    return await _handle(request, container, CallbackEvent.FINAL_READY)
+async def n8n_final_callback(
+    request: Request, settings: SettingsDep, callbacks: CallbacksDep
+) -> CallbackAck:
+    return await _handle(request, settings, callbacks, CallbackEvent.FINAL_READY)
 
 
 @router.post(
@@ -197,5 +204,7 @@ async def n8n_final_callback(request: Request, container: ContainerDep) -> Callb
     responses=_RESPONSES,
     openapi_extra=_SIGNED_JSON_BODY,
 )
-async def n8n_error_callback(request: Request, container: ContainerDep) -> CallbackAck:
-    return await _handle(request, container, CallbackEvent.FAILED)
+async def n8n_error_callback(
+    request: Request, settings: SettingsDep, callbacks: CallbacksDep
+) -> CallbackAck:
+    return await _handle(request, settings, callbacks, CallbackEvent.FAILED)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from creativeflow.api.dependencies import ContainerDep
+from creativeflow.api.dependencies import AccountDep
 from creativeflow.api.identity import CurrentUser
 from creativeflow.api.schemas import CreditsView, LimitsView, PricesView, TierView
 
@@ -21,8 +21,8 @@ router = APIRouter(prefix="/api/v1/credits", tags=["credits"])
         503: {"description": "Odoo is unavailable"},
     },
 )
-async def get_credits(user_id: CurrentUser, container: ContainerDep) -> CreditsView:
-    found = await container.credits.get_entitlements(user_id)
+async def get_credits(user_id: CurrentUser, account: AccountDep) -> CreditsView:
+    found = await account.entitlements(user_id)
     return CreditsView(
         user_id=found.user_id,
         tier=TierView(code=found.tier_code, name=found.tier_name),

@@ -20,7 +20,7 @@ from fastapi import (
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from creativeflow.api.dependencies import ContainerDep
+from creativeflow.api.dependencies import GenerationsDep, SettingsDep
 from creativeflow.api.identity import CurrentUser
 from creativeflow.api.openapi_problems import problem_responses
 from creativeflow.api.problems import problem_body, stored_answer
@@ -33,12 +33,12 @@ from creativeflow.api.schemas import (
     Regeneration,
     SampleSelection,
 )
-from creativeflow.bootstrap import Container
 from creativeflow.domain.errors import DomainError
 from creativeflow.domain.model import GenerationRequest
 from creativeflow.domain.states import Status
 from creativeflow.services.generations import RequestFilter, SubmitGeneration
 from creativeflow.services.idempotency import IdempotencyKey, StoredAnswer, fingerprint
+from creativeflow.settings import Settings
 
 IdempotencyHeader = Annotated[
     str | None,
@@ -86,7 +86,7 @@ def _render_error(error: DomainError) -> StoredAnswer | None:
 
 
 def _idempotency(
-    container: Container, user_id: str, scope: str, key: str | None, body: Any
+    settings: Settings, user_id: str, scope: str, key: str | None, body: Any
 ) -> IdempotencyKey | None:
     if key is None:
         return None
@@ -95,7 +95,7 @@ def _idempotency(
         scope=scope,
         key=key,
         fingerprint=fingerprint(scope, body),
-        ttl=timedelta(hours=container.settings.idempotency_key_ttl_hours),
+        ttl=timedelta(hours=settings.idempotency_key_ttl_hours),
         render=_render,
         render_error=_render_error,
     )
@@ -156,7 +156,8 @@ _PAID_STEP_ERRORS = problem_responses(401, 402, 403, 404, 409, 413, 422, 429, 50
 async def submit_generation(
     body: GenerationCreate,
     user_id: CurrentUser,
-    container: ContainerDep,
+    generations: GenerationsDep,
+    settings: SettingsDep,
     request: Request,
     response: Response,
     background: BackgroundTasks,
@@ -173,20 +174,17 @@ async def submit_generation(
         project_id=body.project_id,
         advanced_model=body.advanced_model,
     )
-    service = container.generations
-    keyed = _idempotency(
-        container, user_id, "submit", idempotency_key, body.model_dump(mode="json")
-    )
+    keyed = _idempotency(settings, user_id, "submit", idempotency_key, body.model_dump(mode="json"))
     correlation_id = _correlation_id(request)
-    if container.settings.use_sync_credit_check:
+    if settings.use_sync_credit_check:
         return await _answer(
-            lambda: service.submit(user_id, command, correlation_id, keyed), response
+            lambda: generations.submit(user_id, command, correlation_id, keyed), response
         )
 
     async def accept() -> GenerationRequest | StoredAnswer:
-        created = await service.accept(user_id, command, correlation_id, keyed)
+        created = await generations.accept(user_id, command, correlation_id, keyed)
         if isinstance(created, GenerationRequest):
-            background.add_task(container.process_pending_quietly, created.id)
+            background.add_task(generations.process_pending_quietly, created.id)
         return created
 
     return await _answer(accept, response)
@@ -229,7 +227,7 @@ def _utc(moment: datetime | None) -> datetime | None:
 )
 async def list_generations(
     user_id: CurrentUser,
-    container: ContainerDep,
+    generations: GenerationsDep,
     status: Status | None = None,
     project_id: Annotated[
         str | None,
@@ -259,7 +257,7 @@ async def list_generations(
         created_from=_utc(created_from),
         created_before=_utc(created_before),
     )
-    items, total = await container.generations.list(user_id, which, limit=limit, offset=offset)
+    items, total = await generations.list(user_id, which, limit=limit, offset=offset)
     return GenerationPage(
         items=[GenerationView.of(r) for r in items], total=total, limit=limit, offset=offset
     )
@@ -272,9 +270,9 @@ async def list_generations(
     responses=problem_responses(401, 404, 422, 500),
 )
 async def get_generation(
-    request_id: RequestId, user_id: CurrentUser, container: ContainerDep
+    request_id: RequestId, user_id: CurrentUser, generations: GenerationsDep
 ) -> GenerationView:
-    return GenerationView.of(await container.generations.get(user_id, request_id))
+    return GenerationView.of(await generations.get(user_id, request_id))
 
 
 @router.post(
@@ -296,15 +294,16 @@ async def select_sample(
     request_id: RequestId,
     body: SampleSelection,
     user_id: CurrentUser,
-    container: ContainerDep,
+    generations: GenerationsDep,
+    settings: SettingsDep,
     response: Response,
     idempotency_key: IdempotencyHeader = None,
 ) -> GenerationView | JSONResponse:
     keyed = _idempotency(
-        container, user_id, f"selection:{request_id}", idempotency_key, body.model_dump()
+        settings, user_id, f"selection:{request_id}", idempotency_key, body.model_dump()
     )
     return await _answer(
-        lambda: container.generations.select(user_id, request_id, body.sample_id, keyed), response
+        lambda: generations.select(user_id, request_id, body.sample_id, keyed), response
     )
 
 
@@ -326,15 +325,14 @@ async def select_sample(
 async def regenerate_samples(
     request_id: RequestId,
     user_id: CurrentUser,
-    container: ContainerDep,
+    generations: GenerationsDep,
+    settings: SettingsDep,
     response: Response,
     body: Annotated[Regeneration | None, Body()] = None,
     idempotency_key: IdempotencyHeader = None,
 ) -> GenerationView | JSONResponse:
-    keyed = _idempotency(container, user_id, f"regeneration:{request_id}", idempotency_key, {})
-    return await _answer(
-        lambda: container.generations.regenerate(user_id, request_id, keyed), response
-    )
+    keyed = _idempotency(settings, user_id, f"regeneration:{request_id}", idempotency_key, {})
+    return await _answer(lambda: generations.regenerate(user_id, request_id, keyed), response)
 
 
 @router.post(
@@ -346,6 +344,6 @@ async def regenerate_samples(
     ),
 )
 async def cancel_generation(
-    request_id: RequestId, user_id: CurrentUser, container: ContainerDep
+    request_id: RequestId, user_id: CurrentUser, generations: GenerationsDep
 ) -> GenerationView:
-    return GenerationView.of(await container.generations.cancel(user_id, request_id))
+    return GenerationView.of(await generations.cancel(user_id, request_id))

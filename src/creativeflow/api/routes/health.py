@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
-from creativeflow.api.dependencies import ContainerDep
+from creativeflow.api.dependencies import ReadinessDep
 from creativeflow.api.routes.metrics import MetricsDep
 
 router = APIRouter(tags=["health"])
@@ -23,14 +21,13 @@ async def healthz() -> dict[str, str]:
     summary="The database, the broker and Odoo are reachable",
     responses={503: {"description": "a dependency is unreachable"}},
 )
-async def readyz(container: ContainerDep, metrics: MetricsDep) -> JSONResponse:
-    database, broker, odoo = await asyncio.gather(
-        container.db.ping(), container.publisher.check(), container.credits.ping()
-    )
-    checks = {"database": database, "broker": broker, "odoo": odoo}
+async def readyz(readiness: ReadinessDep, metrics: MetricsDep) -> JSONResponse:
+    report = await readiness.check()
+    # "broker" names the job dispatch, whichever DISPATCH_MODE carries it
+    checks = {"database": report.database, "broker": report.dispatch, "odoo": report.odoo}
     for dependency, ok in checks.items():
         metrics.dependency_checked(dependency, ok)
-    ready = all(checks.values())
+    ready = report.ready
     return JSONResponse(
         {"status": "ready" if ready else "unavailable", "checks": checks},
         status_code=200 if ready else 503,

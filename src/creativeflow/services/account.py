@@ -1,0 +1,47 @@
+"""Two small reads: the caller's credit account as Odoo knows it, and whether the service can
+serve at all (its database, its job dispatch and Odoo answer)."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+from creativeflow.domain.credits import Entitlements
+
+from .ports import CreditLedger, JobPublisher, TrackingStore
+
+
+class CreditAccount:
+    """The caller's tier, limits, prices and balance: one Odoo call, nothing charged."""
+
+    def __init__(self, credits: CreditLedger) -> None:
+        self._credits = credits
+
+    async def entitlements(self, user_id: str) -> Entitlements:
+        return await self._credits.get_entitlements(user_id)
+
+
+@dataclass(frozen=True, slots=True)
+class ReadinessReport:
+    database: bool
+    dispatch: bool
+    odoo: bool
+
+    @property
+    def ready(self) -> bool:
+        return self.database and self.dispatch and self.odoo
+
+
+class Readiness:
+    """Asks each dependency at once; a slow one bounds the answer by its own timeout."""
+
+    def __init__(self, db: TrackingStore, publisher: JobPublisher, credits: CreditLedger) -> None:
+        self._db = db
+        self._publisher = publisher
+        self._credits = credits
+
+    async def check(self) -> ReadinessReport:
+        database, dispatch, odoo = await asyncio.gather(
+            self._db.ping(), self._publisher.check(), self._credits.ping()
+        )
+        return ReadinessReport(database=database, dispatch=dispatch, odoo=odoo)
