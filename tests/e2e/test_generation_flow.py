@@ -240,3 +240,43 @@ def test_ready_when_database_broker_and_odoo_answer(stack: Stack) -> None:
     assert ready.status_code == 200, ready.text
     assert ready.json()["checks"] == {"database": True, "broker": True, "odoo": True}
     assert alive.json() == {"status": "ok"}
+
+
+def test_a_final_selected_again_after_a_failed_dispatch_is_paid_as_final_2_and_completes(
+    stack: Stack,
+) -> None:
+    """The job of a second final attempt carries action ``final-2``: it must validate against the
+    job schema n8n reads, or n8n drops it and the user waits for the deadline."""
+    user = stack.new_user(balance=100)
+    created = submit(stack, user)
+    request_id = created["id"]
+    settings = stack.settings
+    with stack.client(user) as client:
+        wait_for_status(client, request_id, "AWAITING_SELECTION")
+        connection = pika.BlockingConnection(pika.URLParameters(RABBITMQ_URL))
+        channel = connection.channel()
+        bindings = [(settings.rabbitmq_queue,), (stack.tap_queue,)]
+        for (queue,) in bindings:
+            channel.queue_unbind(queue, settings.rabbitmq_exchange, settings.rabbitmq_routing_key)
+        try:
+            failed = client.post(
+                f"/api/v1/generations/{request_id}/selection", json={"sample_id": "s1"}
+            )
+        finally:
+            for (queue,) in bindings:
+                channel.queue_bind(queue, settings.rabbitmq_exchange, settings.rabbitmq_routing_key)
+            connection.close()
+        assert failed.status_code == 503, failed.text
+        again = client.post(f"/api/v1/generations/{request_id}/selection", json={"sample_id": "s1"})
+        assert again.status_code == 202, again.text
+        done = wait_for_status(client, request_id, "COMPLETED")
+    ledger = stack.ledger_for(request_id)
+    assert [(e["action"], e["operation"]) for e in ledger] == [
+        ("samples", "debit"),
+        ("final", "debit"),
+        ("final", "refund"),
+        ("final-2", "debit"),
+    ]
+    [job] = [j for j in stack.jobs_published() if j["action"] == "final-2"]
+    jsonschema.validate(job, SCHEMA)
+    assert done["credits_charged"] == 6 + 10 + 10 and done["credits_refunded"] == 10

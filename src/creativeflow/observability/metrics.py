@@ -35,6 +35,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from creativeflow.domain.actions import Action
 from creativeflow.domain.states import Status
 
 log = logging.getLogger(__name__)
@@ -86,11 +87,9 @@ class CreditAction(enum.StrEnum):
 
 def action_kind(action: str) -> CreditAction:
     """``final-2`` is a final, ``regeneration-7`` a regeneration: one series per kind."""
-    base = action.split("-", 1)[0]
-    try:
-        return CreditAction(base)
-    except ValueError:
+    if not Action.is_valid(action):
         return CreditAction.OTHER
+    return CreditAction(Action.parse(action).kind.value)
 
 
 # --- what the scrape-time callbacks return -----------------------------------------------------

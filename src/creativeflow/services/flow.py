@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from creativeflow.domain.actions import Action
 from creativeflow.domain.credits import CreditReceipt, GenerationSpec
 from creativeflow.domain.errors import (
     CreditOutcomeUnknown,
@@ -154,19 +155,18 @@ def pending_debit(request: GenerationRequest, action: str) -> CreditOperation:
     )
 
 
-def next_action(base: str, taken: dict[str, CreditOperationStatus], first: int = 1) -> str:
-    """The first action name of a stage that no applied or refunded debit holds.
+def next_action(first: Action, taken: dict[str, CreditOperationStatus]) -> str:
+    """The first action of a stage, from ``first`` on, that no applied or refunded debit holds.
 
     A refused debit moved no credits, so its name may be paid again; a refunded one may not
     (Odoo answers a replay for it).
     """
-    number = first
+    action = first
     while True:
-        action = base if (base == "final" and number == 1) else f"{base}-{number}"
-        status = taken.get(action)
+        status = taken.get(str(action))
         if status is None or status is CreditOperationStatus.REFUSED:
-            return action
-        number += 1
+            return str(action)
+        action = action.following()
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from creativeflow import correlation
+from creativeflow.domain.actions import FIRST_FINAL, FIRST_REGENERATION, Action
 from creativeflow.domain.charges import stage_charges
 from creativeflow.domain.credits import CreditReceipt, GenerationSpec
 from creativeflow.domain.errors import (
@@ -343,7 +344,7 @@ class GenerationService:
                 return earlier
         request.require_status(Status.AWAITING_SELECTION, action="select a sample of")
         sample = request.sample(sample_id)
-        action = self._next_free_action(repo, request, "final")
+        action = self._next_free_action(repo, request, FIRST_FINAL)
         return self._journal_step(
             repo,
             request,
@@ -379,8 +380,8 @@ class GenerationService:
             if earlier is not None:
                 return earlier
         request.require_status(Status.AWAITING_SELECTION, action="regenerate samples of")
-        action = self._next_free_action(repo, request, "regeneration")
-        round_number = int(action.rsplit("-", 1)[1]) + 1
+        action = self._next_free_action(repo, request, FIRST_REGENERATION)
+        round_number = Action.parse(action).attempt + 1
         return self._journal_step(
             repo,
             request,
@@ -421,14 +422,14 @@ class GenerationService:
                     action=operation.action,
                 )
 
-    def _next_free_action(self, repo: Tracking, request: GenerationRequest, base: str) -> str:
+    def _next_free_action(self, repo: Tracking, request: GenerationRequest, first: Action) -> str:
         self._refuse_if_paying(repo, request)
         taken = {
             op.action: op.status
             for op in repo.operations_for_request(request.id)
             if op.kind is CreditOperationKind.DEBIT
         }
-        return next_action(base, taken)
+        return next_action(first, taken)
 
     # --- the saga -----------------------------------------------------------------------------
 

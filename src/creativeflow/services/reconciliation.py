@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from creativeflow.domain.actions import Action, ActionKind
 from creativeflow.domain.credits import LedgerEntry
 from creativeflow.domain.model import (
     CreditOperation,
@@ -210,9 +211,12 @@ def _double_charges(pairs: dict[tuple[str, str], _Pair]) -> list[Mismatch]:
     unrefunded: dict[tuple[str, str], list[str]] = defaultdict(list)
     for (request_id, action), pair in pairs.items():
         if pair.debits and not pair.refunds:
-            stage = "final" if action.startswith("final") else action
-            if stage in ("final", "samples"):
-                unrefunded[(request_id, stage)].append(action)
+            # regenerations are paid per round; samples and the final asset once each
+            if not Action.is_valid(action):
+                continue
+            kind = Action.parse(action).kind
+            if kind is not ActionKind.REGENERATION:
+                unrefunded[(request_id, kind.value)].append(action)
     return [
         Mismatch(
             MismatchKind.DOUBLE_DEBIT,

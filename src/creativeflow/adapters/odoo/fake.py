@@ -11,7 +11,6 @@ applied first or not, so a test can play "unavailable" and "applied, then the re
 from __future__ import annotations
 
 import contextlib
-import re
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ from datetime import UTC, datetime
 
 from creativeflow.adapters.odoo.client import odoo_datetime
 from creativeflow.adapters.odoo.errors import OdooError, OdooRejected
+from creativeflow.domain.actions import Action
 from creativeflow.domain.credits import (
     CreditReceipt,
     Entitlements,
@@ -28,8 +28,6 @@ from creativeflow.domain.credits import (
     Prices,
     TierLimits,
 )
-
-_ACTION = re.compile(r"samples|final|final-([2-9]|[1-9][0-9]+)|regeneration-[1-9][0-9]*")
 
 
 @dataclass(frozen=True, slots=True)
@@ -284,7 +282,7 @@ class FakeCredits:
 def _check_request(request_id: str, action: str) -> None:
     if not isinstance(request_id, str) or not request_id:
         raise OdooRejected("invalid_request", detail="request_id must be a non-empty string")
-    if not isinstance(action, str) or not _ACTION.fullmatch(action):
+    if not Action.is_valid(action):
         raise OdooRejected(
             "invalid_request",
             detail="action must be 'samples', 'final', 'final-<n>' (n >= 2) or 'regeneration-<n>'",
@@ -308,7 +306,7 @@ def _check_spec(spec: GenerationSpec) -> None:
 
 
 def _is_final(action: str) -> bool:
-    return action == "final" or action.startswith("final-")
+    return Action.parse(action).is_final
 
 
 _TierRefusal = tuple[str, str, dict[str, int]]

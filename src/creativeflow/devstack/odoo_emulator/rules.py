@@ -10,16 +10,14 @@ under its lock.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
+from creativeflow.domain.actions import Action, InvalidAction
+
 ACTION_SAMPLES = "samples"
 ACTION_FINAL = "final"
-# samples, final, final-<n> (n >= 2: a new attempt after a refunded final), regeneration-<n>
-# (n >= 1); numbers without leading zeros, so that one attempt has one spelling in the ledger.
-_ACTION = re.compile(r"samples|final|final-(?:[2-9]|[1-9][0-9]+)|regeneration-[1-9][0-9]*")
 
 TIMESTAMP_FORMAT = "%Y-%m-%d %H:%M:%S"
 _TIMESTAMP_LENGTH = len("YYYY-MM-DD HH:MM:SS")
@@ -105,7 +103,7 @@ def is_text(value: object) -> bool:
 
 def is_final(action: str) -> bool:
     """``final`` and its later attempts ``final-<n>``: one asset, never checked for samples."""
-    return action == ACTION_FINAL or action.startswith(ACTION_FINAL + "-")
+    return Action.parse(action).is_final
 
 
 def reason_text(value: object) -> str | Absent:
@@ -125,12 +123,11 @@ def optional_text(value: object, name: str) -> str | Absent:
 
 
 def check_action(action: object) -> str:
-    if isinstance(action, str) and _ACTION.fullmatch(action):
-        return action
-    raise InvalidRequest(
-        "action must be samples, final, final-<n> (n >= 2) or regeneration-<n> (n >= 1), "
-        f"got {action!r}"
-    )
+    """The action grammar of ``domain/actions.py``, which the addon's copy must equal."""
+    try:
+        return str(Action.parse(action))  # type: ignore[arg-type]
+    except InvalidAction as refused:
+        raise InvalidRequest(str(refused)) from None
 
 
 def parse_spec(spec: object) -> Spec:
