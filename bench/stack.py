@@ -31,8 +31,8 @@ from sqlalchemy.engine import make_url
 
 from creativeflow.adapters.rabbitmq.config import RabbitConfig
 from creativeflow.adapters.rabbitmq.topology import declare_topology
+from creativeflow.adapters.tracking.databases import create_database, drop_database
 from creativeflow.adapters.tracking.migrate import upgrade
-from creativeflow.devstack.databases import create_database, drop_database
 from creativeflow.devstack.odoo_emulator import default_seed_path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]

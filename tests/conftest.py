@@ -13,8 +13,8 @@ from collections.abc import Iterator
 
 import pytest
 
+from creativeflow.adapters.tracking import databases
 from creativeflow.adapters.tracking.migrate import upgrade
-from creativeflow.devstack import databases
 
 POSTGRES_ADMIN_URL = os.environ.get(
     "CREATIVEFLOW_TEST_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"

@@ -2,23 +2,32 @@
 notification sink and the API, until Ctrl-C.
 
 The settings decide where each piece listens: the emulator takes ``ODOO_URL``'s port, the sink
-``NOTIFICATION_SERVICE_URL``'s, the API ``API_PORT``. PostgreSQL and RabbitMQ are the real ones.
+``NOTIFICATION_SERVICE_URL``'s, the API ``API_PORT``; a port already taken is refused before
+anything starts, naming the setting. PostgreSQL and RabbitMQ are the real ones. The emulated
+Odoo's accounts and ledger are kept in ``.devstack/`` between runs, as the tracking database is;
+``--reset`` empties both together. ``--real-odoo`` and ``--real-n8n`` leave the emulator or the
+simulator out, for a stack against a real Odoo or a real n8n.
 """
 
 from __future__ import annotations
 
+import errno
 import logging
 import signal
+import socket
 import threading
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
 from types import FrameType
 from urllib.parse import urlsplit
 
 import uvicorn
+from sqlalchemy.engine import make_url
 
+from creativeflow.adapters.tracking.databases import drop_database, ensure_database
 from creativeflow.adapters.tracking.migrate import upgrade
-from creativeflow.devstack.databases import ensure_database
 from creativeflow.devstack.n8n_simulator import (
     AnswerConfig,
     N8nSimulator,
@@ -34,6 +43,10 @@ log = logging.getLogger(__name__)
 
 EMULATOR_LOGIN = "orchestrator"
 EMULATOR_PASSWORD = "orchestrator"
+# kept between runs (gitignored): the emulated Odoo's accounts and ledger
+STATE_DIR = Path(".devstack")
+EMULATOR_STATE = "odoo-emulator.json"
+SAVE_EVERY_SECONDS = 2.0
 
 
 @contextmanager
@@ -55,13 +68,21 @@ def serve_in_thread(app: object, host: str, port: int, name: str) -> Iterator[uv
         thread.join(10)
 
 
-def local_settings(settings: Settings, api_port: int) -> Settings:
+@dataclass(frozen=True, slots=True)
+class LocalStackOptions:
+    emulate_odoo: bool = True  # False: the Odoo at ODOO_URL, with its configured credentials
+    simulate_n8n: bool = True  # False: a real n8n consumes the jobs and calls back
+    reset: bool = False  # empty the tracking database and the emulator's state together
+    state_dir: Path = STATE_DIR
+
+
+def local_settings(settings: Settings, api_port: int, *, emulate_odoo: bool = True) -> Settings:
     """Fill what the emulator and the simulator need when the environment does not say
     otherwise: the emulator's technical user, and callbacks to this API's port."""
     updates: dict[str, object] = {}
     if "n8n_callback_base_url" not in settings.model_fields_set:
         updates["n8n_callback_base_url"] = f"http://127.0.0.1:{api_port}"
-    if not settings.odoo_secret.get_secret_value():
+    if emulate_odoo and not settings.odoo_secret.get_secret_value():
         from pydantic import SecretStr
 
         updates["odoo_login"] = EMULATOR_LOGIN
@@ -73,10 +94,57 @@ def _port(url: str) -> int:
     return urlsplit(url).port or 80
 
 
-def run_local_stack(settings: Settings, api_port: int) -> int:
+class PortInUse(RuntimeError):
+    """A piece of the stack cannot listen where the settings say."""
+
+
+def _free(host: str, port: int, setting: str) -> None:
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host if host not in ("", "0.0.0.0") else "0.0.0.0", port))
+        except OSError as error:
+            if error.errno in (errno.EADDRINUSE, errno.EACCES):
+                raise PortInUse(
+                    f"port {port} is in use (or not allowed): stop what holds it, or change "
+                    f"{setting}"
+                ) from None
+            raise
+
+
+def _check_ports(settings: Settings, api_port: int, options: LocalStackOptions) -> None:
+    wanted = [(settings.api_host, api_port, "API_PORT (or --port)")]
+    wanted.append(
+        ("127.0.0.1", _port(settings.notification_service_url), "NOTIFICATION_SERVICE_URL")
+    )
+    if options.emulate_odoo:
+        wanted.append(("127.0.0.1", _port(settings.odoo_url), "ODOO_URL"))
+    if options.simulate_n8n and settings.dispatch_mode == "webhook":
+        wanted.append(("127.0.0.1", _port(settings.n8n_webhook_url), "N8N_WEBHOOK_URL"))
+    for host, port, setting in wanted:
+        _free(host, port, setting)
+
+
+def _reset(settings: Settings, state_file: Path) -> None:
+    """The tracking database and the emulated ledger describe the same credits: both go."""
+    url = make_url(settings.database_url)
+    name = url.database or ""
+    drop_database(url.set(database="postgres").render_as_string(hide_password=False), name)
+    state_file.unlink(missing_ok=True)
+    log.info("reset: tracking database %s dropped, emulator state removed", name)
+
+
+def run_local_stack(
+    settings: Settings, api_port: int, options: LocalStackOptions | None = None
+) -> int:
     from creativeflow.api.app import create_app
 
-    settings = local_settings(settings, api_port)
+    options = options or LocalStackOptions()
+    settings = local_settings(settings, api_port, emulate_odoo=options.emulate_odoo)
+    _check_ports(settings, api_port, options)
+    state_file = options.state_dir / EMULATOR_STATE
+    if options.reset:
+        _reset(settings, state_file)
     if ensure_database(settings.database_url):
         log.info("created the tracking database")
     upgrade(settings.database_url)
@@ -88,7 +156,13 @@ def run_local_stack(settings: Settings, api_port: int) -> int:
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
     with ExitStack() as stack:
-        emulator = stack.enter_context(OdooEmulator().start("127.0.0.1", _port(settings.odoo_url)))
+        emulator = None
+        if options.emulate_odoo:
+            emulator = OdooEmulator()
+            if emulator.load_state(state_file):
+                log.info("emulated Odoo: accounts and ledger taken back from %s", state_file)
+            stack.enter_context(emulator.start("127.0.0.1", _port(settings.odoo_url)))
+            stack.callback(emulator.save_state, state_file)
         stack.enter_context(
             serve_in_thread(
                 create_sink_app(), "127.0.0.1", _port(settings.notification_service_url), "sink"
@@ -97,9 +171,13 @@ def run_local_stack(settings: Settings, api_port: int) -> int:
         stack.enter_context(
             serve_in_thread(create_app(settings), settings.api_host, api_port, "api")
         )
-        stack.enter_context(_n8n_simulator(settings))
-        print(_banner(settings, api_port, emulator.url))
-        stop.wait()
+        if options.simulate_n8n:
+            stack.enter_context(_n8n_simulator(settings))
+        print(_banner(settings, api_port, emulator.url if emulator else None, options))
+        # the emulated ledger is saved as it goes, so a killed stack loses seconds, not the day
+        while not stop.wait(SAVE_EVERY_SECONDS):
+            if emulator is not None:
+                emulator.save_state(state_file)
         print("\nstopping the local stack ...")
     return 0
 
@@ -128,16 +206,30 @@ def _n8n_simulator(settings: Settings) -> N8nSimulator | N8nWebhookSimulator:
     )
 
 
-def _banner(settings: Settings, api_port: int, odoo_url: str) -> str:
+def _banner(
+    settings: Settings, api_port: int, odoo_url: str | None, options: LocalStackOptions
+) -> str:
     api = f"http://127.0.0.1:{api_port}"
     gateway = settings.gateway_shared_secret.get_secret_value()
+    odoo = (
+        f"Odoo emulator     {odoo_url}   (ledger: {odoo_url}/__emulator__/ledger; kept in "
+        f"{options.state_dir / EMULATOR_STATE}, --reset starts afresh)"
+        if odoo_url
+        else f"Odoo              {settings.odoo_url} (real, as {settings.odoo_login})"
+    )
+    n8n = (
+        f"n8n simulator     {_n8n_source(settings)}, calling back {settings.n8n_callback_base_url}"
+        if options.simulate_n8n
+        else f"n8n               real: {_n8n_source(settings)}, calling back "
+        f"{settings.n8n_callback_base_url}"
+    )
     return f"""
 CreativeFlow AI Generation Orchestrator: the local stack is up.
 
   API               {api}   (OpenAPI: {api}/docs)
-  Odoo emulator     {odoo_url}   (ledger: {odoo_url}/__emulator__/ledger)
+  {odoo}
   Notification sink {settings.notification_service_url}/api/v1/notifications
-  n8n simulator     {_n8n_source(settings)}, calling back {settings.n8n_callback_base_url}
+  {n8n}
 
 Try it (user demo-user has 500 credits on the pro tier):
 
@@ -149,6 +241,8 @@ Try it (user demo-user has 500 credits on the pro tier):
 
   curl -s {api}/api/v1/generations -H 'X-Gateway-Secret: {gateway}' -H 'X-User-Id: demo-user'
   curl -s {api}/api/v1/credits -H 'X-Gateway-Secret: {gateway}' -H 'X-User-Id: demo-user'
+
+  creativeflow sweep; creativeflow reconcile   (recovery and the books, same settings)
 
 Ctrl-C stops everything.
 """

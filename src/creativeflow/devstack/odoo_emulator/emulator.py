@@ -7,6 +7,9 @@ can run side by side in one test session.
 
 from __future__ import annotations
 
+import json
+import os
+from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
@@ -66,6 +69,22 @@ class OdooEmulator:
     def stop(self) -> None:
         self._faults.close()
         self._listener.close()
+
+    # -- state between runs (the local stack) ----------------------------------------------------
+
+    def save_state(self, path: Path) -> None:
+        """Write accounts and ledger to ``path`` atomically (a crash leaves the old file)."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_suffix(path.suffix + ".partial")
+        partial.write_text(json.dumps(self._ledger.snapshot(), indent=1))
+        os.replace(partial, path)
+
+    def load_state(self, path: Path) -> bool:
+        """Take accounts and ledger back from ``path``; False when there is no such file."""
+        if not path.exists():
+            return False
+        self._ledger.restore(json.loads(path.read_text()))
+        return True
 
     def __enter__(self) -> Self:
         if self._listener.address is None:

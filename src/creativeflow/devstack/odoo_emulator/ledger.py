@@ -88,6 +88,10 @@ class AccountExists(ValueError):
     """An account for this platform user id is already open (the field is unique)."""
 
 
+def vars_of(record: Account | LedgerEntry) -> Result:
+    return {name: getattr(record, name) for name in record.__slots__}
+
+
 def refusal(code: str, **extra: Any) -> Result:
     return {"ok": False, "code": code, **extra}
 
@@ -130,6 +134,35 @@ class CreditLedger:
     def entries(self) -> list[Result]:
         with self._lock:
             return [entry.as_contract() for entry in self._entries]
+
+    # -- keeping the state between runs of the local stack ---------------------------------------
+
+    def snapshot(self) -> Result:
+        """Accounts and entries, as JSON-ready data :meth:`restore` takes back."""
+        with self._lock:
+            return {
+                "accounts": [vars_of(a) for a in self._accounts.values()],
+                "entries": [
+                    {**vars_of(e), "created": e.created.isoformat()} for e in self._entries
+                ],
+            }
+
+    def restore(self, state: Result) -> None:
+        """Replace every account and entry with a :meth:`snapshot`'s."""
+        accounts = {a["platform_user_id"]: Account(**a) for a in state["accounts"]}
+        entries = [
+            LedgerEntry(**{**e, "created": datetime.fromisoformat(e["created"])})
+            for e in state["entries"]
+        ]
+        with self._lock:
+            self._accounts = accounts
+            self._entries = entries
+            self._debits = {
+                (e.request_id, e.action): e for e in entries if e.operation == OPERATION_DEBIT
+            }
+            self._refunds = {
+                (e.request_id, e.action): e for e in entries if e.operation == OPERATION_REFUND
+            }
 
     # -- the public RPC methods of creativeflow.credit.service ---------------------------------
 

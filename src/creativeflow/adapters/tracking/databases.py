@@ -1,4 +1,5 @@
-"""Creating and dropping PostgreSQL databases, for the local stack, the tests and the benchmarks.
+"""Creating and dropping PostgreSQL databases: `creativeflow migrate` creates a missing tracking
+database, the local stack resets it, the tests and the benchmarks make their own.
 
 ``server_url`` is a SQLAlchemy URL of a database we may connect to in order to run
 ``CREATE DATABASE`` (usually ``postgres``); the new database lives on the same server.
