@@ -319,6 +319,7 @@ class ScriptedJson2Server:
         self.status = 200
         self.content_type = "application/json; charset=utf-8"
         self.body = b"null"
+        self.location: str | None = None
         self.received: list[_Received] = []
         server = self
 
@@ -341,6 +342,8 @@ class ScriptedJson2Server:
                 )
                 self.send_response(server.status)
                 self.send_header("Content-Type", server.content_type)
+                if server.location:
+                    self.send_header("Location", server.location)
                 self.send_header("Content-Length", str(len(server.body)))
                 self.send_header("Connection", "close")
                 self.end_headers()
@@ -518,6 +521,32 @@ def test_json2_statuses_without_an_odoo_error_body_are_transport_faults(
         transport.execute_kw("creativeflow.credit.service", "get_entitlements", ["u-1"], {})
 
     assert (fault.value.sent, fault.value.retryable) == (sent, retryable)
+
+
+def test_json2_against_an_odoo_18_says_it_has_no_json2_api_and_the_suite_skips_it(
+    json2_server: ScriptedJson2Server,
+) -> None:
+    """Odoo 18 sends /json/2 to its login page with a 303: the fault names the cause and the
+    fix, and the contract suite's probe reports JSON-2 as not served there."""
+    from tests.contract.conftest import serves_json2
+
+    json2_server.answer(303, b"", "text/html; charset=utf-8")
+    json2_server.location = f"{json2_server.url}/web/login?redirect=%2Fjson%2F2%2Fres.users"
+    transport = make_transport(_json2_config(json2_server.url))
+
+    with pytest.raises(TransportFault) as fault:
+        transport.execute_kw("creativeflow.credit.service", "get_entitlements", ["u-1"], {})
+
+    assert "no JSON-2 API" in str(fault.value) and "ODOO_PROTOCOL=xmlrpc" in str(fault.value)
+    assert serves_json2(json2_server.url, "creativeflow") is False
+
+
+def test_the_suite_finds_json2_where_it_is_served(target: Any) -> None:
+    from tests.contract.conftest import serves_json2
+
+    if target.emulator is None:
+        pytest.skip("the emulator serves JSON-2; a real Odoo decides for itself")
+    assert serves_json2(target.url, target.database) is True
 
 
 def test_json2_a_reply_that_is_not_json_is_a_sent_fault(

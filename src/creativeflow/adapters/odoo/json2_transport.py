@@ -159,6 +159,12 @@ class Json2Transport:
         error = _odoo_error_body(response)
         if error is None:
             reason = f"{response.reason_phrase} on {what}"
+            if 300 <= status < 400 and "/web/login" in response.headers.get("location", ""):
+                # Odoo 18 and older send /json/2 to the login page: they have no JSON-2 API
+                reason += (
+                    " (redirected to the login page: this Odoo has no JSON-2 API, which "
+                    "arrived in Odoo 19; use ODOO_PROTOCOL=xmlrpc or jsonrpc)"
+                )
             if status == 404:
                 # Odoo answers its database-less 404 page when X-Odoo-Database names no database.
                 reason += " (no JSON-2 route there: an unknown database, or not an Odoo 19)"
