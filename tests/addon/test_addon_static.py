@@ -747,3 +747,51 @@ def test_ledger_refuses_write_and_unlink(addon: Path) -> None:
         )
     ]
     assert unlink_guards, f"{LEDGER_MODEL} must refuse unlink (override or @api.ondelete)"
+
+
+def _records(path: Path, model: str) -> list[ET.Element]:
+    return [r for r in ET.parse(path).getroot().iter("record") if r.get("model") == model]
+
+
+def test_the_shipped_technical_user_is_in_the_orchestrator_group_alone_with_no_password(
+    addon: Path,
+) -> None:
+    """Internal User would let it read every user's login and e-mail and every partner over
+    RPC; a password makes each API-key login check 600,000 pbkdf2 rounds first."""
+    [user] = [
+        r
+        for r in _records(addon / "demo/creativeflow_credits_demo.xml", "res.users")
+        if r.findtext("field[@name='login']") == "orchestrator"
+    ]
+    groups = user.find("field[@name='groups_id']")
+    assert groups is not None
+    assert groups.get("eval") == "[(6, 0, [ref('group_orchestrator')])]"
+    assert user.find("field[@name='password']") is None
+    init = (REPO_ROOT / "deploy/odoo/odoo-init.sh").read_text()
+    assert 'env.ref("base.group_user")' not in init
+    assert "SET password = NULL" in init and "res_users_apikeys" in init
+
+
+def test_the_orchestrator_group_implies_no_internal_user_and_sees_only_its_own_user(
+    addon: Path,
+) -> None:
+    security = addon / "security/creativeflow_credits_security.xml"
+    [group] = [r for r in _records(security, "res.groups") if r.get("id") == "group_orchestrator"]
+    assert group.find("field[@name='implied_ids']") is None
+    [rule] = [
+        r for r in _records(security, "ir.rule") if r.get("id") == "rule_orchestrator_own_user"
+    ]
+    assert rule.findtext("field[@name='domain_force']") == "[('id', '=', user.id)]"
+    assert rule.find("field[@name='model_id']").get("ref") == "base.model_res_users"  # type: ignore[union-attr]
+    acl = (addon / "security/ir.model.access.csv").read_text()
+    assert "res_partner" not in acl and "res_users" not in acl
+
+
+def test_the_ledger_pivot_sums_a_signed_amount(addon: Path) -> None:
+    views = ET.parse(addon / "views/credit_ledger_views.xml").getroot()
+    [pivot] = list(views.iter("pivot"))
+    measures = [f.get("name") for f in pivot.iter("field") if f.get("type") == "measure"]
+    assert measures == ["balance_change"]
+    source = (addon / "models/credit_ledger.py").read_text()
+    assert re.search(r"balance_change = fields\.Integer\([^)]*store=True", source, re.S)
+    assert '-entry.amount if entry.operation == "debit"' in source

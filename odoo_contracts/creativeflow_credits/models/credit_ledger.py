@@ -52,6 +52,16 @@ class CreditLedger(models.Model):
         required=True,
         readonly=True,
     )
+    # what the entry did to the balance, so that a sum (the pivot's total) is the net movement:
+    # debits and refunds are both stored as positive amounts
+    balance_change = fields.Integer(
+        string="Balance change",
+        compute="_compute_balance_change",
+        store=True,
+        readonly=True,
+        help="Signed: a debit takes credits (negative), a refund gives them back (positive), "
+        "an adjustment as entered.",
+    )
     reason = fields.Char(readonly=True)
     correlation_id = fields.Char(string="Correlation id", index=True, readonly=True)
     # Redefined only to index it: reconciliation reads the ledger by windows of create_date.
@@ -64,6 +74,11 @@ class CreditLedger(models.Model):
             "A request's action is debited once and refunded once.",
         ),
     ]
+
+    @api.depends("operation", "amount")
+    def _compute_balance_change(self):
+        for entry in self:
+            entry.balance_change = -entry.amount if entry.operation == "debit" else entry.amount
 
     @api.depends("operation", "request_id", "action")
     def _compute_display_name(self):

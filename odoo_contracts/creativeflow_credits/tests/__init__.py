@@ -2,3 +2,4 @@ from . import test_credit_account
 from . import test_credit_concurrency
 from . import test_credit_ledger
 from . import test_credit_service
+from . import test_technical_user

@@ -12,10 +12,13 @@ class CreditsCase(TransactionCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        cls.orchestrator = new_test_user(
-            cls.env,
-            login="cf_test_orchestrator",
-            groups="base.group_user,creativeflow_credits.group_orchestrator",
+        # as shipped: the Orchestrator group alone (no Internal User) and no password
+        cls.orchestrator = cls.env["res.users"].create(
+            {
+                "name": "CF test orchestrator",
+                "login": "cf_test_orchestrator",
+                "groups_id": [(6, 0, [cls.env.ref("creativeflow_credits.group_orchestrator").id])],
+            }
         )
         cls.auditor = new_test_user(
             cls.env, login="cf_test_auditor", groups="creativeflow_credits.group_auditor"

@@ -88,3 +88,32 @@ class TestLedgerUniqueness(CreditsCase):
         # the opening balance and the two goodwill gestures
         self.assertEqual(len(adjustments), 3)
         self.assertEqual(self.account.balance, 520)
+
+
+@tagged("post_install", "-at_install")
+class TestLedgerBalanceChange(CreditsCase):
+    """The pivot sums ``balance_change``: its total is the net movement of the credits."""
+
+    def test_debits_take_refunds_give_back_adjustments_as_entered(self):
+        debit = self.service.debit("cf-test-user-1", "cf-req-net", "samples", self.spec())
+        refund = self.service.refund("cf-req-net", "samples", "test")
+        self.account.with_user(self.manager).action_adjust(-3, "correction")
+        entries = {
+            e.operation: e.balance_change
+            for e in self.Ledger.search([("account_id", "=", self.account.id)])
+        }
+        self.assertEqual(entries["debit"], -debit["amount"])
+        self.assertEqual(entries["refund"], refund["amount"])
+        self.assertIn(
+            -3,
+            [
+                e.balance_change
+                for e in self.Ledger.search(
+                    [("account_id", "=", self.account.id), ("operation", "=", "adjustment")]
+                )
+            ],
+        )
+        net = sum(
+            self.Ledger.search([("account_id", "=", self.account.id)]).mapped("balance_change")
+        )
+        self.assertEqual(net, self.account.balance)  # from 0, every movement is an entry
