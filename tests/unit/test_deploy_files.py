@@ -298,3 +298,15 @@ def test_every_setting_is_documented_in_env_example() -> None:
             names.add(alias)
     assert names, "no setting names found: the check would pass vacuously"
     assert sorted(names - documented_settings()) == []
+
+
+def test_every_document_the_docs_link_to_exists() -> None:
+    """A link to a file that is not there sends a reader nowhere."""
+    texts = [ROOT / ".env.example", ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+    missing = []
+    for path in texts:
+        for target in re.findall(r"(?:\(|\s)((?:\.\./|docs/)?[\w./-]+\.md)", path.read_text()):
+            base = ROOT if target.startswith("docs/") or path.parent == ROOT else path.parent
+            if not (base / target).resolve().exists():
+                missing.append(f"{path.relative_to(ROOT)} -> {target}")
+    assert missing == []
