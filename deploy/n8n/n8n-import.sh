@@ -2,7 +2,7 @@
 # One-shot n8n setup for deploy/docker-compose.yml (service n8n-import), run before n8n starts:
 #   1. the RabbitMQ credential the workflow's trigger uses (id cfRabbitMQ0000001), written from the
 #      environment with node so that any character in the password is escaped properly;
-#   2. docs/n8n/creativeflow-generation.json (workflow id cfGeneration00001);
+#   2. docs/n8n/creativeflow-generation.json (workflow id cfGeneration0001);
 #   3. the workflow activated (activate:workflow on n8n 2.x, update:workflow on 1.x).
 # Importing again replaces both (same ids), so it is safe on every `docker compose up`.
 set -eu
@@ -29,5 +29,5 @@ fs.writeFileSync(process.argv[1], JSON.stringify([{
 n8n import:credentials --input="$credentials"
 rm -f "$credentials"
 n8n import:workflow --input=/creativeflow/workflows/creativeflow-generation.json
-n8n activate:workflow --id=cfGeneration00001 \
-  || n8n update:workflow --id=cfGeneration00001 --active=true
+n8n activate:workflow --id=cfGeneration0001 \
+  || n8n update:workflow --id=cfGeneration0001 --active=true

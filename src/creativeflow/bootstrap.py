@@ -67,6 +67,7 @@ def rabbit_config(settings: Settings) -> RabbitConfig:
         dead_letter_exchange=settings.rabbitmq_dead_letter_exchange,
         dead_letter_queue=settings.rabbitmq_dead_letter_queue,
         quorum=settings.rabbitmq_quorum_queue,
+        delivery_limit=settings.rabbitmq_job_delivery_limit,
         connect_timeout=settings.rabbitmq_connect_timeout,
         confirm_timeout=settings.rabbitmq_confirm_timeout,
         publish_workers=settings.rabbitmq_publish_workers,

@@ -68,6 +68,10 @@ class Settings(BaseSettings):
         "creativeflow.n8n.jobs.dead", validation_alias="RABBITMQ_DEAD_LETTER_QUEUE"
     )
     rabbitmq_quorum_queue: bool = Field(True, validation_alias="RABBITMQ_QUORUM_QUEUE")
+    # a job n8n rejects this many times (failed executions) goes to the dead-letter queue
+    rabbitmq_job_delivery_limit: int = Field(
+        5, ge=1, validation_alias="RABBITMQ_JOB_DELIVERY_LIMIT"
+    )
     rabbitmq_publish_workers: int = Field(8, ge=1, validation_alias="RABBITMQ_PUBLISH_WORKERS")
     rabbitmq_connect_timeout: float = Field(5.0, gt=0, validation_alias="RABBITMQ_CONNECT_TIMEOUT")
     rabbitmq_confirm_timeout: float = Field(10.0, gt=0, validation_alias="RABBITMQ_CONFIRM_TIMEOUT")

@@ -167,6 +167,17 @@ class WorkflowRun:
         assert len(triggers) == 1
         return triggers[0]
 
+    @staticmethod
+    def message(job: Any) -> dict[str, Any]:
+        """What the RabbitMQ trigger emits for one delivery, as n8n 1.x builds it."""
+        content = job if isinstance(job, str) else json.dumps(job)
+        message_id = job.get("job_id") if isinstance(job, dict) else None
+        return {
+            "content": content,
+            "fields": {"redelivered": False},
+            "properties": {"messageId": message_id},
+        }
+
     def next_node(self, name: str, output: int) -> dict[str, Any] | None:
         outputs = self.connections.get(name, {}).get("main", [])
         if output >= len(outputs) or not outputs[output]:
@@ -178,9 +189,9 @@ class WorkflowRun:
     def run(self, job: dict[str, Any], provider: ProviderAnswer) -> CallbackRequest:
         trigger = self.trigger()
         options = trigger["parameters"]["options"]
-        # jsonParseBody + onlyContent: the item is the parsed message body itself
-        assert options.get("jsonParseBody") is True and options.get("onlyContent") is True
-        item: Any = job
+        # no jsonParseBody, no onlyContent: the item is the message, its body the raw text
+        assert options.get("jsonParseBody") is False and options.get("onlyContent") is False
+        item: Any = self.message(job)
         self.context.nodes[trigger["name"]] = item
         node = self.next_node(trigger["name"], 0)
         while node is not None:
@@ -388,7 +399,12 @@ def test_final_branch_completes_the_request(stack: Stack) -> None:
 def test_a_content_policy_error_rejects_without_refund(stack: Stack) -> None:
     user, request_id = held_request(stack, balance=50)
     job = published_job(stack, request_id, "samples")
-    error = {"message": "400 - the prompt was refused by the provider's content policy"}
+    # the provider's explicit signal: HTTP 400 with a policy code in its JSON body
+    error = {
+        "message": "400 - Bad request - please check your parameters",
+        "httpCode": "400",
+        "description": '{"error": {"code": "content_policy_violation", "message": "refused"}}',
+    }
     request = run_workflow(job, ProviderAnswer(error=error))
     assert request.url == job["callback"]["error_url"]
     payload = json.loads(request.body)
@@ -407,7 +423,7 @@ def test_a_provider_outage_fails_the_request_and_refunds(stack: Stack) -> None:
     assert payload["error"] == {
         "category": "platform",
         "code": "provider_timeout",
-        "message": payload["error"]["message"],
+        "message": "The image provider took too long to answer.",
     }
     assert send(request).json()["outcome"] == "applied"
     with stack.client(user) as client:
@@ -425,3 +441,123 @@ def test_a_blocked_answer_is_a_content_policy_failure(stack: Stack) -> None:
     assert send(request).status_code == 200
     with stack.client(user) as client:
         wait_for_status(client, request_id, "CONTENT_REJECTED")
+
+
+# --- what n8n 1.123 showed (issue: stack traces, outages charged as refusals, lost callbacks) ---
+
+AXIOS_ERROR = {
+    "message": "Request failed with status code 503",
+    "name": "AxiosError",
+    "code": "ERR_BAD_RESPONSE",
+    "httpCode": "503",
+    "description": "moderation service unavailable, please retry",
+    "stack": "AxiosError: Request failed with status code 503\n    at settle "
+    "(/usr/local/lib/node_modules/n8n/node_modules/axios/lib/core/settle.js:19:12)",
+}
+
+
+def test_an_outage_that_mentions_moderation_is_a_platform_failure_and_refunded(
+    stack: Stack,
+) -> None:
+    user, request_id = held_request(stack, balance=50)
+    job = published_job(stack, request_id, "samples")
+    payload = json.loads(run_workflow(job, ProviderAnswer(error=AXIOS_ERROR)).body)
+    assert (payload["error"]["category"], payload["error"]["code"]) == (
+        "platform",
+        "provider_unavailable",
+    )
+    request = run_workflow(job, ProviderAnswer(error=AXIOS_ERROR))
+    assert send(request).json()["outcome"] == "applied"
+    with stack.client(user) as client:
+        failed = wait_for_status(client, request_id, "FAILED")
+    assert failed["failure"]["message"] == "The image provider is unavailable right now."
+    wait_for(lambda: len(stack.ledger_for(request_id)) == 2)
+
+
+@pytest.mark.parametrize("detailed", [False, True])
+def test_a_failed_callback_carries_no_stack_and_details_only_when_asked(detailed: bool) -> None:
+    definition = workflow()
+    env = env_for(definition)
+    if detailed:
+        env["CREATIVEFLOW_DETAILED_N8N_ERRORS"] = "true"
+    job = {
+        "schema": "creativeflow.generation-job.v1",
+        "event": "AIGenerationJobRequested",
+        "job_id": str(uuid.uuid4()),
+        "request_id": str(uuid.uuid4()),
+        "stage": "samples",
+        "callback": {
+            "samples_url": "http://o/s",
+            "final_url": "http://o/f",
+            "error_url": "http://o/e",
+        },
+        "parameters": {"width": 64, "height": 64, "format": "png"},
+    }
+    body = WorkflowRun(definition, env).run(job, ProviderAnswer(error=AXIOS_ERROR)).body
+    assert "settle" not in body and "node_modules" not in body and "AxiosError" not in body
+    error = json.loads(body)["error"]
+    if detailed:
+        assert error["details"] == {
+            "status": 503,
+            "provider_code": None,
+            "text": "Request failed with status code 503",
+        }
+    else:
+        assert "details" not in error
+
+
+def _check_job(item: Any, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    [check] = [n for n in workflow()["nodes"] if n["name"] == "Check job"]
+    task = {
+        "kind": "code",
+        "code": check["parameters"]["jsCode"],
+        "context": Context({}, "e", env if env is not None else env_for(workflow())).for_item(item),
+    }
+    assert NODE is not None
+    return subprocess.run(
+        [NODE, "-e", HARNESS], input=json.dumps(task), capture_output=True, text=True, timeout=30
+    )
+
+
+@pytest.mark.parametrize("content", ["not json at all", "[1, 2]", '{"schema": "other"}'])
+def test_a_message_that_is_not_a_job_fails_its_execution_so_it_is_rejected(content: str) -> None:
+    done = _check_job(WorkflowRun.message(content))
+    assert done.returncode != 0
+    assert "Error" in done.stderr
+
+
+def test_a_missing_callback_secret_fails_the_first_job_loudly() -> None:
+    job = {
+        "schema": "creativeflow.generation-job.v1",
+        "event": "AIGenerationJobRequested",
+        "job_id": "j",
+        "stage": "samples",
+        "callback": {"samples_url": "a", "final_url": "b", "error_url": "c"},
+    }
+    done = _check_job(WorkflowRun.message(job), env={})
+    assert done.returncode != 0 and "CREATIVEFLOW_CALLBACK_SECRET is not set" in done.stderr
+
+
+def test_the_workflow_id_is_an_n8n_id_and_failures_reach_the_dead_letter_queue() -> None:
+    definition = workflow()
+    assert len(definition["id"]) == 16 and definition["id"].isalnum()
+    [trigger] = [n for n in definition["nodes"] if n["type"] == "n8n-nodes-base.rabbitmqTrigger"]
+    # a failed execution is rejected, not acknowledged; the queue's delivery limit dead-letters it
+    assert trigger["parameters"]["options"]["acknowledge"] == "executionFinishesSuccessfully"
+    [send_node] = [n for n in definition["nodes"] if n["name"] == "Send callback"]
+    assert send_node["retryOnFail"] is True and send_node["maxTries"] >= 3
+    assert send_node.get("onError", "stopWorkflow") == "stopWorkflow"
+
+
+def test_the_provider_gets_the_job_id_as_its_idempotency_key() -> None:
+    definition = workflow()
+    providers = [n for n in definition["nodes"] if n["name"].startswith("AI provider")]
+    assert len(providers) == 2
+    job = {"job_id": "job-42"}
+    context = Context({}, "e", env_for(definition))
+    for node in providers:
+        headers = {
+            h["name"]: expression(h["value"], job, context)
+            for h in node["parameters"]["headerParameters"]["parameters"]
+        }
+        assert headers == {"Idempotency-Key": "job-42"}

@@ -80,6 +80,7 @@ def test_topology_declares_a_durable_quorum_job_queue(config: RabbitConfig) -> N
         "arguments": {
             "x-queue-type": "quorum",
             "x-dead-letter-exchange": config.dead_letter_exchange,
+            "x-delivery-limit": config.delivery_limit,
         },
     }
     # the broker accepts an identical redeclaration and refuses any other kind of queue
@@ -120,6 +121,44 @@ def test_classic_queues_when_quorum_is_off(config: RabbitConfig) -> None:
 
     assert (topology.queue_type, topology.dead_letter_queue_type) == ("classic", "classic")
     assert queue_is_refused(config.queue, durable=True, arguments={"x-queue-type": "quorum"})
+
+
+def test_a_job_requeued_past_the_delivery_limit_is_dead_lettered(config: RabbitConfig) -> None:
+    """n8n rejects with requeue a job whose execution failed: it comes back, up to the limit,
+    then waits in the dead letters instead of looping for ever."""
+    config = replace(config, delivery_limit=2)
+    PikaJobPublisher(config).declare_topology()
+    with channel() as ch:
+        ch.basic_publish(config.exchange, config.routing_key, b"not json", pika.BasicProperties())
+    deliveries = 0
+    with channel() as ch:
+        for _ in range(10):
+            if not wait_until(lambda: queue_depth(config.queue) == 1, timeout=2):
+                break
+            method, _properties, _body = ch.basic_get(config.queue)
+            if method is None:
+                break
+            deliveries += 1
+            ch.basic_nack(method.delivery_tag, requeue=True)
+    assert deliveries == 3  # the first delivery and two more
+    dead = get_message(config.dead_letter_queue)
+    assert dead is not None and dead.body == b"not json"
+
+
+def test_a_queue_declared_before_the_delivery_limit_is_kept(config: RabbitConfig) -> None:
+    with channel() as ch:
+        ch.queue_declare(
+            config.queue,
+            durable=True,
+            arguments={
+                "x-queue-type": "quorum",
+                "x-dead-letter-exchange": config.dead_letter_exchange,
+            },
+        )
+
+    topology = PikaJobPublisher(config).declare_topology()
+
+    assert topology.queue_type == "quorum"
 
 
 def test_a_rejected_job_is_dead_lettered(config: RabbitConfig) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -49,11 +50,38 @@ class Sample:
         }
 
 
+MAX_REPORTED_MESSAGE = 300
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_STACK_FRAME = re.compile(r"\s+at\s+\S.*$")  # "... at settle (/app/node_modules/x.js:19:12)"
+_PATH = re.compile(r"(?:[A-Za-z]:)?(?:[\\/][\w.@-]+){2,}[\\/]?")
+
+
+def user_safe_message(text: str, fallback: str) -> str:
+    """What n8n reported of a failure, as a user may read it: the first line, without stack
+    frames, file paths or control characters, at most 300 characters; ``fallback`` when nothing
+    is left."""
+    first = next((line for line in text.splitlines() if line.strip()), "")
+    first = _PATH.sub("…", _STACK_FRAME.sub("", _CONTROL.sub("", first))).strip()
+    if len(first) > MAX_REPORTED_MESSAGE:
+        first = first[: MAX_REPORTED_MESSAGE - 1].rstrip() + "…"
+    return first or fallback
+
+
 @dataclass(frozen=True, slots=True)
 class Failure:
     category: FailureCategory
     code: str
     message: str
+
+    @classmethod
+    def reported(cls, category: FailureCategory, code: str, message: str) -> Failure:
+        """A failure as n8n reported it, its message made fit for the user's eyes."""
+        fallback = (
+            "The request was declined under the content policy."
+            if category is FailureCategory.CONTENT_POLICY
+            else "The generation failed on our side."
+        )
+        return cls(category, code, user_safe_message(message, fallback))
 
 
 @dataclass(slots=True)

@@ -37,6 +37,8 @@ class RabbitConfig:
     dead_letter_exchange: str = "creativeflow.generation.dlx"
     dead_letter_queue: str = "creativeflow.n8n.jobs.dead"
     quorum: bool = True
+    # quorum queues: deliveries of one message before the broker dead-letters it
+    delivery_limit: int = 5
     connect_timeout: float = 5.0
     confirm_timeout: float = 10.0
     heartbeat: int = 30

@@ -53,6 +53,9 @@ def declare_topology(connection: pika.BlockingConnection, config: RabbitConfig) 
             config.queue,
             {"x-dead-letter-exchange": config.dead_letter_exchange},
             config.quorum,
+            # n8n rejects (with requeue) a job whose execution failed: without a limit, a job
+            # that always fails would come back for ever; with it, it lands in the dead letters
+            quorum_arguments={"x-delivery-limit": config.delivery_limit},
         )
         channel.queue_bind(config.queue, config.exchange, routing_key=config.routing_key)
         channel.close()
@@ -77,6 +80,7 @@ def _declare_durable_queue(
     name: str,
     arguments: dict[str, Any],
     quorum: bool,
+    quorum_arguments: dict[str, Any] | None = None,
 ) -> tuple[BlockingChannel, QueueType]:
     """Declare ``name`` as a quorum queue if asked and allowed, else classic.
 
@@ -85,17 +89,24 @@ def _declare_durable_queue(
     if quorum:
         try:
             channel.queue_declare(
-                name, durable=True, arguments={**arguments, "x-queue-type": "quorum"}
+                name,
+                durable=True,
+                arguments={**arguments, **(quorum_arguments or {}), "x-queue-type": "quorum"},
             )
             return channel, "quorum"
         except ChannelClosedByBroker as exc:
+            channel = connection.channel()
+            if quorum_arguments and exc.reply_code == PRECONDITION_FAILED:
+                kept = _keep_earlier_quorum_queue(channel, name, arguments, quorum_arguments)
+                if kept is not None:
+                    return kept, "quorum"
+                channel = connection.channel()
             log.warning(
                 "broker refused quorum queue %s (%s %s); declaring it classic and durable",
                 name,
                 exc.reply_code,
                 exc.reply_text,
             )
-            channel = connection.channel()
     try:
         channel.queue_declare(name, durable=True, arguments=arguments)
     except ChannelClosedByBroker as exc:
@@ -103,3 +114,31 @@ def _declare_durable_queue(
             f"broker refused queue {name}: {exc.reply_code} {exc.reply_text}"
         ) from exc
     return channel, "classic"
+
+
+PRECONDITION_FAILED = 406
+
+
+def _keep_earlier_quorum_queue(
+    channel: BlockingChannel,
+    name: str,
+    arguments: dict[str, Any],
+    quorum_arguments: dict[str, Any],
+) -> BlockingChannel | None:
+    """A quorum queue declared before ``quorum_arguments`` existed cannot take them by a new
+    declaration (the broker refuses to change a queue's arguments): keep it as it is, and say how
+    to give it the new ones without losing its messages. None when it is not such a queue."""
+    try:
+        channel.queue_declare(name, durable=True, arguments={**arguments, "x-queue-type": "quorum"})
+    except ChannelClosedByBroker:
+        return None
+    policy = ", ".join(f'"{k.removeprefix("x-")}": {v}' for k, v in quorum_arguments.items())
+    log.warning(
+        "queue %s was declared before %s: it is kept as it is; apply them with a policy, e.g. "
+        "rabbitmqctl set_policy creativeflow-jobs '^%s$' '{%s}' --apply-to queues",
+        name,
+        ", ".join(quorum_arguments),
+        name.replace(".", "\\."),
+        policy,
+    )
+    return channel

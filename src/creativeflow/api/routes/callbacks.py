@@ -89,7 +89,7 @@ def _report(webhook_id: str, payload: CallbackPayload, event: CallbackEvent) -> 
         error = payload.error
         if error is None:
             raise HTTPException(422, "a failed callback needs an error")
-        failure = Failure(FailureCategory(error.category), error.code, error.message)
+        failure = Failure.reported(FailureCategory(error.category), error.code, error.message)
         raw_error = error.model_dump()
     return CallbackReport(
         webhook_id=webhook_id,
