@@ -196,3 +196,38 @@ def test_received_callbacks_older_than_the_retention_are_purged_and_newer_ones_k
         )
         is True
     )
+
+
+def test_the_metrics_see_how_long_the_oldest_dispatched_job_has_waited_for_its_callback(
+    db: TrackingDatabase,
+) -> None:
+    from creativeflow.domain.jobs import Stage
+    from creativeflow.domain.model import Job, JobStatus
+    from creativeflow.observability.sources import tracking_snapshot
+
+    request = a_request()
+    dispatched = datetime.now(UTC) - timedelta(minutes=20)
+    job = Job(
+        id=str(uuid.uuid4()),
+        request_id=request.id,
+        stage=Stage.SAMPLES,
+        action="samples",
+        attempt=1,
+        status=JobStatus.PREPARED,
+        deadline_at=dispatched + timedelta(minutes=15),
+        payload={},
+        created_at=dispatched,
+    )
+
+    def store(repo: TrackingRepository) -> None:
+        repo.add_request(request)
+        repo.add_job(job)
+        repo.set_job_status(job.id, JobStatus.PUBLISHED, dispatched)
+
+    db.run_sync(store)
+    snapshot = tracking_snapshot(db)()
+    assert snapshot.oldest_awaiting_callback_seconds is not None
+    assert snapshot.oldest_awaiting_callback_seconds >= 20 * 60
+    db.run_sync(lambda repo: repo.set_job_status(job.id, JobStatus.SUCCEEDED, datetime.now(UTC)))
+    after = tracking_snapshot(db)()
+    assert (after.oldest_awaiting_callback_seconds or 0) < 20 * 60

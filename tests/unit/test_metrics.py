@@ -178,6 +178,19 @@ def test_tracking_snapshot_gives_every_status_the_oldest_age_and_the_refund_back
     assert ({"source": "tracking"}, 1.0) in found["creativeflow_metrics_source_up"]
 
 
+def test_the_oldest_job_awaiting_its_callback_is_a_gauge_and_zero_when_none() -> None:
+    metrics = Metrics(tracking_cache_seconds=0)
+    snapshots = iter(
+        [
+            TrackingSnapshot({}, None, oldest_awaiting_callback_seconds=630.0),
+            TrackingSnapshot({}, None),
+        ]
+    )
+    metrics.watch_tracking(lambda: next(snapshots))
+    assert value(metrics, "creativeflow_oldest_job_awaiting_callback_seconds") == 630.0
+    assert value(metrics, "creativeflow_oldest_job_awaiting_callback_seconds") == 0
+
+
 def test_no_transient_request_is_age_zero() -> None:
     metrics = Metrics()
     metrics.watch_tracking(lambda: TrackingSnapshot({}, None))

@@ -110,6 +110,8 @@ class TrackingSnapshot:
     requests_by_status: Mapping[str, int]
     oldest_transient_age_seconds: float | None
     unsettled_operations: Mapping[tuple[str, str], int] = field(default_factory=dict)
+    # how long the oldest job n8n was given (published, no callback yet) has waited; None: none
+    oldest_awaiting_callback_seconds: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -309,6 +311,7 @@ class _ScrapeSources(Collector):
         return [
             _requests_family(),
             _oldest_family(),
+            _awaiting_callback_family(),
             _unsettled_family(),
             _queue_family(),
             _queue_consumers_family(),
@@ -383,6 +386,14 @@ def _oldest_family() -> GaugeMetricFamily:
     )
 
 
+def _awaiting_callback_family() -> GaugeMetricFamily:
+    return GaugeMetricFamily(
+        f"{PREFIX}_oldest_job_awaiting_callback_seconds",
+        "How long the oldest job dispatched to n8n has waited for its callback (0 when none): "
+        "long before its deadline, a sign n8n cannot call back (a wrong secret, no workflow).",
+    )
+
+
 def _unsettled_family() -> GaugeMetricFamily:
     return GaugeMetricFamily(
         f"{PREFIX}_credit_operations_unsettled",
@@ -439,6 +450,9 @@ def _tracking_families(snapshot: TrackingSnapshot) -> Iterator[Metric]:
     oldest = _oldest_family()
     oldest.add_metric([], max(0.0, snapshot.oldest_transient_age_seconds or 0.0))
     yield oldest
+    waiting = _awaiting_callback_family()
+    waiting.add_metric([], max(0.0, snapshot.oldest_awaiting_callback_seconds or 0.0))
+    yield waiting
     unsettled = _unsettled_family()
     keys = {(k, s) for k in ("debit", "refund") for s in ("pending", "unknown")}
     keys.update(snapshot.unsettled_operations)

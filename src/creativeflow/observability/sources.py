@@ -15,7 +15,8 @@ from sqlalchemy.orm import Session
 from creativeflow.adapters.rabbitmq.config import RabbitConfig, connection_parameters
 from creativeflow.adapters.tracking.database import TrackingDatabase
 from creativeflow.adapters.tracking.repository import TrackingRepository
-from creativeflow.adapters.tracking.tables import CreditOperationRow, GenerationRequestRow
+from creativeflow.adapters.tracking.tables import CreditOperationRow, GenerationRequestRow, JobRow
+from creativeflow.domain.model import JobStatus
 from creativeflow.domain.states import TERMINAL, TRANSIENT, Status
 from creativeflow.observability.metrics import (
     PoolUsage,
@@ -46,6 +47,7 @@ def tracking_snapshot(
             requests_by_status=_requests_by_status(session, statuses),
             oldest_transient_age_seconds=_oldest_transient_age(session),
             unsettled_operations=_unsettled_operations(session),
+            oldest_awaiting_callback_seconds=_oldest_awaiting_callback(session),
         )
 
     return lambda: db.run_sync(read)
@@ -63,6 +65,15 @@ def _oldest_transient_age(session: Session) -> float | None:
     age = session.scalar(
         select(func.extract("epoch", func.now() - func.min(GenerationRequestRow.updated_at))).where(
             GenerationRequestRow.status.in_([s.value for s in TRANSIENT])
+        )
+    )
+    return None if age is None else max(0.0, float(age))
+
+
+def _oldest_awaiting_callback(session: Session) -> float | None:
+    age = session.scalar(
+        select(func.extract("epoch", func.now() - func.min(JobRow.updated_at))).where(
+            JobRow.status == JobStatus.PUBLISHED.value
         )
     )
     return None if age is None else max(0.0, float(age))

@@ -125,6 +125,15 @@ class JobRow(Base):
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
 
+    __table_args__ = (
+        # the oldest job awaiting its callback, read by the metrics at each scrape
+        Index(
+            "ix_generation_jobs_published",
+            "updated_at",
+            postgresql_where=text("status = 'published'"),
+        ),
+    )
+
 
 class ReceivedCallbackRow(Base):
     """Every callback that passed the signature check, by its ``webhook-id``: a replay is
