@@ -15,6 +15,7 @@ from datetime import datetime
 from pydantic import ValidationError
 
 from creativeflow import __version__
+from creativeflow.listening import PortInUse, require_free_port
 from creativeflow.logging_setup import configure_logging
 from creativeflow.settings import Settings
 
@@ -55,24 +56,6 @@ def _need_odoo(settings: Settings) -> None:
         )
 
 
-def _port_free(host: str, port: int, setting: str) -> None:
-    """Refuse at once, naming the setting, rather than let a server die on a bound port."""
-    import errno
-    import socket
-
-    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind((host, port))
-        except OSError as error:
-            if error.errno in (errno.EADDRINUSE, errno.EACCES):
-                raise Refused(
-                    f"port {port} on {host} is in use (or not allowed): stop what holds it, "
-                    f"or change {setting}"
-                ) from None
-            raise
-
-
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -81,7 +64,10 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     settings = _with_local_odoo(settings)
     _need_odoo(settings)
     host, port = args.host or settings.api_host, args.port or settings.api_port
-    _port_free(host, port, "API_PORT (or --port)")
+    try:
+        require_free_port(host, port, "API_PORT (or --port)")
+    except PortInUse as taken:
+        raise Refused(str(taken)) from None
     uvicorn.run(
         create_app(settings),
         host=host,
@@ -110,7 +96,7 @@ def _migrate(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _dev(settings: Settings, args: argparse.Namespace) -> int:
-    from creativeflow.devstack.stack import LocalStackOptions, PortInUse, run_local_stack
+    from creativeflow.devstack.stack import LocalStackOptions, run_local_stack
 
     try:
         return run_local_stack(

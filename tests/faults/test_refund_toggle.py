@@ -16,7 +16,7 @@ from creativeflow.domain.model import Failure
 from creativeflow.domain.states import Status
 from creativeflow.services.callbacks import CallbackReport
 from tests.faults.conftest import Rig
-from tests.faults.test_saga_faults import submit
+from tests.faults.test_saga_faults import publishes_failing, submit
 
 pytestmark = pytest.mark.asyncio
 
@@ -87,16 +87,8 @@ async def test_a_dispatched_job_past_its_deadline_is_refunded_as_the_toggle_says
 
 async def test_a_debit_whose_job_never_left_is_refunded_whatever_the_toggle(rig: Rig) -> None:
     user = rig.new_user(balance=100)
-    original = rig.publisher._real._config
-    from dataclasses import replace
-
-    # an exchange that does not exist: the broker closes the channel and the publish fails
-    rig.publisher._real._config = replace(original, exchange=f"missing-{uuid.uuid4().hex}")
-    try:
-        with pytest.raises(DispatchUnavailable):
-            await submit(rig, user)
-    finally:
-        rig.publisher._real._config = original
+    with publishes_failing(rig), pytest.raises(DispatchUnavailable):
+        await submit(rig, user)
     await rig.recover()
     [request] = rig.requests_of(user)
     assert request.status is Status.FAILED

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import subprocess
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import replace
 
 import pytest
 
@@ -217,20 +220,22 @@ async def test_cut_broker_connections_are_reopened_for_the_next_job(rig: Rig) ->
     await rig.assert_invariants([user], {user: 100})
 
 
-async def test_a_failed_publish_is_compensated_before_the_answer(rig: Rig) -> None:
-    user = rig.new_user(balance=100)
-    connection_name = rig.publisher.config.connection_name
-    # an exchange that does not exist: the broker closes the channel and the publish fails
+@contextmanager
+def publishes_failing(rig: Rig) -> Iterator[None]:
+    """Every publish in the block fails: it names an exchange that does not exist, so the broker
+    closes the channel."""
     original = rig.publisher._real._config
-    from dataclasses import replace
-
     rig.publisher._real._config = replace(original, exchange=f"missing-{uuid.uuid4().hex}")
     try:
-        with pytest.raises(DispatchUnavailable):
-            await submit(rig, user)
+        yield
     finally:
         rig.publisher._real._config = original
-    assert connection_name
+
+
+async def test_a_failed_publish_is_compensated_before_the_answer(rig: Rig) -> None:
+    user = rig.new_user(balance=100)
+    with publishes_failing(rig), pytest.raises(DispatchUnavailable):
+        await submit(rig, user)
     [request] = rig.requests_of(user)
     assert request.status is Status.FAILED
     assert rig.emulator.balance(user) == 100

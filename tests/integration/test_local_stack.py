@@ -16,6 +16,7 @@ from pydantic import SecretStr
 from creativeflow.adapters.tracking.databases import ensure_database
 from creativeflow.devstack import stack
 from creativeflow.devstack.odoo_emulator import OdooEmulator
+from creativeflow.listening import PortInUse
 from creativeflow.settings import Settings
 from tests.conftest import POSTGRES_ADMIN_URL, drop_database
 
@@ -92,7 +93,7 @@ def test_a_port_in_use_is_refused_naming_its_setting(setting: str, changes: dict
             **values,
         )
         api_port = taken if setting == "API_PORT" else 0
-        with pytest.raises(stack.PortInUse) as refused:
+        with pytest.raises(PortInUse) as refused:
             stack._check_ports(settings, api_port, stack.LocalStackOptions())
     assert f"port {taken} is in use" in str(refused.value)
     assert setting in str(refused.value)

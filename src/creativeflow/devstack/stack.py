@@ -11,10 +11,8 @@ simulator out, for a stack against a real Odoo or a real n8n.
 
 from __future__ import annotations
 
-import errno
 import logging
 import signal
-import socket
 import threading
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -37,6 +35,7 @@ from creativeflow.devstack.n8n_simulator import (
 )
 from creativeflow.devstack.notification_sink import create_sink_app
 from creativeflow.devstack.odoo_emulator import OdooEmulator
+from creativeflow.listening import require_free_port
 from creativeflow.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -94,24 +93,6 @@ def _port(url: str) -> int:
     return urlsplit(url).port or 80
 
 
-class PortInUse(RuntimeError):
-    """A piece of the stack cannot listen where the settings say."""
-
-
-def _free(host: str, port: int, setting: str) -> None:
-    with socket.socket() as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind((host if host not in ("", "0.0.0.0") else "0.0.0.0", port))
-        except OSError as error:
-            if error.errno in (errno.EADDRINUSE, errno.EACCES):
-                raise PortInUse(
-                    f"port {port} is in use (or not allowed): stop what holds it, or change "
-                    f"{setting}"
-                ) from None
-            raise
-
-
 def _check_ports(settings: Settings, api_port: int, options: LocalStackOptions) -> None:
     wanted = [(settings.api_host, api_port, "API_PORT (or --port)")]
     wanted.append(
@@ -122,7 +103,7 @@ def _check_ports(settings: Settings, api_port: int, options: LocalStackOptions) 
     if options.simulate_n8n and settings.dispatch_mode == "webhook":
         wanted.append(("127.0.0.1", _port(settings.n8n_webhook_url), "N8N_WEBHOOK_URL"))
     for host, port, setting in wanted:
-        _free(host, port, setting)
+        require_free_port(host, port, setting)
 
 
 def _reset(settings: Settings, state_file: Path) -> None:
