@@ -192,8 +192,13 @@ class WorkflowRun:
         # no jsonParseBody, no onlyContent: the item is the message, its body the raw text
         assert options.get("jsonParseBody") is False and options.get("onlyContent") is False
         item: Any = self.message(job)
-        self.context.nodes[trigger["name"]] = item
-        node = self.next_node(trigger["name"], 0)
+        return self.run_from(trigger["name"], item, provider)
+
+    def run_from(self, start: str, item: Any, provider: ProviderAnswer) -> CallbackRequest:
+        """Follow the connections from the node ``start`` (whose output is ``item``) to the
+        callback request."""
+        self.context.nodes[start] = item
+        node = self.next_node(start, 0)
         while node is not None:
             self.visited.append(node["name"])
             kind = node["type"]
@@ -213,6 +218,8 @@ class WorkflowRun:
                 item, output = self.provider_step(node, provider)
             elif kind == "n8n-nodes-base.crypto":
                 item = self.sign(node, item)
+            elif kind == "n8n-nodes-base.respondToWebhook":
+                self.responded = node["parameters"]["options"]["responseCode"]
             elif kind == "n8n-nodes-base.httpRequest":
                 return self.request(node, item)
             else:

@@ -71,7 +71,7 @@ class JobReceiver:
         self.requests: list[Received] = []
         self.statuses: list[int] = []
         self.headers: dict[str, str] = {}  # extra headers of every answer
-        self.head_status = 404  # what n8n answers a HEAD on a POST webhook
+        self.get_status = 200  # the workflow's readiness webhook; 404 when none is active
         self._release = threading.Event()
         self._lock = threading.Lock()
         receiver = self
@@ -88,9 +88,9 @@ class JobReceiver:
                     return
                 self._answer(status)
 
-            def do_HEAD(self) -> None:
-                receiver._record("HEAD", self.path, dict(self.headers.items()), b"")
-                self._answer(receiver.head_status)
+            def do_GET(self) -> None:
+                receiver._record("GET", self.path, dict(self.headers.items()), b"")
+                self._answer(receiver.get_status)
 
             def _answer(self, status: int) -> None:
                 self.send_response(status)
@@ -115,7 +115,7 @@ class JobReceiver:
         lowered = {name.lower(): value for name, value in headers.items()}
         with self._lock:
             self.requests.append(Received(method, path, lowered, body))
-            if method == "HEAD":
+            if method == "GET":
                 return 0
             return self.statuses.pop(0) if self.statuses else 202
 
@@ -332,13 +332,18 @@ def test_the_client_detail_hides_the_cause(receiver: JobReceiver) -> None:
 # -- readiness and configuration ------------------------------------------------------------------
 
 
-def test_check_is_ready_when_the_webhook_server_answers_below_500(receiver: JobReceiver) -> None:
-    assert check(config(receiver.url))  # 404, as n8n answers a HEAD on a POST webhook
-    heads = [r for r in receiver.requests if r.method == "HEAD"]
-    assert [r.path for r in heads] == [WEBHOOK_PATH]
-    assert receiver.posts() == []  # the probe never starts the workflow
+def test_check_is_ready_only_when_the_workflows_readiness_webhook_answers(
+    receiver: JobReceiver,
+) -> None:
+    assert check(config(receiver.url))
+    gets = [r for r in receiver.requests if r.method == "GET"]
+    assert [r.path for r in gets] == [WEBHOOK_PATH]
+    assert receiver.posts() == []  # the probe never starts a generation
 
-    receiver.head_status = 503
+    # n8n's answer when no active workflow registered the path: every submit would be refunded
+    receiver.get_status = 404
+    assert not check(config(receiver.url))
+    receiver.get_status = 503
     assert not check(config(receiver.url))
 
 

@@ -117,16 +117,17 @@ class WebhookJobDispatcher:
         raise AssertionError("unreachable: the last try returns or raises")  # pragma: no cover
 
     async def check(self) -> bool:
-        """Readiness: n8n's HTTP server answers a ``HEAD`` of the webhook URL with less than 500.
+        """Readiness: a ``GET`` of the webhook URL answers 2xx.
 
-        ``HEAD`` never starts the workflow (n8n registers the webhook for ``POST`` and answers
-        other methods with 404), so the probe costs n8n nothing. It cannot tell whether the
-        workflow is active: an inactive one shows as a rejected dispatch (404).
+        The webhook workflow (docs/n8n/creativeflow-generation-webhook.json) registers a ``GET``
+        on its job path that answers at once and starts no generation. n8n answers 404 for a
+        path no active workflow registered, so an inactive or missing workflow, n8n down, or a
+        wrong URL all read as not ready, before any submit is charged and refunded.
         """
         if self._client.is_closed:
             return False
         try:
-            response = await self._client.head(
+            response = await self._client.get(
                 self._config.url,
                 headers={"user-agent": self._config.user_agent},
                 timeout=self._config.check_timeout,
@@ -134,7 +135,9 @@ class WebhookJobDispatcher:
         except httpx.HTTPError as error:
             log.info("n8n webhook not reachable: %r", error)
             return False
-        return response.status_code < 500
+        if not response.is_success:
+            log.info("n8n webhook not ready: GET answered %s", response.status_code)
+        return response.is_success
 
     async def aclose(self) -> None:
         await self._client.aclose()

@@ -11,8 +11,9 @@ already taken is answered ``200`` and dropped: that is how n8n must treat a seco
     422  not JSON, breaks the schema, or webhook-id differs from job_id
     202  accepted (also for a ``[hold]`` job, which then gets no callback)
     200  a duplicate of a job already accepted; nothing more happens
+    200  a GET on the path: the workflow's readiness webhook (the orchestrator's readiness probe)
     404  any other path, and any other method on the path (as n8n answers a method it has no
-         webhook for; the orchestrator's readiness probe is a HEAD)
+         webhook for)
 
 ``answer_dispatches_with(status)`` makes every job ``POST`` get that status and nothing else, to
 test the orchestrator's dispatch failures. Jobs accepted and not yet answered when the simulator
@@ -258,6 +259,10 @@ def _handler(simulator: N8nWebhookSimulator) -> type[BaseHTTPRequestHandler]:
         def do_GET(self) -> None:
             if self.path == "/healthz":
                 self._reply(Reply(200, {"status": "ok"}))
+                return
+            if self.path == simulator.path:
+                # the workflow's readiness webhook: a GET on the job path, no generation
+                self._reply(Reply(200, {"status": "ready"}))
                 return
             self._not_registered()
 
