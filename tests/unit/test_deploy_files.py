@@ -151,11 +151,16 @@ def test_n8n_imports_the_documented_workflow(services: dict[str, dict[str, Any]]
     script = host_file_for(importer, importer["entrypoint"][-1])
     assert script is not None and script.is_file()
     text = script.read_text()
-    imported = re.search(r"import:workflow --input=(\S+)", text)
+    imported = re.search(r'import:workflow --input="?([^"\s]+)/\$\{workflow\}', text)
     assert imported is not None
-    assert host_file_for(importer, imported.group(1)) == WORKFLOW.resolve()
+    folder = host_file_for(importer, imported.group(1))
+    # one workflow per dispatch mode, each imported and activated by its id
+    for name in ("creativeflow-generation.json", "creativeflow-generation-webhook.json"):
+        assert folder is not None and (folder / name).resolve().is_file()
+        workflow = json.loads((folder / name).read_text())
+        assert f"workflow={name} id={workflow['id']}" in text
+    assert '--id="${id}"' in text
     workflow = json.loads(WORKFLOW.read_text())
-    assert f"--id={workflow['id']}" in text
     trigger = next(n for n in workflow["nodes"] if n["type"] == "n8n-nodes-base.rabbitmqTrigger")
     assert trigger["credentials"]["rabbitmq"]["id"] in text
     assert services["n8n"]["depends_on"]["n8n-import"] == {
