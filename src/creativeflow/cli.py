@@ -1,7 +1,10 @@
 """The command line: serve, migrate, dev (the whole local stack), sweep and reconcile.
 
-A refusal (a setting that is wrong, a port in use, Odoo credentials missing) is one line on
-stderr naming what to change, and exit code 2; never a traceback, never a secret's value."""
+A refusal (a bad argument, a setting that is wrong, a port in use, Odoo credentials missing) is
+one line on stderr naming what to change, and exit code 2. A dependency that does not answer
+(PostgreSQL, Odoo) is one line saying which and where, and exit code 1. Never a traceback for
+those, never a secret's value.
+"""
 
 from __future__ import annotations
 
@@ -11,49 +14,74 @@ import logging
 import sys
 from collections.abc import Sequence
 from datetime import datetime
+from typing import NoReturn
 
 from pydantic import ValidationError
 
-from creativeflow import __version__
 from creativeflow.listening import PortInUse, require_free_port
 from creativeflow.logging_setup import configure_logging
 from creativeflow.settings import Settings
 
 log = logging.getLogger("creativeflow")
 
+DISTRIBUTION = "creativeflow-orchestrator"
 DESCRIPTION = (
     "CreativeFlow AI Generation Orchestrator: turns creative requests into AI generation jobs "
     "while Odoo stays the authority over credits. Settings come from the environment and .env "
-    "(see .env.example)."
+    "(every one is in .env.example)."
 )
-# the local stack's Odoo emulator: its technical user, used in development when no Odoo
-# credentials are configured (the commands then talk to the emulator `creativeflow dev` runs)
-EMULATOR_LOGIN = "orchestrator"
-EMULATOR_PASSWORD = "orchestrator"
+EPILOG = (
+    "Exit codes: 0 done; 1 a dependency did not answer, or sweep or reconcile found work "
+    "left or a mismatch; 2 a refusal: an argument, a setting, a port or a credential to change."
+)
 
 
 class Refused(Exception):
-    """A command cannot run as configured; the message says what to change."""
+    """A command cannot run as configured or called; the message says what to change."""
 
 
-def _with_local_odoo(settings: Settings) -> Settings:
-    """In development, with no Odoo credentials set, use the local stack emulator's."""
-    if settings.environment != "development" or settings.odoo_secret.get_secret_value():
+class _Parser(argparse.ArgumentParser):
+    """argparse, with a bad argument told in one line (argparse's own prints the usage first)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
+def version() -> str:
+    """The installed package's version (its metadata), as pip and the image know it."""
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as installed
+
+    try:
+        return installed(DISTRIBUTION)
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        from creativeflow import __version__
+
+        return __version__
+
+
+def _odoo_for(settings: Settings) -> Settings:
+    """In development, with no Odoo credentials set, the local stack emulator's user: the
+    operator commands then work against the running ``creativeflow dev`` as they are."""
+    if settings.environment != "development":
         return settings
-    from pydantic import SecretStr
+    from creativeflow.devstack.stack import with_emulator_user
 
-    log.info("no ODOO_API_KEY or ODOO_PASSWORD: using the local stack's Odoo emulator user")
-    return settings.model_copy(
-        update={"odoo_login": EMULATOR_LOGIN, "odoo_password": SecretStr(EMULATOR_PASSWORD)}
-    )
+    local = with_emulator_user(settings)
+    if local is not settings:
+        log.info("no ODOO_API_KEY or ODOO_PASSWORD: using the local stack emulator's user")
+    return local
 
 
-def _need_odoo(settings: Settings) -> None:
+NO_ODOO_CREDENTIALS = (
+    "no Odoo credentials: set ODOO_LOGIN and ODOO_API_KEY (or ODOO_PASSWORD); with "
+    "ENVIRONMENT=development and none set, the local stack emulator's user is used"
+)
+
+
+def need_odoo_credentials(settings: Settings, refusal: str = NO_ODOO_CREDENTIALS) -> None:
     if not settings.odoo_secret.get_secret_value() or not settings.odoo_login:
-        raise Refused(
-            "no Odoo credentials: set ODOO_LOGIN and ODOO_API_KEY (or ODOO_PASSWORD); with "
-            "ENVIRONMENT=development the local stack's emulator user is used"
-        )
+        raise Refused(refusal)
 
 
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
@@ -61,13 +89,10 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
 
     from creativeflow.api.app import create_app
 
-    settings = _with_local_odoo(settings)
-    _need_odoo(settings)
     host, port = args.host or settings.api_host, args.port or settings.api_port
-    try:
-        require_free_port(host, port, "API_PORT (or --port)")
-    except PortInUse as taken:
-        raise Refused(str(taken)) from None
+    _require_port(host, port, "API_PORT (or --port)")
+    settings = _odoo_for(settings)
+    need_odoo_credentials(settings)
     uvicorn.run(
         create_app(settings),
         host=host,
@@ -78,26 +103,41 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _require_port(host: str, port: int, setting: str) -> None:
+    try:
+        require_free_port(host, port, setting)
+    except PortInUse as taken:
+        raise Refused(str(taken)) from None
+
+
 def _migrate(settings: Settings, args: argparse.Namespace) -> int:
-    from creativeflow.adapters.tracking.databases import ensure_database
+    from creativeflow.adapters.tracking.databases import CannotCreate, ensure_database
     from creativeflow.adapters.tracking.migrate import upgrade
 
     try:
         if ensure_database(settings.database_url):
             log.info("created the tracking database")
-    except Exception as error:
-        raise Refused(
-            "the tracking database is missing and could not be created "
-            f"({type(error).__name__}): create it, or give DATABASE_URL a role allowed to"
-        ) from None
+    except CannotCreate as refused:
+        raise Refused(str(refused)) from None
     upgrade(settings.database_url, args.revision)
     log.info("tracking database migrated to %s", args.revision)
     return 0
 
 
 def _dev(settings: Settings, args: argparse.Namespace) -> int:
-    from creativeflow.devstack.stack import LocalStackOptions, run_local_stack
+    from creativeflow.devstack.stack import LocalStackOptions, StackRefused, run_local_stack
 
+    if args.real_odoo:
+        need_odoo_credentials(
+            settings,
+            "--real-odoo needs the technical user of the Odoo at ODOO_URL: set ODOO_LOGIN and "
+            "ODOO_API_KEY (or ODOO_PASSWORD)",
+        )
+        if args.reset:
+            raise Refused(
+                "--reset empties the emulated Odoo with the tracking database; with --real-odoo "
+                "there is no emulator: a real Odoo's ledger is not reset (leave out --reset)"
+            )
     try:
         return run_local_stack(
             settings,
@@ -108,15 +148,16 @@ def _dev(settings: Settings, args: argparse.Namespace) -> int:
                 reset=args.reset,
             ),
         )
-    except PortInUse as taken:
-        raise Refused(str(taken)) from None
+    except (PortInUse, StackRefused) as refused:
+        raise Refused(str(refused)) from None
 
 
 def _sweep(settings: Settings, args: argparse.Namespace) -> int:
+    """Print what the sweep settled; exit 1 when a step could not finish (Odoo unavailable)."""
     from creativeflow.bootstrap import build_container
 
-    settings = _with_local_odoo(settings)
-    _need_odoo(settings)
+    settings = _odoo_for(settings)
+    need_odoo_credentials(settings)
 
     async def run() -> int:
         container = build_container(settings)
@@ -125,7 +166,7 @@ def _sweep(settings: Settings, args: argparse.Namespace) -> int:
         finally:
             await container.close()
         print(report.summary())
-        return 0
+        return 1 if report.errors else 0
 
     return asyncio.run(run())
 
@@ -138,13 +179,13 @@ def _reconcile(settings: Settings, args: argparse.Namespace) -> int:
     from creativeflow.api.routes.admin import default_window
     from creativeflow.bootstrap import build_container
 
-    settings = _with_local_odoo(settings)
-    _need_odoo(settings)
+    settings = _odoo_for(settings)
+    need_odoo_credentials(settings)
     default_since, default_until = default_window(datetime.now(UTC))
     until = args.until or default_until
     since = args.since or until - (default_until - default_since)
     if since >= until:
-        raise Refused("--since must be before --until")
+        raise Refused(f"--since ({since.isoformat()}) must be before --until ({until.isoformat()})")
 
     async def run() -> int:
         container = build_container(settings)
@@ -172,20 +213,37 @@ def _moment(text: str) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
+def _port_number(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        port = -1
+    if not 0 < port < 65536:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number (1 to 65535)")
+    return port
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="creativeflow", description=DESCRIPTION)
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser = _Parser(prog="creativeflow", description=DESCRIPTION, epilog=EPILOG)
+    parser.add_argument(
+        "--version", action="version", version=f"%(prog)s {version()}", help="print the version"
+    )
     commands = parser.add_subparsers(
         dest="command", required=True, metavar="command", help="what to run"
     )
-    serve = commands.add_parser("serve", help="run the API", description="Run the API (uvicorn).")
+    serve = commands.add_parser(
+        "serve",
+        help="run the API",
+        description="Run the API (uvicorn, one process; scale out with replicas).",
+    )
     serve.add_argument("--host", help="address to listen on (default: API_HOST)")
-    serve.add_argument("--port", type=int, help="port to listen on (default: API_PORT)")
+    serve.add_argument("--port", type=_port_number, help="port to listen on (default: API_PORT)")
     serve.set_defaults(run=_serve)
     migrate = commands.add_parser(
         "migrate",
         help="create the tracking database if missing and apply its migrations",
-        description="Create the tracking database if it is missing, then apply the migrations.",
+        description="Create the tracking database of DATABASE_URL (or AIGEN_DB_*) if it is "
+        "missing, then apply the migrations.",
     )
     migrate.add_argument(
         "--revision", default="head", help="the Alembic revision to reach (default: head)"
@@ -196,31 +254,34 @@ def _parser() -> argparse.ArgumentParser:
         help="the whole stack locally: Odoo emulator, n8n simulator, notification sink, API",
         description=(
             "Run the whole stack on this machine against the real PostgreSQL and RabbitMQ: "
-            "the Odoo emulator (its state kept in .devstack/ between runs), the n8n simulator, "
-            "the notification sink and the API. Ctrl-C stops it."
+            "the Odoo emulator on ODOO_URL's port (its accounts and ledger kept in "
+            ".devstack/ between runs), the n8n simulator, the notification sink and the API. "
+            "Ctrl-C stops it."
         ),
     )
-    dev.add_argument("--port", type=int, help="the API's port (default: API_PORT)")
+    dev.add_argument("--port", type=_port_number, help="the API's port (default: API_PORT)")
     dev.add_argument(
         "--real-odoo",
         action="store_true",
-        help="use the Odoo at ODOO_URL (with ODOO_LOGIN and ODOO_API_KEY) instead of the emulator",
+        help="no emulator: use the Odoo at ODOO_URL, with ODOO_LOGIN and ODOO_API_KEY",
     )
     dev.add_argument(
         "--real-n8n",
         action="store_true",
-        help="start no n8n simulator: a real n8n consumes the jobs and calls back",
+        help="no n8n simulator: a real n8n consumes the jobs (or takes them at "
+        "N8N_WEBHOOK_URL) and calls back",
     )
     dev.add_argument(
         "--reset",
         action="store_true",
-        help="start afresh: empty the tracking database and the emulator's saved state together",
+        help="start afresh: drop the tracking database and the emulator's saved state together",
     )
     dev.set_defaults(run=_dev)
     sweep = commands.add_parser(
         "sweep",
         help="run one recovery sweep and print what it settled",
-        description="Settle lost debit outcomes, retry refunds, fail and refund overdue requests.",
+        description="Settle lost debit outcomes, retry refunds, fail and refund overdue "
+        "requests, purge old keys; exit 1 when a step could not finish.",
     )
     sweep.set_defaults(run=_sweep)
     reconcile = commands.add_parser(
@@ -230,10 +291,16 @@ def _parser() -> argparse.ArgumentParser:
         "print every mismatch as JSON; exit 1 when there is any.",
     )
     reconcile.add_argument(
-        "--since", type=_moment, help="ISO 8601 start, UTC if no offset (default: until - 24h)"
+        "--since",
+        type=_moment,
+        help="start, ISO 8601 such as 2026-12-01 or 2026-12-01T09:30:00+00:00, UTC if no "
+        "offset (default: 24 hours before --until)",
     )
     reconcile.add_argument(
-        "--until", type=_moment, help="ISO 8601 end, UTC if no offset (default: now - 5 minutes)"
+        "--until",
+        type=_moment,
+        help="end, ISO 8601, UTC if no offset (default: 5 minutes ago, leaving the live flow "
+        "to settle)",
     )
     reconcile.set_defaults(run=_reconcile)
     return parser
@@ -244,22 +311,95 @@ def _settings() -> Settings:
         return Settings()
     except ValidationError as invalid:
         # the setting and the rule only: pydantic's own text quotes the input, secrets included
-        reasons = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or 'settings'}: {e['msg']}"
-            for e in invalid.errors(include_input=False, include_url=False)
+        raise Refused("the settings are refused: " + _reasons(invalid)) from None
+
+
+def _reasons(invalid: ValidationError) -> str:
+    reasons = []
+    for error in invalid.errors(include_input=False, include_url=False, include_context=False):
+        message = error["msg"].removeprefix("Value error, ")
+        where = ".".join(str(part) for part in error["loc"])
+        reasons.append(f"{where}: {message}" if where else message)
+    return "; ".join(reasons)
+
+
+def _logging(settings: Settings) -> None:
+    try:
+        configure_logging(settings.log_level, settings.log_format, settings.enable_detailed_logging)
+    except ValueError:
+        raise Refused(
+            f"LOG_LEVEL: {settings.log_level!r} is not a level "
+            "(DEBUG, INFO, WARNING, ERROR or CRITICAL)"
+        ) from None
+
+
+def _unanswered(error: Exception, settings: Settings) -> str | None:
+    """One line for a dependency that did not answer; None for anything else (a bug: its
+    traceback is worth more than a line)."""
+    import psycopg2
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import OperationalError, ProgrammingError
+
+    from creativeflow.adapters.odoo.errors import (
+        OdooAccessError,
+        OdooAuthenticationError,
+        OdooUnavailable,
+    )
+    from creativeflow.adapters.rabbitmq.errors import BrokerUnreachable, TopologyError
+
+    database = make_url(settings.database_url).render_as_string(hide_password=True)
+    if isinstance(error, OperationalError | psycopg2.OperationalError):
+        cause = error.orig if isinstance(error, OperationalError) else error
+        first = (str(cause).strip() or type(error).__name__).splitlines()[0]
+        todo = (
+            "create it with creativeflow migrate"
+            if "does not exist" in first
+            else "start PostgreSQL, or check DATABASE_URL (or AIGEN_DB_*)"
         )
-        raise Refused(f"the settings are refused: {reasons}") from None
+        return f"the tracking database {database} did not answer ({first}): {todo}"
+    if isinstance(error, ProgrammingError) and "does not exist" in str(error.orig):
+        return f"the tracking database {database} has no tables yet: run creativeflow migrate"
+    if isinstance(error, BrokerUnreachable):
+        return (
+            f"RabbitMQ did not answer ({error.reason}): start it, or check RABBITMQ_URL "
+            "(or RABBITMQ_HOST, RABBITMQ_PORT, ...)"
+        )
+    if isinstance(error, TopologyError):
+        return f"RabbitMQ refused the job topology ({error.reason}): see docs/operations.md"
+    odoo = f"Odoo at {settings.odoo_url} (ODOO_URL)"
+    if isinstance(error, OdooAuthenticationError):
+        return (
+            f"{odoo} refused the login {settings.odoo_login!r} (ODOO_LOGIN): check ODOO_API_KEY "
+            "or ODOO_PASSWORD; against the local stack leave both unset"
+        )
+    if isinstance(error, OdooAccessError):
+        return f"{odoo} denied the technical user {settings.odoo_login!r}: {error}"
+    if isinstance(error, OdooUnavailable):
+        return (
+            f"{odoo} did not answer ({error}): start it (the local stack: scripts/dev), or "
+            "check ODOO_URL"
+        )
+    return None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    prefix = f"creativeflow {args.command}:"
+    settings = None
     try:
         settings = _settings()
-        configure_logging(settings.log_level, settings.log_format, settings.enable_detailed_logging)
+        _logging(settings)
         result: int = args.run(settings, args)
     except Refused as refused:
-        print(f"creativeflow {args.command}: {refused}", file=sys.stderr)
+        print(f"{prefix} {refused}", file=sys.stderr)
         return 2
+    except Exception as error:
+        line = _unanswered(error, settings) if settings is not None else None
+        if line is None:
+            raise
+        log.debug("%s", line, exc_info=True)
+        print(f"{prefix} {line}", file=sys.stderr)
+        return 1
     return result
 
 

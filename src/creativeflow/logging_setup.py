@@ -59,5 +59,7 @@ def configure_logging(level: str = "INFO", fmt: str = "json", detailed: bool = F
     # httpx logs every request at INFO: one line per notification sent
     for noisy in ("httpx", "httpcore"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # alembic announces each of its plugins at INFO whenever it is imported
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
     if detailed:
         logging.getLogger("creativeflow.adapters").setLevel(logging.DEBUG)

@@ -1,29 +1,217 @@
-"""The local stack's promises to a developer: the emulated Odoo keeps its accounts and ledger
-between runs (so reconciliation against the kept tracking database stays clean), ``--reset``
-empties both together, and a port already taken is refused before anything starts, naming the
-setting to change."""
+"""The local stack's promises to a developer, with ``creativeflow dev`` run as a separate process
+on the real PostgreSQL and RabbitMQ: the emulated Odoo keeps its accounts and ledger between runs
+(so ``creativeflow reconcile`` against the kept tracking database stays clean, with no
+credentials given), ``--reset`` empties both together, a port already taken is refused before
+anything starts in one line naming the setting, and ``creativeflow migrate`` creates a missing
+database or says what to run."""
 
 from __future__ import annotations
 
+import json
+import signal
 import socket
+import subprocess
+import threading
 import uuid
 import xmlrpc.client
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
+import httpx
+import psycopg2
 import pytest
-from pydantic import SecretStr
+from sqlalchemy.engine import make_url
 
-from creativeflow.adapters.tracking.databases import ensure_database
 from creativeflow.devstack import stack
 from creativeflow.devstack.odoo_emulator import OdooEmulator
-from creativeflow.listening import PortInUse
-from creativeflow.settings import Settings
+from creativeflow.devstack.odoo_emulator.persistence import StateFile, StateUnreadable
+from tests.cli_support import GIVE_UP_SECONDS, command, environment, run_cli
 from tests.conftest import POSTGRES_ADMIN_URL, drop_database
+from tests.integration.rabbit_support import RABBITMQ_URL, delete_topology, unique_config
 
 PNG = {"format": "png", "width": 512, "height": 512, "samples": 2, "advanced_model": False}
+SUBMIT = {"prompt": "a lighthouse at dawn", "format": "png", "width": 1024, "height": 1024}
+USER = {"X-Gateway-Secret": "dev-gateway-secret", "X-User-Id": "demo-user"}
+DEMO_BALANCE = 500  # demo-user's opening balance in the emulator's seed
+UP = "Ctrl-C stops everything."
 
 
-def _debit(emulator: OdooEmulator, user: str, request_id: str) -> dict[str, object]:
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def database_url(name: str) -> str:
+    return make_url(POSTGRES_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+
+
+def pg_connect(url: str) -> Any:
+    parts = make_url(url)
+    connection = psycopg2.connect(
+        host=parts.host,
+        port=parts.port or 5432,
+        user=parts.username,
+        password=parts.password,
+        dbname=parts.database,
+    )
+    connection.autocommit = True
+    return connection
+
+
+class LocalStack:
+    """``creativeflow dev`` in a directory of its own, on ports, a database and queues of its
+    own, started and stopped (Ctrl-C) as often as a test wants."""
+
+    def __init__(self, directory: Path, settings: dict[str, str]) -> None:
+        self.directory = directory
+        self.settings = settings
+        self.api = f"http://127.0.0.1:{settings['API_PORT']}"
+        self.odoo = settings["ODOO_URL"]
+        self._runs = 0
+
+    @contextmanager
+    def running(self, *flags: str) -> Iterator[str]:
+        """Yield the banner once the stack is up; stop it with SIGINT, as Ctrl-C does."""
+        self._runs += 1
+        log = self.directory / f"stack-{self._runs}.log"
+        with log.open("w") as errors:
+            process = subprocess.Popen(
+                command("dev", *flags),
+                cwd=self.directory,
+                env=environment(**self.settings),
+                stdout=subprocess.PIPE,
+                stderr=errors,
+                text=True,
+            )
+        watchdog = threading.Timer(GIVE_UP_SECONDS, process.kill)
+        watchdog.start()
+        try:
+            banner = self._banner(process, log)
+            yield banner
+        finally:
+            process.send_signal(signal.SIGINT)
+            process.communicate(timeout=GIVE_UP_SECONDS)
+            watchdog.cancel()
+        assert process.returncode == 0, log.read_text()[-3000:]
+
+    @staticmethod
+    def _banner(process: subprocess.Popen[str], log: Path) -> str:
+        assert process.stdout is not None
+        lines = []
+        for line in process.stdout:
+            lines.append(line)
+            if line.strip() == UP:
+                return "".join(lines)
+        raise AssertionError(f"the stack did not come up:\n{log.read_text()[-3000:]}")
+
+    def submit(self) -> dict[str, Any]:
+        answer = httpx.post(f"{self.api}/api/v1/generations", json=SUBMIT, headers=USER)
+        assert answer.status_code == 202, answer.text
+        return answer.json()  # type: ignore[no-any-return]
+
+    def balance(self) -> int:
+        answer = httpx.get(f"{self.api}/api/v1/credits", headers=USER)
+        assert answer.status_code == 200, answer.text
+        return int(answer.json()["balance"])
+
+    def requests(self) -> int:
+        answer = httpx.get(f"{self.api}/api/v1/generations", headers=USER)
+        assert answer.status_code == 200, answer.text
+        return int(answer.json()["total"])
+
+    def odoo_ledger(self) -> list[dict[str, Any]]:
+        return httpx.get(f"{self.odoo}/__emulator__/ledger").json()["entries"]  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+def local_stack(tmp_path: Path) -> Iterator[LocalStack]:
+    name = f"cf_devstack_{uuid.uuid4().hex[:10]}"
+    rabbit = unique_config()
+    settings = {
+        "ENVIRONMENT": "development",
+        "API_PORT": str(free_port()),
+        "ODOO_URL": f"http://127.0.0.1:{free_port()}",
+        "NOTIFICATION_SERVICE_URL": f"http://127.0.0.1:{free_port()}",
+        "ODOO_API_KEY": "",
+        "ODOO_PASSWORD": "",
+        "DATABASE_URL": database_url(name),
+        "RABBITMQ_URL": RABBITMQ_URL,
+        "RABBITMQ_GENERATION_EXCHANGE": rabbit.exchange,
+        "RABBITMQ_N8N_JOB_QUEUE": rabbit.queue,
+        "RABBITMQ_DEAD_LETTER_EXCHANGE": rabbit.dead_letter_exchange,
+        "RABBITMQ_DEAD_LETTER_QUEUE": rabbit.dead_letter_queue,
+        "RECOVERY_INTERVAL_SECONDS": "0",
+        "LOG_FORMAT": "text",
+    }
+    try:
+        yield LocalStack(tmp_path, settings)
+    finally:
+        drop_database(name)
+        delete_topology(rabbit)
+
+
+def test_a_restart_keeps_the_emulated_ledger_and_reconciliation_stays_clean(
+    local_stack: LocalStack,
+) -> None:
+    with local_stack.running() as banner:
+        assert "creativeflow reconcile" in banner and "--reset" in banner
+        local_stack.submit()
+        charged = DEMO_BALANCE - local_stack.balance()
+        ledger = local_stack.odoo_ledger()
+    assert charged > 0 and [e["operation"] for e in ledger] == ["debit"]
+    assert (local_stack.directory / ".devstack" / stack.EMULATOR_STATE).exists()
+
+    with local_stack.running():
+        assert local_stack.balance() == DEMO_BALANCE - charged
+        assert local_stack.odoo_ledger() == ledger
+        # the operator command, as the banner gives it: no Odoo credentials, the same settings
+        now = datetime.now(UTC)
+        window = ["--since", (now - timedelta(hours=1)).isoformat()]
+        window += ["--until", (now + timedelta(minutes=1)).isoformat()]
+        books = run_cli("reconcile", *window, cwd=local_stack.directory, **local_stack.settings)
+    assert books.code == 0, books.err
+    report = json.loads(books.out)
+    assert (report["ledger_entries"], report["requests"], report["mismatches"]) == (1, 1, [])
+
+
+def test_reset_empties_the_tracking_database_and_the_emulated_ledger_together(
+    local_stack: LocalStack,
+) -> None:
+    with local_stack.running():
+        local_stack.submit()
+        assert local_stack.requests() == 1
+
+    with local_stack.running("--reset"):
+        assert local_stack.requests() == 0
+        assert local_stack.odoo_ledger() == []
+        assert local_stack.balance() == DEMO_BALANCE
+
+
+def test_an_unreadable_emulator_state_is_one_line_saying_what_to_do(tmp_path: Path) -> None:
+    state = tmp_path / ".devstack" / stack.EMULATOR_STATE
+    state.parent.mkdir()
+    state.write_text('{"accounts": [{"nope": 1}], "entries": []}')
+    outcome = run_cli(
+        "dev",
+        cwd=tmp_path,
+        API_PORT=str(free_port()),
+        ODOO_URL=f"http://127.0.0.1:{free_port()}",
+        NOTIFICATION_SERVICE_URL=f"http://127.0.0.1:{free_port()}",
+    )
+    assert outcome.code == 2
+    assert len(outcome.err_lines) == 1, outcome.err
+    assert str(Path(".devstack") / stack.EMULATOR_STATE) in outcome.err
+    assert "--reset" in outcome.err and "Traceback" not in outcome.err
+
+
+# -- the state file ---------------------------------------------------------------------------
+
+
+def _debit(emulator: OdooEmulator, user: str, request_id: str) -> dict[str, Any]:
     with xmlrpc.client.ServerProxy(f"{emulator.url}/xmlrpc/2/object") as models:
         return models.execute_kw(  # type: ignore[no-any-return]
             emulator.database,
@@ -40,60 +228,117 @@ def test_the_emulated_ledger_survives_a_restart(tmp_path: Path) -> None:
     with OdooEmulator().start() as first:
         first.add_account("dev-1", tier="pro", balance=50)
         receipt = _debit(first, "dev-1", "r-1")
-        first.save_state(state)
+        assert first.save_state(state) is True
     with OdooEmulator() as second:
         assert second.load_state(state)
-        assert second.balance("dev-1") == 50 - receipt["amount"]  # type: ignore[operator]
+        assert second.balance("dev-1") == 50 - receipt["amount"]
         assert [(e["request_id"], e["operation"]) for e in second.ledger()] == [("r-1", "debit")]
         # the same debit is still a replay: the restart did not forget what was charged
         again = _debit(second, "dev-1", "r-1")
         assert again["replay"] is True and again["entry_id"] == receipt["entry_id"]
 
 
+def test_the_state_file_is_replaced_whole_and_only_when_it_changed(tmp_path: Path) -> None:
+    path = tmp_path / "state" / "odoo-emulator.json"
+    with OdooEmulator() as emulator:
+        assert emulator.save_state(path) is True
+        first = path.stat().st_mtime_ns, path.stat().st_ino
+        assert emulator.save_state(path) is False  # nothing changed: not written again
+        assert (path.stat().st_mtime_ns, path.stat().st_ino) == first
+        _debit(emulator, "demo-user", "r-1")
+        assert emulator.save_state(path) is True
+        # written beside and renamed over: a new file, never the old one half rewritten
+        assert path.stat().st_ino != first[1]
+    assert sorted(p.name for p in path.parent.iterdir()) == [path.name]
+    assert json.loads(path.read_text())["format"] == 1
+
+
 def test_a_fresh_emulator_has_no_state_to_load(tmp_path: Path) -> None:
     assert OdooEmulator().load_state(tmp_path / "absent.json") is False
 
 
-def test_reset_drops_the_tracking_database_and_the_emulator_state_together(
-    tmp_path: Path,
-) -> None:
-    name = f"cf_reset_{uuid.uuid4().hex[:10]}"
-    url = POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
-    state = tmp_path / "odoo-emulator.json"
-    state.write_text("{}")
-    try:
-        assert ensure_database(url) is True
-        settings = Settings(_env_file=None, environment="test", database_url_value=url)  # type: ignore[call-arg]
-        stack._reset(settings, state)
-        assert not state.exists()
-        assert ensure_database(url) is True  # it was gone: created again
-    finally:
-        drop_database(name)
+@pytest.mark.parametrize("text", ["", "[]", '{"format": 2}', '{"accounts": [{"x": 1}]}'])
+def test_a_state_that_cannot_be_read_is_refused_naming_the_file(tmp_path: Path, text: str) -> None:
+    path = tmp_path / "odoo-emulator.json"
+    path.write_text(text)
+    with pytest.raises(StateUnreadable, match="--reset") as refused:
+        StateFile(path).load(OdooEmulator()._ledger)
+    assert str(path) in str(refused.value)
+
+
+# -- ports ------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
-    ("setting", "changes"),
+    ("argv", "setting"),
     [
-        ("API_PORT", {}),
-        ("ODOO_URL", {"odoo_url": "http://127.0.0.1:{port}"}),
-        ("NOTIFICATION_SERVICE_URL", {"notification_service_url": "http://127.0.0.1:{port}"}),
+        (["dev"], "API_PORT"),
+        (["dev"], "ODOO_URL"),
+        (["dev"], "NOTIFICATION_SERVICE_URL"),
+        (["serve"], "API_PORT"),
     ],
 )
-def test_a_port_in_use_is_refused_naming_its_setting(setting: str, changes: dict[str, str]) -> None:
+def test_a_port_in_use_is_one_line_naming_it_and_its_setting(
+    tmp_path: Path, argv: list[str], setting: str
+) -> None:
     with socket.socket() as holder:
         holder.bind(("127.0.0.1", 0))
         holder.listen()
         taken = holder.getsockname()[1]
-        values = {k: v.format(port=taken) for k, v in changes.items()}
-        settings = Settings(  # type: ignore[call-arg]
-            _env_file=None,
-            environment="test",
-            api_host="127.0.0.1",
-            odoo_password=SecretStr("x"),
-            **values,
+        ports = {name: free_port() for name in ("API_PORT", "ODOO_URL", "NOTIFICATION_SERVICE_URL")}
+        ports[setting] = taken
+        outcome = run_cli(
+            *argv,
+            cwd=tmp_path,
+            API_HOST="127.0.0.1",
+            API_PORT=str(ports["API_PORT"]),
+            ODOO_URL=f"http://127.0.0.1:{ports['ODOO_URL']}",
+            NOTIFICATION_SERVICE_URL=f"http://127.0.0.1:{ports['NOTIFICATION_SERVICE_URL']}",
         )
-        api_port = taken if setting == "API_PORT" else 0
-        with pytest.raises(PortInUse) as refused:
-            stack._check_ports(settings, api_port, stack.LocalStackOptions())
-    assert f"port {taken} is in use" in str(refused.value)
-    assert setting in str(refused.value)
+    assert outcome.code == 2
+    assert len(outcome.err_lines) == 1, outcome.err
+    assert f"port {taken} is in use" in outcome.err and setting in outcome.err
+    assert "OSError" not in outcome.err and "Traceback" not in outcome.err
+
+
+# -- migrate ----------------------------------------------------------------------------------
+
+
+def test_migrate_creates_a_missing_tracking_database(tmp_path: Path) -> None:
+    name = f"cf_migrate_{uuid.uuid4().hex[:10]}"
+    try:
+        outcome = run_cli("migrate", cwd=tmp_path, DATABASE_URL=database_url(name))
+        assert outcome.code == 0, outcome.err
+        connection = pg_connect(database_url(name))
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT count(*) FROM alembic_version")
+                assert cursor.fetchone() == (1,)
+        finally:
+            connection.close()
+        again = run_cli("migrate", cwd=tmp_path, DATABASE_URL=database_url(name))
+        assert again.code == 0, again.err
+    finally:
+        drop_database(name)
+
+
+def test_migrate_says_what_to_run_when_the_role_may_not_create_the_database(
+    tmp_path: Path,
+) -> None:
+    role, name = f"cf_role_{uuid.uuid4().hex[:8]}", f"cf_missing_{uuid.uuid4().hex[:8]}"
+    admin = pg_connect(POSTGRES_ADMIN_URL)
+    try:
+        with admin.cursor() as cursor:
+            cursor.execute(f"CREATE ROLE {role} LOGIN PASSWORD 'pw-not-shown-3f9' NOCREATEDB")
+        url = make_url(database_url(name)).set(username=role, password="pw-not-shown-3f9")
+        outcome = run_cli(
+            "migrate", cwd=tmp_path, DATABASE_URL=url.render_as_string(hide_password=False)
+        )
+        assert outcome.code == 2
+        assert len(outcome.err_lines) == 1, outcome.err
+        assert f"createdb -h {url.host} -p {url.port or 5432} -O {role} {name}" in outcome.err
+        assert "pw-not-shown-3f9" not in outcome.err
+    finally:
+        with admin.cursor() as cursor:
+            cursor.execute(f"DROP ROLE IF EXISTS {role}")
+        admin.close()

@@ -4,15 +4,19 @@ notification sink and the API, until Ctrl-C.
 The settings decide where each piece listens: the emulator takes ``ODOO_URL``'s port, the sink
 ``NOTIFICATION_SERVICE_URL``'s, the API ``API_PORT``; a port already taken is refused before
 anything starts, naming the setting. PostgreSQL and RabbitMQ are the real ones. The emulated
-Odoo's accounts and ledger are kept in ``.devstack/`` between runs, as the tracking database is;
-``--reset`` empties both together. ``--real-odoo`` and ``--real-n8n`` leave the emulator or the
-simulator out, for a stack against a real Odoo or a real n8n.
+Odoo's accounts and ledger are kept in ``.devstack/`` (of the current directory) between runs,
+as the tracking database is; ``--reset`` empties both together. ``--real-odoo`` and
+``--real-n8n`` leave the emulator or the simulator out, for a stack against a real Odoo or a real
+n8n. A stand-in only takes the place of a URL on this machine: a ``NOTIFICATION_SERVICE_URL``
+elsewhere is used as it is, an ``ODOO_URL`` or ``N8N_WEBHOOK_URL`` elsewhere needs the flag.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import signal
+import sys
 import threading
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -35,17 +39,24 @@ from creativeflow.devstack.n8n_simulator import (
 )
 from creativeflow.devstack.notification_sink import create_sink_app
 from creativeflow.devstack.odoo_emulator import OdooEmulator
+from creativeflow.devstack.odoo_emulator.persistence import StateFile, StateUnreadable
 from creativeflow.listening import require_free_port
 from creativeflow.settings import Settings
 
 log = logging.getLogger(__name__)
 
+# the technical user of the emulator's default seed (seed.json)
 EMULATOR_LOGIN = "orchestrator"
 EMULATOR_PASSWORD = "orchestrator"
 # kept between runs (gitignored): the emulated Odoo's accounts and ledger
 STATE_DIR = Path(".devstack")
 EMULATOR_STATE = "odoo-emulator.json"
 SAVE_EVERY_SECONDS = 2.0
+_THIS_MACHINE = frozenset({"127.0.0.1", "localhost", "::1", "0.0.0.0", "::"})
+
+
+class StackRefused(RuntimeError):
+    """The local stack cannot start as configured; the message says what to change."""
 
 
 @contextmanager
@@ -75,29 +86,57 @@ class LocalStackOptions:
     state_dir: Path = STATE_DIR
 
 
+def with_emulator_user(settings: Settings) -> Settings:
+    """The emulator's technical user when no Odoo credentials are set; else as configured."""
+    if settings.odoo_secret.get_secret_value():
+        return settings
+    from pydantic import SecretStr
+
+    return settings.model_copy(
+        update={"odoo_login": EMULATOR_LOGIN, "odoo_password": SecretStr(EMULATOR_PASSWORD)}
+    )
+
+
 def local_settings(settings: Settings, api_port: int, *, emulate_odoo: bool = True) -> Settings:
     """Fill what the emulator and the simulator need when the environment does not say
     otherwise: the emulator's technical user, and callbacks to this API's port."""
-    updates: dict[str, object] = {}
     if "n8n_callback_base_url" not in settings.model_fields_set:
-        updates["n8n_callback_base_url"] = f"http://127.0.0.1:{api_port}"
-    if emulate_odoo and not settings.odoo_secret.get_secret_value():
-        from pydantic import SecretStr
-
-        updates["odoo_login"] = EMULATOR_LOGIN
-        updates["odoo_password"] = SecretStr(EMULATOR_PASSWORD)
-    return settings.model_copy(update=updates) if updates else settings
+        settings = settings.model_copy(
+            update={"n8n_callback_base_url": f"http://127.0.0.1:{api_port}"}
+        )
+    return with_emulator_user(settings) if emulate_odoo else settings
 
 
 def _port(url: str) -> int:
     return urlsplit(url).port or 80
 
 
+def on_this_machine(url: str) -> bool:
+    host = urlsplit(url).hostname or ""
+    return host in _THIS_MACHINE or host.startswith("127.")
+
+
+def _check_stand_ins(settings: Settings, options: LocalStackOptions) -> None:
+    """A stand-in listens on its URL's port here: a URL elsewhere would be called for real."""
+    if options.emulate_odoo and not on_this_machine(settings.odoo_url):
+        raise StackRefused(
+            f"ODOO_URL is {settings.odoo_url}, not this machine, where the emulator listens: "
+            "add --real-odoo to use that Odoo, or set ODOO_URL=http://127.0.0.1:8069"
+        )
+    webhook = settings.dispatch_mode == "webhook"
+    if options.simulate_n8n and webhook and not on_this_machine(settings.n8n_webhook_url):
+        raise StackRefused(
+            f"N8N_WEBHOOK_URL is {settings.n8n_webhook_url}, not this machine, where the n8n "
+            "simulator listens: add --real-n8n to use that n8n, or point it at 127.0.0.1"
+        )
+
+
 def _check_ports(settings: Settings, api_port: int, options: LocalStackOptions) -> None:
     wanted = [(settings.api_host, api_port, "API_PORT (or --port)")]
-    wanted.append(
-        ("127.0.0.1", _port(settings.notification_service_url), "NOTIFICATION_SERVICE_URL")
-    )
+    if on_this_machine(settings.notification_service_url):
+        wanted.append(
+            ("127.0.0.1", _port(settings.notification_service_url), "NOTIFICATION_SERVICE_URL")
+        )
     if options.emulate_odoo:
         wanted.append(("127.0.0.1", _port(settings.odoo_url), "ODOO_URL"))
     if options.simulate_n8n and settings.dispatch_mode == "webhook":
@@ -106,13 +145,13 @@ def _check_ports(settings: Settings, api_port: int, options: LocalStackOptions) 
         require_free_port(host, port, setting)
 
 
-def _reset(settings: Settings, state_file: Path) -> None:
+def _reset(settings: Settings, state: StateFile) -> None:
     """The tracking database and the emulated ledger describe the same credits: both go."""
     url = make_url(settings.database_url)
     name = url.database or ""
     drop_database(url.set(database="postgres").render_as_string(hide_password=False), name)
-    state_file.unlink(missing_ok=True)
-    log.info("reset: tracking database %s dropped, emulator state removed", name)
+    state.remove()
+    log.info("reset: tracking database %s dropped, emulator state %s removed", name, state.path)
 
 
 def run_local_stack(
@@ -122,10 +161,18 @@ def run_local_stack(
 
     options = options or LocalStackOptions()
     settings = local_settings(settings, api_port, emulate_odoo=options.emulate_odoo)
+    _check_stand_ins(settings, options)
     _check_ports(settings, api_port, options)
-    state_file = options.state_dir / EMULATOR_STATE
+    state = StateFile(options.state_dir / EMULATOR_STATE)
     if options.reset:
-        _reset(settings, state_file)
+        _reset(settings, state)
+    emulator = OdooEmulator() if options.emulate_odoo else None
+    if emulator is not None:
+        try:
+            if emulator.load_state(state.path):
+                log.info("emulated Odoo: accounts and ledger taken back from %s", state.path)
+        except StateUnreadable as unreadable:
+            raise StackRefused(str(unreadable)) from None
     if ensure_database(settings.database_url):
         log.info("created the tracking database")
     upgrade(settings.database_url)
@@ -137,29 +184,29 @@ def run_local_stack(
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
     with ExitStack() as stack:
-        emulator = None
-        if options.emulate_odoo:
-            emulator = OdooEmulator()
-            if emulator.load_state(state_file):
-                log.info("emulated Odoo: accounts and ledger taken back from %s", state_file)
+        if emulator is not None:
             stack.enter_context(emulator.start("127.0.0.1", _port(settings.odoo_url)))
-            stack.callback(emulator.save_state, state_file)
-        stack.enter_context(
-            serve_in_thread(
-                create_sink_app(), "127.0.0.1", _port(settings.notification_service_url), "sink"
+            stack.callback(emulator.save_state, state.path)
+        if on_this_machine(settings.notification_service_url):
+            stack.enter_context(
+                serve_in_thread(
+                    create_sink_app(),
+                    "127.0.0.1",
+                    _port(settings.notification_service_url),
+                    "sink",
+                )
             )
-        )
         stack.enter_context(
             serve_in_thread(create_app(settings), settings.api_host, api_port, "api")
         )
         if options.simulate_n8n:
             stack.enter_context(_n8n_simulator(settings))
-        print(_banner(settings, api_port, emulator.url if emulator else None, options))
+        print(_banner(settings, api_port, emulator.url if emulator else None, options), flush=True)
         # the emulated ledger is saved as it goes, so a killed stack loses seconds, not the day
         while not stop.wait(SAVE_EVERY_SECONDS):
             if emulator is not None:
-                emulator.save_state(state_file)
-        print("\nstopping the local stack ...")
+                emulator.save_state(state.path)
+        print("\nstopping the local stack ...", flush=True)
     return 0
 
 
@@ -204,15 +251,21 @@ def _banner(
         else f"n8n               real: {_n8n_source(settings)}, calling back "
         f"{settings.n8n_callback_base_url}"
     )
+    notifications = (
+        f"Notification sink {settings.notification_service_url}/api/v1/notifications"
+        if on_this_machine(settings.notification_service_url)
+        else f"Notifications     {settings.notification_service_url} (real)"
+    )
+    command = _command()
     return f"""
 CreativeFlow AI Generation Orchestrator: the local stack is up.
 
   API               {api}   (OpenAPI: {api}/docs)
   {odoo}
-  Notification sink {settings.notification_service_url}/api/v1/notifications
+  {notifications}
   {n8n}
 
-Try it (user demo-user has 500 credits on the pro tier):
+Try it (user demo-user starts with 500 credits on the pro tier):
 
   curl -s -X POST {api}/api/v1/generations \\
     -H 'X-Gateway-Secret: {gateway}' -H 'X-User-Id: demo-user' \\
@@ -223,10 +276,24 @@ Try it (user demo-user has 500 credits on the pro tier):
   curl -s {api}/api/v1/generations -H 'X-Gateway-Secret: {gateway}' -H 'X-User-Id: demo-user'
   curl -s {api}/api/v1/credits -H 'X-Gateway-Secret: {gateway}' -H 'X-User-Id: demo-user'
 
-  creativeflow sweep; creativeflow reconcile   (recovery and the books, same settings)
+Recovery and the books, from another terminal in this directory (with the same environment:
+with ENVIRONMENT=development and no Odoo credentials they use the emulator's user):
+
+  {command} sweep       (one recovery sweep)
+  {command} reconcile   (tracking against the ledger, the 24 hours ending 5 minutes ago)
 
 Ctrl-C stops everything.
 """
+
+
+def _command() -> str:
+    """How a shell in this directory runs the entry point this stack runs from."""
+    entry = Path(sys.executable).parent / "creativeflow"
+    try:
+        relative = os.path.relpath(entry)
+    except ValueError:
+        return "creativeflow"
+    return relative if entry.exists() and not relative.startswith("..") else "creativeflow"
 
 
 def _n8n_source(settings: Settings) -> str:

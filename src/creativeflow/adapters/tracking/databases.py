@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import psycopg2
+import psycopg2.errors
 from sqlalchemy.engine import make_url
 
 
@@ -51,11 +52,34 @@ def drop_database(server_url: str, name: str) -> None:
     _execute(server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+class CannotCreate(RuntimeError):
+    """The database is missing and the configured role may not create it; says what to run."""
+
+
 def ensure_database(url: str) -> bool:
-    """Create the database of ``url`` unless it exists (local development); True if created."""
-    name = make_url(url).database
-    found = _execute(url, "SELECT 1 FROM pg_database WHERE datname = %s", name, database="postgres")
-    if found is None:
+    """Create the database of ``url`` unless it exists; True if created. The server not
+    answering, or refusing the role, raises psycopg2's ``OperationalError``."""
+    target = make_url(url)
+    name = target.database or ""
+    try:
+        found = _execute(
+            url, "SELECT 1 FROM pg_database WHERE datname = %s", name, database="postgres"
+        )
+    except psycopg2.OperationalError:
+        # a role may be kept out of the maintenance database and still own its own: that one
+        # answering is enough (and if it does not, its own error says why)
+        _execute(url, "SELECT 1")  # raises its own error, not the one above
+        return False
+    if found is not None:
+        return False
+    try:
         _execute(url, f'CREATE DATABASE "{name}"', database="postgres")
-        return True
-    return False
+    except psycopg2.errors.InsufficientPrivilege:
+        owner = target.username or "the role of DATABASE_URL"
+        raise CannotCreate(
+            f"the tracking database {name!r} does not exist on {target.host}:{target.port or 5432}"
+            f" and {owner} may not create it: as a role that may, run "
+            f"createdb -h {target.host} -p {target.port or 5432} -O {owner} {name} "
+            "(or give that role CREATEDB), then creativeflow migrate again"
+        ) from None
+    return True

@@ -7,8 +7,6 @@ can run side by side in one test session.
 
 from __future__ import annotations
 
-import json
-import os
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
@@ -21,6 +19,7 @@ from .faults import FaultKnobs
 from .json2 import Json2Endpoint
 from .ledger import Clock, CreditLedger, utc_now
 from .models import build_registry
+from .persistence import StateFile
 from .seed import Seed, load_seed
 from .server import HttpListener
 from .services import RpcServices
@@ -72,19 +71,19 @@ class OdooEmulator:
 
     # -- state between runs (the local stack) ----------------------------------------------------
 
-    def save_state(self, path: Path) -> None:
-        """Write accounts and ledger to ``path`` atomically (a crash leaves the old file)."""
-        path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_suffix(path.suffix + ".partial")
-        partial.write_text(json.dumps(self._ledger.snapshot(), indent=1))
-        os.replace(partial, path)
+    _state: StateFile | None = None
 
     def load_state(self, path: Path) -> bool:
-        """Take accounts and ledger back from ``path``; False when there is no such file."""
-        if not path.exists():
-            return False
-        self._ledger.restore(json.loads(path.read_text()))
-        return True
+        """Take accounts and ledger back from ``path`` (``persistence.py``); False when absent.
+        ``StateUnreadable`` when the file holds no state this emulator can read."""
+        self._state = StateFile(path)
+        return self._state.load(self._ledger)
+
+    def save_state(self, path: Path) -> bool:
+        """Write accounts and ledger to ``path`` atomically; False when nothing changed."""
+        if self._state is None or self._state.path != path:
+            self._state = StateFile(path)
+        return self._state.save(self._ledger)
 
     def __enter__(self) -> Self:
         if self._listener.address is None:
