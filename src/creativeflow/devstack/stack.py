@@ -248,8 +248,8 @@ def _banner(
     n8n = (
         f"n8n simulator     {_n8n_source(settings)}, calling back {settings.n8n_callback_base_url}"
         if options.simulate_n8n
-        else f"n8n               real: {_n8n_source(settings)}, calling back "
-        f"{settings.n8n_callback_base_url}"
+        else f"n8n               not simulated: a real n8n {_n8n_source(settings)}, calling "
+        f"back {settings.n8n_callback_base_url}"
     )
     notifications = (
         f"Notification sink {settings.notification_service_url}/api/v1/notifications"
