@@ -293,12 +293,14 @@ def _parser() -> argparse.ArgumentParser:
     reconcile.add_argument(
         "--since",
         type=_moment,
+        metavar="TIME",
         help="start, ISO 8601 such as 2026-12-01 or 2026-12-01T09:30:00+00:00, UTC if no "
         "offset (default: 24 hours before --until)",
     )
     reconcile.add_argument(
         "--until",
         type=_moment,
+        metavar="TIME",
         help="end, ISO 8601, UTC if no offset (default: 5 minutes ago, leaving the live flow "
         "to settle)",
     )
