@@ -1,6 +1,6 @@
 #!/bin/sh
 # One-shot n8n setup for deploy/docker-compose.yml (service n8n-import), run before n8n starts:
-#   1. the RabbitMQ credential the workflow's trigger uses (id cfRabbitMQ0000001), written from the
+#   1. the RabbitMQ credential the workflow's trigger uses (id cfRabbitMQ000001), written from the
 #      environment with node so that any character in the password is escaped properly;
 #   2. the workflow of the dispatch mode: docs/n8n/creativeflow-generation.json (id
 #      cfGeneration0001) for DISPATCH_MODE=rabbitmq, creativeflow-generation-webhook.json (id
@@ -14,7 +14,7 @@ node -e '
 const fs = require("fs");
 const e = process.env;
 fs.writeFileSync(process.argv[1], JSON.stringify([{
-  id: "cfRabbitMQ0000001",
+  id: "cfRabbitMQ000001",
   name: "CreativeFlow RabbitMQ",
   type: "rabbitmq",
   data: {

@@ -15,11 +15,14 @@ silent; the job is read from the tap queue, as n8n's RabbitMQ trigger would rece
 
 from __future__ import annotations
 
+import itertools
 import json
 import shutil
 import subprocess
+import time
 import uuid
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -34,24 +37,28 @@ NODE = shutil.which("node")
 
 pytestmark = pytest.mark.skipif(NODE is None, reason="Node.js runs the workflow's JavaScript")
 
-# Evaluates what n8n evaluates: a Code node (runOnceForEachItem) or a parameter (an n8n
-# expression is a string starting with "=" whose {{ }} parts are JavaScript), and the Crypto
-# node's HMAC (createHmac(type, secret).update(value).digest(encoding), as n8n-nodes-base does).
+# Evaluates what n8n evaluates: a Code node (runOnceForEachItem or runOnceForAllItems) or a
+# parameter (an n8n expression is a string starting with "=" whose {{ }} parts are JavaScript), and
+# the Crypto node's HMAC (createHmac(type, secret).update(value).digest(encoding), as n8n-nodes-base
+# does). ``nowMs`` is the execution's clock: the harness moves it on by each Wait instead of
+# sleeping.
 HARNESS = r"""
 const crypto = require('crypto');
 const AsyncFunction = Object.getPrototypeOf(async function () {}).constructor;
-const BINDINGS = ['$json', '$input', '$', '$execution', '$env'];
+const BINDINGS = ['$json', '$input', '$', '$execution', '$env', '$runIndex'];
 
 function bindings(ctx) {
+  const items = [{ json: ctx.json }];
   return [
     ctx.json,
-    { item: { json: ctx.json }, first: () => ({ json: ctx.json }) },
+    { item: items[0], first: () => items[0], last: () => items[0], all: () => items },
     (name) => {
       if (!(name in ctx.nodes)) throw new Error(`no output of node ${name}`);
       return { item: { json: ctx.nodes[name] }, first: () => ({ json: ctx.nodes[name] }) };
     },
     { id: ctx.executionId },
     ctx.env,
+    ctx.runIndex || 0,
   ];
 }
 
@@ -72,15 +79,24 @@ async function expression(template, ctx) {
   return out + text.slice(last);
 }
 
+function unwrap(out, mode) {
+  if (mode === 'runOnceForAllItems') {
+    if (!Array.isArray(out)) throw new Error('a Code node run once for all items returns an array');
+    return out.map((item) => item.json);
+  }
+  return out && typeof out === 'object' && 'json' in out ? out.json : out;
+}
+
 async function main() {
   let raw = '';
   for await (const chunk of process.stdin) raw += chunk;
   const task = JSON.parse(raw);
   const ctx = task.context;
+  if (ctx.nowMs) Date.now = () => ctx.nowMs;
   let result;
   if (task.kind === 'code') {
     const out = await new AsyncFunction(...BINDINGS, task.code)(...bindings(ctx));
-    result = out && typeof out === 'object' && 'json' in out ? out.json : out;
+    result = unwrap(out, task.mode || 'runOnceForEachItem');
   } else if (task.kind === 'expression') {
     result = await expression(task.template, ctx);
   } else if (task.kind === 'hmac') {
@@ -108,6 +124,8 @@ class Context:
     nodes: dict[str, Any]
     execution_id: str
     env: dict[str, str]
+    now_ms: int = 0
+    run_index: int = 0
 
     def for_item(self, item: Any) -> dict[str, Any]:
         return {
@@ -115,12 +133,23 @@ class Context:
             "nodes": self.nodes,
             "executionId": self.execution_id,
             "env": self.env,
+            "nowMs": self.now_ms,
+            "runIndex": self.run_index,
         }
 
 
-def run_js(task: dict[str, Any]) -> Any:
+class ExecutionFailed(Exception):
+    """A node threw: n8n marks the execution failed (and the RabbitMQ trigger rejects the job)."""
+
+    def __init__(self, node: str, stderr: str) -> None:
+        self.node = node
+        self.message = stderr.strip().splitlines()[0] if stderr.strip() else ""
+        super().__init__(f"{node}: {self.message}")
+
+
+def node_process(task: dict[str, Any]) -> subprocess.CompletedProcess[str]:
     assert NODE is not None
-    done = subprocess.run(
+    return subprocess.run(
         [NODE, "-e", HARNESS],
         input=json.dumps(task),
         capture_output=True,
@@ -128,6 +157,10 @@ def run_js(task: dict[str, Any]) -> Any:
         timeout=30,
         check=False,
     )
+
+
+def run_js(task: dict[str, Any]) -> Any:
+    done = node_process(task)
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)["result"]
 
@@ -153,14 +186,66 @@ class ProviderAnswer:
     error: dict[str, Any] | None = None
 
 
+# What sends a callback: the real service, or a stand-in for the network between n8n and it.
+Transport = Callable[[CallbackRequest], httpx.Response]
+
+
+@dataclass
+class Delivery:
+    """One execution's callback, try by try: what was sent, what came back (None: no answer),
+    and how long the workflow waited between tries."""
+
+    tries: list[CallbackRequest] = field(default_factory=list)
+    answers: list[int | None] = field(default_factory=list)
+    waits: list[float] = field(default_factory=list)
+
+
+def n8n_error(request: CallbackRequest, answer: httpx.Response | Exception) -> dict[str, Any]:
+    """The ``error`` n8n 1.x's HTTP Request node puts on its error output: the request helper's
+    AxiosError as its toJSON gives it (message ``"<status> - <JSON body>"``, ``status``, a stack),
+    or the transport's error (a ``code`` such as ECONNREFUSED, no status)."""
+    stack = (
+        "    at settle (/usr/local/lib/node_modules/n8n/node_modules/axios/lib/core/settle.js:19)"
+    )
+    if isinstance(answer, httpx.Response):
+        try:
+            shown = json.dumps(answer.json(), separators=(",", ":"))
+        except ValueError:
+            shown = json.dumps(answer.text)
+        return {
+            "message": f"{answer.status_code} - {shown}",
+            "name": "AxiosError",
+            "code": "ERR_BAD_RESPONSE" if answer.status_code >= 500 else "ERR_BAD_REQUEST",
+            "status": answer.status_code,
+            "stack": f"AxiosError: Request failed with status code {answer.status_code}\n{stack}",
+        }
+    timed_out = isinstance(answer, httpx.TimeoutException)
+    code = "ECONNABORTED" if timed_out else "ECONNREFUSED"
+    message = "timeout of 15000ms exceeded" if timed_out else f"connect {code} {request.url}"
+    return {
+        "message": message,
+        "name": "AxiosError",
+        "code": code,
+        "stack": f"AxiosError: {message}",
+    }
+
+
 class WorkflowRun:
-    """Follows the workflow's connections from its RabbitMQ trigger for one job message."""
+    """Follows the workflow's connections from its trigger for one job message."""
 
     def __init__(self, definition: dict[str, Any], env: dict[str, str]) -> None:
         self.nodes = {node["name"]: node for node in definition["nodes"]}
         self.connections = definition["connections"]
-        self.context = Context(nodes={}, execution_id=f"e2e{uuid.uuid4().hex[:12]}", env=env)
+        self.context = Context(
+            nodes={},
+            execution_id=f"e2e{uuid.uuid4().hex[:12]}",
+            env=env,
+            now_ms=int(time.time() * 1000),
+        )
         self.visited: list[str] = []
+        self.runs: dict[str, int] = {}
+        self.delivery = Delivery()
+        self.signed_value = ""
 
     def trigger(self) -> dict[str, Any]:
         triggers = [n for n in self.nodes.values() if n["type"] == "n8n-nodes-base.rabbitmqTrigger"]
@@ -187,46 +272,91 @@ class WorkflowRun:
         return self.nodes[targets[0]["node"]]
 
     def run(self, job: dict[str, Any], provider: ProviderAnswer) -> CallbackRequest:
+        """The execution up to the callback it would send (not sent)."""
+        sent = self._from_trigger(job, provider, None)
+        assert isinstance(sent, CallbackRequest)
+        return sent
+
+    def deliver(
+        self, job: dict[str, Any], provider: ProviderAnswer, transport: Transport
+    ) -> Delivery:
+        """The whole execution: the callback sent through ``transport``, tried again as the
+        workflow says; raises :class:`ExecutionFailed` where n8n would fail the execution."""
+        self._from_trigger(job, provider, transport)
+        return self.delivery
+
+    def _from_trigger(
+        self, job: dict[str, Any], provider: ProviderAnswer, transport: Transport | None
+    ) -> CallbackRequest | Delivery:
         trigger = self.trigger()
         options = trigger["parameters"]["options"]
         # no jsonParseBody, no onlyContent: the item is the message, its body the raw text
         assert options.get("jsonParseBody") is False and options.get("onlyContent") is False
-        item: Any = self.message(job)
-        return self.run_from(trigger["name"], item, provider)
+        return self.run_from(trigger["name"], self.message(job), provider, transport)
 
-    def run_from(self, start: str, item: Any, provider: ProviderAnswer) -> CallbackRequest:
-        """Follow the connections from the node ``start`` (whose output is ``item``) to the
-        callback request."""
+    def run_from(
+        self,
+        start: str,
+        item: Any,
+        provider: ProviderAnswer,
+        transport: Transport | None = None,
+    ) -> Any:
+        """Follow the connections from the node ``start`` (whose output is ``item``): to the first
+        callback request when there is no ``transport``, else to the end of the execution."""
         self.context.nodes[start] = item
         node = self.next_node(start, 0)
         while node is not None:
-            self.visited.append(node["name"])
+            name = node["name"]
+            self.visited.append(name)
+            self.runs[name] = self.runs.get(name, 0) + 1
             kind = node["type"]
             output = 0
             if kind == "n8n-nodes-base.code":
-                assert node["parameters"]["mode"] == "runOnceForEachItem"
-                item = run_js(
-                    {
-                        "kind": "code",
-                        "code": node["parameters"]["jsCode"],
-                        "context": self.context.for_item(item),
-                    }
-                )
+                item = self.code(node, item)
+                if item is None:  # a Code node run once for all items returned no item
+                    return self.delivery
             elif kind == "n8n-nodes-base.switch":
                 output = self.route(node, item)
-            elif kind == "n8n-nodes-base.httpRequest" and self.next_node(node["name"], 0):
+            elif kind == "n8n-nodes-base.httpRequest" and "placeholder" in name.lower():
                 item, output = self.provider_step(node, provider)
             elif kind == "n8n-nodes-base.crypto":
                 item = self.sign(node, item)
             elif kind == "n8n-nodes-base.respondToWebhook":
                 self.responded = node["parameters"]["options"]["responseCode"]
+            elif kind == "n8n-nodes-base.wait":
+                self.wait(node, item)
             elif kind == "n8n-nodes-base.httpRequest":
-                return self.request(node, item)
+                request = self.request(node, item)
+                if transport is None:
+                    return request
+                item, output = self.send(node, item, request, transport)
             else:
                 raise AssertionError(f"no emulation for node type {kind}")
-            self.context.nodes[node["name"]] = item
-            node = self.next_node(node["name"], output)
-        raise AssertionError("the workflow ended without sending a callback")
+            self.context.nodes[name] = item
+            node = self.next_node(name, output)
+        if transport is None:
+            raise AssertionError("the workflow ended without sending a callback")
+        return self.delivery
+
+    def code(self, node: dict[str, Any], item: Any) -> Any:
+        mode = node["parameters"]["mode"]
+        assert mode in ("runOnceForEachItem", "runOnceForAllItems")
+        self.context.run_index = self.runs[node["name"]] - 1
+        done = node_process(
+            {
+                "kind": "code",
+                "mode": mode,
+                "code": node["parameters"]["jsCode"],
+                "context": self.context.for_item(item),
+            }
+        )
+        if done.returncode != 0:
+            raise ExecutionFailed(node["name"], done.stderr)
+        result = json.loads(done.stdout)["result"]
+        if mode == "runOnceForAllItems":
+            assert len(result) <= 1, "one job, one item"
+            return result[0] if result else None
+        return result
 
     def route(self, node: dict[str, Any], item: Any) -> int:
         for index, rule in enumerate(node["parameters"]["rules"]["values"]):
@@ -241,7 +371,6 @@ class WorkflowRun:
         raise AssertionError(f"{node['name']} routes the item nowhere")
 
     def provider_step(self, node: dict[str, Any], answer: ProviderAnswer) -> tuple[Any, int]:
-        assert "placeholder" in node["name"].lower(), "only the AI provider is replaced"
         if answer.error is not None:
             assert node.get("onError") == "continueErrorOutput"
             return {"error": answer.error}, 1
@@ -255,6 +384,14 @@ class WorkflowRun:
         )
         self.signed_value = signed["value"]
         return {**item, parameters["dataPropertyName"]: signed["signature"]}
+
+    def wait(self, node: dict[str, Any], item: Any) -> None:
+        """n8n's Wait node (v1.1, After Time Interval): the clock moves on, nothing sleeps."""
+        parameters = node["parameters"]
+        assert (parameters["resume"], parameters["unit"]) == ("timeInterval", "seconds")
+        seconds = float(expression(parameters["amount"], item, self.context))
+        self.delivery.waits.append(seconds)
+        self.context.now_ms += int(seconds * 1000)
 
     def request(self, node: dict[str, Any], item: Any) -> CallbackRequest:
         parameters = node["parameters"]
@@ -271,6 +408,30 @@ class WorkflowRun:
             body=body,
             signed_value=self.signed_value,
         )
+
+    def send(
+        self,
+        node: dict[str, Any],
+        item: Any,
+        request: CallbackRequest,
+        transport: Transport,
+    ) -> tuple[Any, int]:
+        """The HTTP Request node with *On Error: Continue (using error output)*: a 2xx goes out
+        of output 0; anything else out of output 1, as n8n's engine builds it there: the input
+        item with the node's ``error`` laid over it."""
+        assert node.get("onError") == "continueErrorOutput"
+        assert not node.get("retryOnFail"), "the workflow's own loop retries, not n8n's"
+        self.delivery.tries.append(request)
+        answer: httpx.Response | Exception
+        try:
+            answer = transport(request)
+        except httpx.TransportError as error:
+            answer = error
+        status = answer.status_code if isinstance(answer, httpx.Response) else None
+        self.delivery.answers.append(status)
+        if status is not None and 200 <= status < 300:
+            return answer.json() if isinstance(answer, httpx.Response) else {}, 0
+        return {**item, "error": n8n_error(request, answer)}, 1
 
 
 def env_for(definition: dict[str, Any]) -> dict[str, str]:
@@ -545,15 +706,192 @@ def test_a_missing_callback_secret_fails_the_first_job_loudly() -> None:
     assert done.returncode != 0 and "CREATIVEFLOW_CALLBACK_SECRET is not set" in done.stderr
 
 
-def test_the_workflow_id_is_an_n8n_id_and_failures_reach_the_dead_letter_queue() -> None:
+def test_the_workflow_is_importable_as_n8n_stores_it() -> None:
+    """What n8n checks on import and activation, and what it measured in 1.123: 16-character
+    workflow and credential ids (a longer id broke n8n's insights at every save), unique node
+    names and ids, connections only between nodes that exist, every node but the note reached
+    from the trigger, and no wait n8n would park in its database (65 s or more: the execution
+    would leave memory and the trigger would acknowledge the job before its callback)."""
     definition = workflow()
     assert len(definition["id"]) == 16 and definition["id"].isalnum()
-    [trigger] = [n for n in definition["nodes"] if n["type"] == "n8n-nodes-base.rabbitmqTrigger"]
+    nodes = definition["nodes"]
+    names = [n["name"] for n in nodes]
+    assert len(set(names)) == len(names)
+    assert len({n["id"] for n in nodes}) == len(nodes)
+    for node in nodes:
+        for credential in node.get("credentials", {}).values():
+            assert len(credential["id"]) == 16 and credential["id"].isalnum()
+    reached = {"Job queue"}
+    frontier = ["Job queue"]
+    for source, outputs in definition["connections"].items():
+        assert source in names
+        for targets in outputs["main"]:
+            assert all(target["node"] in names and target["index"] == 0 for target in targets)
+    while frontier:
+        for targets in definition["connections"].get(frontier.pop(), {}).get("main", []):
+            for target in targets:
+                if target["node"] not in reached:
+                    reached.add(target["node"])
+                    frontier.append(target["node"])
+    notes = {n["name"] for n in nodes if n["type"] == "n8n-nodes-base.stickyNote"}
+    assert reached == set(names) - notes
+
+
+def test_a_failed_execution_is_rejected_and_the_callback_retried_by_the_workflow() -> None:
+    definition = workflow()
+    by_name = {n["name"]: n for n in definition["nodes"]}
     # a failed execution is rejected, not acknowledged; the queue's delivery limit dead-letters it
-    assert trigger["parameters"]["options"]["acknowledge"] == "executionFinishesSuccessfully"
-    [send_node] = [n for n in definition["nodes"] if n["name"] == "Send callback"]
-    assert send_node["retryOnFail"] is True and send_node["maxTries"] >= 3
-    assert send_node.get("onError", "stopWorkflow") == "stopWorkflow"
+    trigger = by_name["Job queue"]["parameters"]["options"]
+    assert trigger["acknowledge"] == "executionFinishesSuccessfully"
+    # n8n's own Retry On Fail waits at most 5 s between at most 5 tries: the workflow loops instead
+    sender = by_name["Send callback"]
+    assert sender["onError"] == "continueErrorOutput" and not sender.get("retryOnFail")
+    loop = [
+        "Send callback",
+        "Retry or stop",
+        "Wait before retrying",
+        "Stamp callback",
+        "Sign callback (HMAC-SHA256)",
+    ]
+    for here, there in itertools.pairwise(loop):
+        output = 1 if here == "Send callback" else 0
+        targets = definition["connections"][here]["main"][output]
+        assert [t["node"] for t in targets] == [there], here
+    assert definition["connections"]["Send callback"]["main"][0] == []  # a 2xx ends the execution
+    assert by_name["Retry or stop"].get("onError", "stopWorkflow") == "stopWorkflow"
+
+
+# --- delivering the callback: tried again with backoff, stopped on what retrying cannot fix -----
+
+
+def nobody_listening(request: CallbackRequest) -> httpx.Response:
+    raise httpx.ConnectError("connection refused")
+
+
+def down_for(tries: int, then: Transport = send) -> Transport:
+    """The orchestrator down for the first ``tries`` tries, then ``then``."""
+    calls = iter(range(tries))
+
+    def transport(request: CallbackRequest) -> httpx.Response:
+        if next(calls, None) is not None:
+            return nobody_listening(request)
+        return then(request)
+
+    return transport
+
+
+def answer_lost_once() -> Transport:
+    """The first try reaches the service but its answer is lost on the way back."""
+    tries = iter(range(1))
+
+    def transport(request: CallbackRequest) -> httpx.Response:
+        if next(tries, None) is not None:
+            send(request)
+            raise httpx.ReadTimeout("the answer was lost")
+        return send(request)
+
+    return transport
+
+
+def a_job() -> dict[str, Any]:
+    return {
+        "schema": "creativeflow.generation-job.v1",
+        "event": "AIGenerationJobRequested",
+        "job_id": str(uuid.uuid4()),
+        "request_id": str(uuid.uuid4()),
+        "stage": "samples",
+        "callback": {
+            "samples_url": "http://127.0.0.1:1/s",
+            "final_url": "http://127.0.0.1:1/f",
+            "error_url": "http://127.0.0.1:1/e",
+        },
+        "parameters": {"width": 64, "height": 64, "format": "png"},
+    }
+
+
+def timestamps(delivery: Delivery) -> list[int]:
+    return [int(r.headers["webhook-timestamp"]) for r in delivery.tries]
+
+
+def test_an_orchestrator_that_never_answers_is_tried_for_minutes_then_the_execution_fails() -> None:
+    definition = workflow()
+    run = WorkflowRun(definition, env_for(definition))
+    job = a_job()
+    with pytest.raises(ExecutionFailed) as failed:
+        run.deliver(job, ProviderAnswer(result=images(job, 2)), nobody_listening)
+    assert failed.value.node == "Retry or stop"
+    assert "not delivered in 8 tries" in failed.value.message
+    delivery = run.delivery
+    assert delivery.answers == [None] * 8
+    assert delivery.waits == [5, 10, 20, 40, 60, 60, 60]  # backoff, each wait under 65 s
+    assert sum(delivery.waits) >= 240  # minutes, not the ~20 s n8n's Retry On Fail allows
+    # one webhook-id for every try; each stamped when it was sent (the clock moved by each wait)
+    assert len({r.headers["webhook-id"] for r in delivery.tries}) == 1
+    assert [b - a for a, b in itertools.pairwise(timestamps(delivery))] == delivery.waits
+    assert all(
+        r.signed_value.split(".")[1] == r.headers["webhook-timestamp"] for r in delivery.tries
+    )
+
+
+def test_an_orchestrator_outage_is_ridden_out_and_the_callback_applied(stack: Stack) -> None:
+    user, request_id = held_request(stack)
+    job = published_job(stack, request_id, "samples")
+    definition = workflow()
+    run = WorkflowRun(definition, env_for(definition))
+    delivery = run.deliver(job, ProviderAnswer(result=images(job, 2)), down_for(3))
+    assert delivery.answers == [None, None, None, 200]
+    assert delivery.waits == [5, 10, 20]
+    with stack.client(user) as client:
+        wait_for_status(client, request_id, "AWAITING_SELECTION")
+
+
+def test_a_try_whose_answer_was_lost_ends_as_delivered_on_409(stack: Stack) -> None:
+    user, request_id = held_request(stack)
+    job = published_job(stack, request_id, "samples")
+    definition = workflow()
+    run = WorkflowRun(definition, env_for(definition))
+    delivery = run.deliver(job, ProviderAnswer(result=images(job, 2)), answer_lost_once())
+    # the first try got through; the second is refused as a replay of its webhook-id: done
+    assert delivery.answers == [None, 409]
+    assert run.visited[-1] == "Retry or stop"
+    with stack.client(user) as client:
+        wait_for_status(client, request_id, "AWAITING_SELECTION")
+
+
+def test_a_wrong_callback_secret_stops_the_first_job_at_its_first_try(stack: Stack) -> None:
+    from tests.e2e.test_metrics_scrape import scrape, total
+
+    user, request_id = held_request(stack)
+    job = published_job(stack, request_id, "samples")
+    definition = workflow()
+    env = {**env_for(definition), "CREATIVEFLOW_CALLBACK_SECRET": "not-the-orchestrators-secret"}
+    rejected_before = total(scrape(stack), "creativeflow_callbacks_total", outcome="rejected")
+    run = WorkflowRun(definition, env)
+    with pytest.raises(ExecutionFailed) as failed:
+        run.deliver(job, ProviderAnswer(result=images(job, 2)), send)
+    assert run.delivery.answers == [401] and run.delivery.waits == []
+    assert "(401)" in failed.value.message
+    assert "CREATIVEFLOW_CALLBACK_SECRET" in failed.value.message
+    assert "N8N_CALLBACK_SECRETS" in failed.value.message
+    # the service shows it too: the refusal is counted (the CreativeFlowCallbacksRejected alert)
+    rejected = total(scrape(stack), "creativeflow_callbacks_total", outcome="rejected")
+    assert rejected == rejected_before + 1
+    with stack.client(user) as client:
+        unchanged = client.get(f"/api/v1/generations/{request_id}").json()
+    assert unchanged["status"] == "PROCESSING_SAMPLES"
+
+
+def test_a_callback_the_orchestrator_refuses_is_not_tried_again(stack: Stack) -> None:
+    job = {
+        **a_job(),
+        "callback": published_job(stack, held_request(stack)[1], "samples")["callback"],
+    }
+    definition = workflow()
+    run = WorkflowRun(definition, env_for(definition))
+    with pytest.raises(ExecutionFailed) as failed:
+        run.deliver(job, ProviderAnswer(result=images(job, 1)), send)  # a job it never published
+    assert run.delivery.answers == [404] and run.delivery.waits == []
+    assert "(404)" in failed.value.message
 
 
 def test_the_provider_gets_the_job_id_as_its_idempotency_key() -> None:
