@@ -80,7 +80,7 @@ def verified(item: dict[str, Any]) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_the_variant_listens_where_the_orchestrator_dispatches_and_answers_its_probe() -> None:
+def test_the_variant_listens_where_the_orchestrator_dispatches() -> None:
     definition = variant()
     assert len(definition["id"]) == 16 and definition["id"].isalnum()
     default_url = next(
@@ -89,20 +89,62 @@ def test_the_variant_listens_where_the_orchestrator_dispatches_and_answers_its_p
         if line.startswith("N8N_WEBHOOK_URL=")
     )
     path = urlsplit(default_url).path.rsplit("/", 1)[1]
-    by_method = {
-        n["parameters"]["httpMethod"]: n
-        for n in definition["nodes"]
-        if n["type"] == "n8n-nodes-base.webhook"
-    }
-    assert set(by_method) == {"POST", "GET"}
-    assert {n["parameters"]["path"] for n in by_method.values()} == {path}
-    assert by_method["POST"]["parameters"]["responseMode"] == "responseNode"
+    webhooks = [n for n in definition["nodes"] if n["type"] == "n8n-nodes-base.webhook"]
+    # one webhook: the orchestrator's readiness probe is a CORS preflight (OPTIONS) for POST on
+    # this path, which n8n answers from its registered webhooks without starting an execution
+    assert [(n["parameters"]["httpMethod"], n["parameters"]["path"]) for n in webhooks] == [
+        ("POST", path)
+    ]
+    assert webhooks[0]["parameters"]["responseMode"] == "responseNode"
     # verified, then answered 202, before any provider is called
     order = ["Job webhook", "Verify signature", "Check job", "Accept job", "Route by stage"]
     for before, after in itertools.pairwise(order):
         assert definition["connections"][before]["main"][0][0]["node"] == after
     assert nodes()["Accept job"]["parameters"]["options"]["responseCode"] == 202
-    assert "Readiness webhook" not in definition["connections"]  # it starts nothing
+
+
+def reachable(definition: dict[str, Any], start: str) -> set[str]:
+    seen = {start}
+    frontier = [start]
+    while frontier:
+        for targets in definition["connections"].get(frontier.pop(), {}).get("main", []):
+            for target in targets:
+                if target["node"] not in seen:
+                    seen.add(target["node"])
+                    frontier.append(target["node"])
+    return seen
+
+
+def test_the_variant_runs_the_queue_workflows_nodes_from_route_by_stage_on() -> None:
+    """Two files, one generation: every node from *Route by stage* on (provider placeholders,
+    callback building, stamping, signing, sending, retrying) is the queue workflow's, parameter
+    for parameter and connection for connection, so a fix to one cannot miss the other."""
+    queue = json.loads((ROOT / "docs/n8n/creativeflow-generation.json").read_text())
+    shared = reachable(queue, "Route by stage")
+    assert reachable(variant(), "Route by stage") == shared
+    kept = ("type", "typeVersion", "parameters", "onError", "retryOnFail", "credentials")
+
+    def described(definition: dict[str, Any], name: str) -> dict[str, Any]:
+        node = next(n for n in definition["nodes"] if n["name"] == name)
+        return {key: node.get(key) for key in kept} | {
+            "connections": definition["connections"].get(name)
+        }
+
+    for name in shared:
+        assert described(variant(), name) == described(queue, name), name
+
+
+def test_the_variant_is_importable_as_n8n_stores_it() -> None:
+    definition = variant()
+    names = [n["name"] for n in definition["nodes"]]
+    assert len(set(names)) == len(names)
+    assert len({n["id"] for n in definition["nodes"]}) == len(names)
+    notes = {n["name"] for n in definition["nodes"] if n["type"] == "n8n-nodes-base.stickyNote"}
+    assert reachable(definition, "Job webhook") == set(names) - notes
+    webhook_ids = [n["webhookId"] for n in definition["nodes"] if "webhookId" in n]
+    queue = json.loads((ROOT / "docs/n8n/creativeflow-generation.json").read_text())
+    queue_ids = {n["webhookId"] for n in queue["nodes"] if "webhookId" in n}
+    assert len(set(webhook_ids)) == len(webhook_ids) and not set(webhook_ids) & queue_ids
 
 
 def test_a_signed_job_is_verified_accepted_and_answered_back(stack: Stack) -> None:

@@ -158,3 +158,23 @@ def test_ready_when_database_webhook_and_odoo_answer(stack: WebhookStack) -> Non
     assert ready.status_code == 200, ready.text
     # the port's check answers under the "broker" key: here it is n8n's webhook server
     assert ready.json()["checks"] == {"database": True, "broker": True, "odoo": True}
+    assert ready.json()["dispatch"] == "webhook"
+
+
+def test_not_ready_while_n8n_has_no_active_job_webhook(stack: WebhookStack) -> None:
+    """The workflow deactivated (or never imported): /readyz says so before any submit is charged
+    and refunded, and asking charges, dispatches and starts nothing."""
+    ledger_before = len(stack.emulator.ledger())
+    handled_before = stack.simulator.handled
+    stack.simulator.set_active(False)
+    try:
+        with stack.client(None) as client:
+            unready = client.get("/readyz")
+        assert unready.status_code == 503, unready.text
+        assert unready.json()["checks"] == {"database": True, "broker": False, "odoo": True}
+    finally:
+        stack.simulator.set_active(True)
+    with stack.client(None) as client:
+        assert client.get("/readyz").status_code == 200
+    assert len(stack.emulator.ledger()) == ledger_before
+    assert stack.simulator.handled == handled_before

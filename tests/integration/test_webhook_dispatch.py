@@ -71,7 +71,10 @@ class JobReceiver:
         self.requests: list[Received] = []
         self.statuses: list[int] = []
         self.headers: dict[str, str] = {}  # extra headers of every answer
-        self.get_status = 200  # the workflow's readiness webhook; 404 when none is active
+        # n8n's answer to a preflight for POST: 204 while an active workflow registered the
+        # webhook (with the methods it takes), 404 when none did
+        self.preflight_status = 204
+        self.preflight_methods: str | None = "OPTIONS, POST"
         self._release = threading.Event()
         self._lock = threading.Lock()
         receiver = self
@@ -88,13 +91,23 @@ class JobReceiver:
                     return
                 self._answer(status)
 
+            def do_OPTIONS(self) -> None:
+                receiver._record("OPTIONS", self.path, dict(self.headers.items()), b"")
+                status = receiver.preflight_status
+                if 200 <= status < 300 and receiver.preflight_methods is not None:
+                    self._answer(
+                        status, {"access-control-allow-methods": receiver.preflight_methods}
+                    )
+                else:
+                    self._answer(status)
+
             def do_GET(self) -> None:
                 receiver._record("GET", self.path, dict(self.headers.items()), b"")
-                self._answer(receiver.get_status)
+                self._answer(404)  # the job workflow registers no GET
 
-            def _answer(self, status: int) -> None:
+            def _answer(self, status: int, extra: dict[str, str] | None = None) -> None:
                 self.send_response(status)
-                for name, value in receiver.headers.items():
+                for name, value in {**receiver.headers, **(extra or {})}.items():
                     self.send_header(name, value)
                 self.send_header("content-length", "0")
                 self.end_headers()
@@ -115,7 +128,7 @@ class JobReceiver:
         lowered = {name.lower(): value for name, value in headers.items()}
         with self._lock:
             self.requests.append(Received(method, path, lowered, body))
-            if method == "GET":
+            if method in ("GET", "OPTIONS"):
                 return 0
             return self.statuses.pop(0) if self.statuses else 202
 
@@ -332,18 +345,27 @@ def test_the_client_detail_hides_the_cause(receiver: JobReceiver) -> None:
 # -- readiness and configuration ------------------------------------------------------------------
 
 
-def test_check_is_ready_only_when_the_workflows_readiness_webhook_answers(
+def test_check_is_ready_only_when_n8n_has_the_job_webhook_registered(
     receiver: JobReceiver,
 ) -> None:
     assert check(config(receiver.url))
-    gets = [r for r in receiver.requests if r.method == "GET"]
-    assert [r.path for r in gets] == [WEBHOOK_PATH]
+    [probe] = receiver.requests
+    # a CORS preflight for POST: n8n answers it from its registered webhooks, running nothing
+    assert (probe.method, probe.path) == ("OPTIONS", WEBHOOK_PATH)
+    assert probe.headers["access-control-request-method"] == "POST"
+    assert probe.headers["origin"] == "http://127.0.0.1"
     assert receiver.posts() == []  # the probe never starts a generation
 
     # n8n's answer when no active workflow registered the path: every submit would be refunded
-    receiver.get_status = 404
+    receiver.preflight_status = 404
     assert not check(config(receiver.url))
-    receiver.get_status = 503
+    receiver.preflight_status = 503
+    assert not check(config(receiver.url))
+    # a 2xx that does not say POST is taken (a proxy answering every preflight itself)
+    receiver.preflight_status = 204
+    receiver.preflight_methods = None
+    assert not check(config(receiver.url))
+    receiver.preflight_methods = "OPTIONS, GET"
     assert not check(config(receiver.url))
 
 
@@ -517,9 +539,15 @@ def test_the_simulator_answers_dispatches_with_a_chosen_fault(
     assert len(callbacks.wait_for(1)) == 1
 
 
-def test_the_simulator_is_ready_for_the_dispatchers_probe(
-    simulator: N8nWebhookSimulator,
+def test_the_simulator_is_ready_for_the_dispatchers_probe_while_its_workflow_is_active(
+    simulator: N8nWebhookSimulator, callbacks: CallbackReceiver
 ) -> None:
+    assert check(config(simulator.url))
+    assert simulator.handled == 0  # the probe started nothing
+    simulator.set_active(False)
+    assert not check(config(simulator.url))
+    assert failure_of(config(simulator.url), make_job(callbacks.base_url)).http_status == 404
+    simulator.set_active(True)
     assert check(config(simulator.url))
 
 

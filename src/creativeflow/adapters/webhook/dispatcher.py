@@ -1,15 +1,17 @@
 """Dispatches generation jobs to n8n by POSTing them to its webhook, from asyncio.
 
 The body is the same job message JSON the RabbitMQ publisher sends. Each try is signed the
-Standard Webhooks way (``webhook-id`` = the job id, so n8n can drop a second delivery of one job;
-``webhook-timestamp`` = now, signed anew on each try). A dispatch succeeds on any 2xx.
+Standard Webhooks way (``webhook-id`` = the job id, which the workflow checks; ``webhook-timestamp``
+= now, signed anew on each try). A dispatch succeeds on any 2xx. Readiness (:meth:`check`) is a CORS
+preflight n8n answers without running anything.
 
 Retries (full-jitter backoff, ``max_attempts`` tries in all) happen only when n8n did not take the
 job: no connection, a connection lost, 429 or 5xx. Another 4xx or a 3xx means the URL, the secret
 or the message is wrong, and trying again will not help. A read or write timeout ends the dispatch
-at once: the request is out, the client is waiting, and the job id lets n8n drop the job if it
-arrives after all. Every failure is a :class:`WebhookDispatchFailed`, which is a
-``DispatchUnavailable``, so the service refunds the debit as for a failed RabbitMQ publish.
+at once: the request is out and the client is waiting; if n8n runs the job after all, the provider
+sees the job id as its ``Idempotency-Key`` and the callback is answered late. Every failure is a
+:class:`WebhookDispatchFailed`, which is a ``DispatchUnavailable``, so the service refunds the
+debit as for a failed RabbitMQ publish.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import logging
 import random
 import time
 from collections.abc import Awaitable, Callable
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -117,27 +120,46 @@ class WebhookJobDispatcher:
         raise AssertionError("unreachable: the last try returns or raises")  # pragma: no cover
 
     async def check(self) -> bool:
-        """Readiness: a ``GET`` of the webhook URL answers 2xx.
+        """Readiness: n8n says an active workflow takes ``POST`` on the webhook URL.
 
-        The webhook workflow (docs/n8n/creativeflow-generation-webhook.json) registers a ``GET``
-        on its job path that answers at once and starts no generation. n8n answers 404 for a
-        path no active workflow registered, so an inactive or missing workflow, n8n down, or a
-        wrong URL all read as not ready, before any submit is charged and refunded.
+        The probe is the CORS preflight a browser sends before a ``POST``: ``OPTIONS`` with an
+        ``Origin`` and ``Access-Control-Request-Method: POST``. n8n answers it from the webhooks
+        its active workflows registered, without starting an execution: ``204`` listing ``POST``
+        in ``Access-Control-Allow-Methods`` when one registered ``POST`` on the path, ``404`` when
+        none did. A missing or inactive workflow, n8n down or a wrong URL all read as not ready
+        before any submit is charged and refunded; the probe itself charges, generates and
+        records nothing (a ``GET`` webhook would add an execution to n8n's list at every probe).
         """
         if self._client.is_closed:
             return False
+        host = urlsplit(self._config.url).hostname or "localhost"
+        origin = f"{urlsplit(self._config.url).scheme}://{f'[{host}]' if ':' in host else host}"
         try:
-            response = await self._client.get(
+            response = await self._client.request(
+                "OPTIONS",
                 self._config.url,
-                headers={"user-agent": self._config.user_agent},
+                headers={
+                    "user-agent": self._config.user_agent,
+                    "origin": origin,
+                    "access-control-request-method": "POST",
+                },
                 timeout=self._config.check_timeout,
             )
         except httpx.HTTPError as error:
             log.info("n8n webhook not reachable: %r", error)
             return False
-        if not response.is_success:
-            log.info("n8n webhook not ready: GET answered %s", response.status_code)
-        return response.is_success
+        allowed = {
+            method.strip().upper()
+            for method in response.headers.get("access-control-allow-methods", "").split(",")
+        }
+        if not response.is_success or "POST" not in allowed:
+            log.info(
+                "n8n webhook not ready: the preflight for POST answered %s (allowed: %s)",
+                response.status_code,
+                ", ".join(sorted(allowed - {""})) or "none",
+            )
+            return False
+        return True
 
     async def aclose(self) -> None:
         await self._client.aclose()

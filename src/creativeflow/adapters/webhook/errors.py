@@ -11,11 +11,11 @@
         └── WebhookServerError          429 or 5xx on every one of max_attempts tries
 
 ``outcome_unknown`` is true when n8n may have taken the job although the dispatch failed (a try was
-sent and lost its answer, timed out, or got a 5xx). The service refunds the debit all the same; the
-job id is the ``webhook-id``, so n8n drops the job if it arrives or runs late, and a callback for it
-is acknowledged as late with no change. The ``detail`` of each error is safe to show a client; the
-cause is in ``reason`` for logs; ``http_status`` is n8n's last HTTP status, if any (``status_code``
-stays the API's 503).
+sent and lost its answer, timed out, or got a 5xx). The service refunds the debit all the same; a
+job n8n runs anyway calls the provider with the job id as its ``Idempotency-Key`` (the
+``webhook-id`` is the job id too), and its callback is acknowledged as late with no change. The
+``detail`` of each error is safe to show a client; the cause is in ``reason`` for logs;
+``http_status`` is n8n's last HTTP status, if any (``status_code`` stays the API's 503).
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
-from creativeflow.api.dependencies import ReadinessDep
+from creativeflow.api.dependencies import ReadinessDep, SettingsDep
 from creativeflow.api.routes.metrics import MetricsDep
 
 router = APIRouter(tags=["health"])
@@ -18,17 +18,24 @@ async def healthz() -> dict[str, str]:
 
 @router.get(
     "/readyz",
-    summary="The database, the broker and Odoo are reachable",
+    summary="The database, the job dispatch and Odoo answer",
+    description="`checks.broker` is the job dispatch named by `dispatch`: with `rabbitmq`, the "
+    "broker and its exchange; with `webhook`, n8n saying (to a CORS preflight, which runs and "
+    "charges nothing) that an active workflow takes jobs on `N8N_WEBHOOK_URL`.",
     responses={503: {"description": "a dependency is unreachable"}},
 )
-async def readyz(readiness: ReadinessDep, metrics: MetricsDep) -> JSONResponse:
+async def readyz(
+    readiness: ReadinessDep, metrics: MetricsDep, settings: SettingsDep
+) -> JSONResponse:
     report = await readiness.check()
     # "broker" names the job dispatch, whichever DISPATCH_MODE carries it
     checks = {"database": report.database, "broker": report.dispatch, "odoo": report.odoo}
     for dependency, ok in checks.items():
         metrics.dependency_checked(dependency, ok)
     ready = report.ready
-    return JSONResponse(
-        {"status": "ready" if ready else "unavailable", "checks": checks},
-        status_code=200 if ready else 503,
-    )
+    body = {
+        "status": "ready" if ready else "unavailable",
+        "checks": checks,
+        "dispatch": settings.dispatch_mode,
+    }
+    return JSONResponse(body, status_code=200 if ready else 503)

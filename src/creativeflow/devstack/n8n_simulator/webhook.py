@@ -11,14 +11,16 @@ already taken is answered ``200`` and dropped: that is how n8n must treat a seco
     422  not JSON, breaks the schema, or webhook-id differs from job_id
     202  accepted (also for a ``[hold]`` job, which then gets no callback)
     200  a duplicate of a job already accepted; nothing more happens
-    200  a GET on the path: the workflow's readiness webhook (the orchestrator's readiness probe)
-    404  any other path, and any other method on the path (as n8n answers a method it has no
-         webhook for)
+    204  a CORS preflight (``OPTIONS`` with ``Origin``) for ``POST`` on the path, listing ``POST``
+         in ``Access-Control-Allow-Methods``: how n8n answers the orchestrator's readiness probe
+         when an active workflow registered the job webhook (no execution is started)
+    404  any other path, any other method on the path, and everything on the path while the
+         workflow is inactive (as n8n answers for a webhook it has not registered)
 
 ``answer_dispatches_with(status)`` makes every job ``POST`` get that status and nothing else, to
-test the orchestrator's dispatch failures. Jobs accepted and not yet answered when the simulator
-stops are dropped (n8n's own execution queue is not simulated); the orchestrator's deadlines deal
-with them.
+test the orchestrator's dispatch failures; ``set_active(False)`` is the workflow deactivated.
+Jobs accepted and not yet answered when the simulator stops are dropped (n8n's own execution queue
+is not simulated); the orchestrator's deadlines deal with them.
 """
 
 from __future__ import annotations
@@ -85,6 +87,7 @@ class N8nWebhookSimulator:
         self._taken: OrderedDict[str, None] = OrderedDict()  # job ids accepted, oldest first
         self._received: list[dict[str, Any]] = []
         self._fault_status: int | None = None
+        self._active = True
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self._answers: ThreadPoolExecutor | None = None
@@ -172,12 +175,25 @@ class N8nWebhookSimulator:
         with self._lock:
             self._fault_status = status
 
+    def set_active(self, active: bool) -> None:
+        """The workflow activated or deactivated: inactive, n8n has no webhook on the path."""
+        with self._lock:
+            self._active = active
+
+    @property
+    def active(self) -> bool:
+        with self._lock:
+            return self._active
+
     # -- one request (server threads) ------------------------------------------------------------
 
     def receive(self, headers: dict[str, str], body: bytes) -> Reply:
         """Decide the answer to one job ``POST``; ``headers`` have lower-case names."""
         with self._lock:
             fault = self._fault_status
+            active = self._active
+        if not active:
+            return Reply(404, {"message": _not_registered("POST", self._config.path)})
         if fault is not None:
             self._answerer.count(faulted=1)
             return Reply(fault, {"message": "simulated n8n failure"})
@@ -260,11 +276,19 @@ def _handler(simulator: N8nWebhookSimulator) -> type[BaseHTTPRequestHandler]:
             if self.path == "/healthz":
                 self._reply(Reply(200, {"status": "ok"}))
                 return
-            if self.path == simulator.path:
-                # the workflow's readiness webhook: a GET on the job path, no generation
-                self._reply(Reply(200, {"status": "ready"}))
-                return
             self._not_registered()
+
+        def do_OPTIONS(self) -> None:
+            # n8n answers a preflight from its registered webhooks and runs nothing; without an
+            # Origin it answers 204 for any path, so only a preflight with one says anything
+            if "origin" not in self.headers:
+                self._reply(Reply(204), with_body=False)
+                return
+            wanted = self.headers.get("access-control-request-method", "").upper()
+            if self.path != simulator.path or not simulator.active or wanted not in ("", "POST"):
+                self._reply(Reply(404, {"message": _not_registered(wanted, self.path)}))
+                return
+            self._reply(Reply(204), with_body=False, allow_methods="OPTIONS, POST")
 
         def do_PUT(self) -> None:
             self._discard_body()
@@ -274,7 +298,7 @@ def _handler(simulator: N8nWebhookSimulator) -> type[BaseHTTPRequestHandler]:
         do_DELETE = do_PUT
 
         def _not_registered(self, *, with_body: bool = True) -> None:
-            message = f"This webhook is not registered for {self.command} requests"
+            message = _not_registered(self.command, self.path)
             self._reply(Reply(404, {"message": message}), with_body=with_body)
 
         def _discard_body(self) -> None:
@@ -284,9 +308,14 @@ def _handler(simulator: N8nWebhookSimulator) -> type[BaseHTTPRequestHandler]:
             elif length:
                 self.rfile.read(length)
 
-        def _reply(self, reply: Reply, *, with_body: bool = True) -> None:
-            payload = json.dumps(reply.body or {}).encode()
+        def _reply(
+            self, reply: Reply, *, with_body: bool = True, allow_methods: str | None = None
+        ) -> None:
+            payload = json.dumps(reply.body or {}).encode() if with_body else b""
             self.send_response(reply.status)
+            if allow_methods is not None:
+                self.send_header("access-control-allow-methods", allow_methods)
+                self.send_header("access-control-allow-origin", self.headers.get("origin", "*"))
             self.send_header("content-type", "application/json")
             self.send_header("content-length", str(len(payload)))
             self.end_headers()
@@ -297,3 +326,7 @@ def _handler(simulator: N8nWebhookSimulator) -> type[BaseHTTPRequestHandler]:
             log.debug("n8n webhook simulator: " + format, *args)
 
     return WebhookHandler
+
+
+def _not_registered(method: str, path: str) -> str:
+    return f'The requested webhook "{method} {path.rsplit("/", 1)[-1]}" is not registered.'
