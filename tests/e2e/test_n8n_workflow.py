@@ -29,6 +29,7 @@ from typing import Any
 import httpx
 import pytest
 
+from creativeflow.webhook_signature import signed_headers
 from tests.e2e.conftest import CALLBACK_SECRET, Stack, wait_for, wait_for_status
 from tests.e2e.test_generation_flow import submit
 
@@ -640,6 +641,27 @@ def test_an_outage_that_mentions_moderation_is_a_platform_failure_and_refunded(
         failed = wait_for_status(client, request_id, "FAILED")
     assert failed["failure"]["message"] == "The image provider is unavailable right now."
     wait_for(lambda: len(stack.ledger_for(request_id)) == 2)
+
+
+def test_a_stack_in_a_failed_callback_never_reaches_the_user(stack: Stack) -> None:
+    """What the shipped workflow sent from n8n 1.123 (``$json.error`` serialised, stack and all),
+    posted as it was: the service keeps the first line only, without frames or paths."""
+    user, request_id = held_request(stack, balance=50)
+    job = published_job(stack, request_id, "samples")
+    message = f"{AXIOS_ERROR['stack']}\n    at Object.request (/home/node/.n8n/x.js:1:2)"
+    payload = {
+        "event": "failed",
+        "job_id": job["job_id"],
+        "request_id": request_id,
+        "error": {"category": "platform", "code": "ERR_BAD_RESPONSE", "message": message},
+    }
+    body = json.dumps(payload).encode()
+    headers = signed_headers(CALLBACK_SECRET, f"msg_{uuid.uuid4().hex}", int(time.time()), body)
+    answered = httpx.post(job["callback"]["error_url"], content=body, headers=headers, timeout=30)
+    assert answered.status_code == 200, answered.text
+    with stack.client(user) as client:
+        failed = wait_for_status(client, request_id, "FAILED")
+    assert failed["failure"]["message"] == "AxiosError: Request failed with status code 503"
 
 
 @pytest.mark.parametrize("detailed", [False, True])

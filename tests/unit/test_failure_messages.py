@@ -23,6 +23,16 @@ AXIOS = (
         ("the provider\x00 is\x1b[31m down", "the provider is[31m down"),
         ("\n\n  second line first  \nthird", "second line first"),
         ("see /var/log/n8n/worker.log", "see …"),
+        ("err at f (node:internal/process/task_queues:95:5)", "err"),
+        ("C:\\n8n\\app\\worker.js broke", "… broke"),
+        # words that only look like a frame or a path stay
+        ("the provider is unavailable at the moment", "the provider is unavailable at the moment"),
+        ("try again at 10:30", "try again at 10:30"),
+        (
+            "see https://status.example.com/incidents/42",
+            "see https://status.example.com/incidents/42",
+        ),
+        ("sizes 512/768/1024 only", "sizes 512/768/1024 only"),
         (
             "The image provider is unavailable right now.",
             "The image provider is unavailable right now.",
@@ -48,3 +58,13 @@ def test_a_failure_from_n8n_keeps_its_category_and_code() -> None:
     )
     empty = Failure.reported(FailureCategory.CONTENT_POLICY, "policy", "")
     assert empty.message == "The request was declined under the content policy."
+
+
+def test_every_failure_is_cut_whoever_builds_it() -> None:
+    # not only n8n's reports: a refusal, a timeout or a row read back can never carry a stack
+    failure = Failure(FailureCategory.PLATFORM, "timeout", AXIOS)
+    assert failure.message == "AxiosError: Request failed with status code 503"
+    assert (
+        Failure(FailureCategory.PLATFORM, "x", "").message == "The generation failed on our side."
+    )
+    assert Failure(failure.category, failure.code, failure.message) == failure  # stable on re-read

@@ -52,14 +52,18 @@ class Sample:
 
 MAX_REPORTED_MESSAGE = 300
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-_STACK_FRAME = re.compile(r"\s+at\s+\S.*$")  # "... at settle (/app/node_modules/x.js:19:12)"
-_PATH = re.compile(r"(?:[A-Za-z]:)?(?:[\\/][\w.@-]+){2,}[\\/]?")
+# a stack frame with a file location: "at settle (/app/node_modules/axios/settle.js:19:12)",
+# "at /app/x.js:1:2", "at f (node:internal/timers:5:7)"; not "at the moment" nor "at 10:30"
+_STACK_FRAME = re.compile(
+    r"\s+at\s+(?:[^\s()]+\s+)?\(?(?:node:[^\s()]*|[^\s()]*[\\/][^\s()]*):\d+(?::\d+)?\)?.*$"
+)
+# a file path of two segments or more, not the path of a URL nor a part of a word or number
+_PATH = re.compile(r"(?<![\w:/.\\])(?:[A-Za-z]:)?(?:[\\/][\w.@-]+){2,}[\\/]?")
 
 
 def user_safe_message(text: str, fallback: str) -> str:
-    """What n8n reported of a failure, as a user may read it: the first line, without stack
-    frames, file paths or control characters, at most 300 characters; ``fallback`` when nothing
-    is left."""
+    """What a failure may say to the user: the first line, without stack frames, file paths or
+    control characters, at most 300 characters; ``fallback`` when nothing is left."""
     first = next((line for line in text.splitlines() if line.strip()), "")
     first = _PATH.sub("…", _STACK_FRAME.sub("", _CONTROL.sub("", first))).strip()
     if len(first) > MAX_REPORTED_MESSAGE:
@@ -67,21 +71,33 @@ def user_safe_message(text: str, fallback: str) -> str:
     return first or fallback
 
 
+def _fallback(category: FailureCategory) -> str:
+    if category is FailureCategory.CONTENT_POLICY:
+        return "The request was declined under the content policy."
+    return "The generation failed on our side."
+
+
 @dataclass(frozen=True, slots=True)
 class Failure:
+    """Why a request failed, as the user reads it (the API shows ``message`` as it is stored).
+
+    Whoever builds one (n8n's report through the callback, a refusal, a timeout, a row read back),
+    ``message`` is cut to :func:`user_safe_message`: no stack trace or server path can reach a
+    user, however a report was written.
+    """
+
     category: FailureCategory
     code: str
     message: str
 
+    def __post_init__(self) -> None:
+        safe = user_safe_message(self.message, _fallback(self.category))
+        object.__setattr__(self, "message", safe)
+
     @classmethod
     def reported(cls, category: FailureCategory, code: str, message: str) -> Failure:
-        """A failure as n8n reported it, its message made fit for the user's eyes."""
-        fallback = (
-            "The request was declined under the content policy."
-            if category is FailureCategory.CONTENT_POLICY
-            else "The generation failed on our side."
-        )
-        return cls(category, code, user_safe_message(message, fallback))
+        """A failure as n8n reported it."""
+        return cls(category, code, message)
 
 
 @dataclass(slots=True)
