@@ -664,6 +664,63 @@ def test_a_stack_in_a_failed_callback_never_reaches_the_user(stack: Stack) -> No
     assert failed["failure"]["message"] == "AxiosError: Request failed with status code 503"
 
 
+@pytest.mark.parametrize(
+    ("status", "answer", "expected"),
+    [
+        (
+            400,
+            {"error": {"code": "content_policy_violation"}},
+            ("content_policy", "content_policy_violation"),
+        ),
+        (
+            422,
+            {"code": "safety_violation", "message": "refused"},
+            ("content_policy", "content_policy_violation"),
+        ),
+        (
+            400,
+            {"blocked": True, "block_reason": "unsafe"},
+            ("content_policy", "content_policy_violation"),
+        ),
+        # an outage is an outage, whatever its text says about moderation or policy
+        (
+            503,
+            {"message": "moderation service unavailable, please retry"},
+            ("platform", "provider_unavailable"),
+        ),
+        (
+            503,
+            {"error": {"code": "content_policy_violation"}},
+            ("platform", "provider_unavailable"),
+        ),
+        (500, "content policy engine crashed", ("platform", "provider_unavailable")),
+        # a request the provider refuses for another reason is the platform's to refund
+        (
+            400,
+            {"error": {"code": "invalid_size", "message": "policy: sizes up to 2048"}},
+            ("platform", "provider_rejected_request"),
+        ),
+        (422, "the prompt was flagged by moderation", ("platform", "provider_rejected_request")),
+    ],
+)
+def test_only_the_providers_explicit_signal_is_a_content_refusal(
+    status: int, answer: Any, expected: tuple[str, str]
+) -> None:
+    """The provider's failure as n8n 1.x's HTTP Request node hands it to the error output (an
+    AxiosError: ``"<status> - <JSON body>"``, ``status``, a stack), through *Build failed
+    callback*."""
+    definition = workflow()
+    job = a_job()
+    provider = httpx.Response(status, json=answer)
+    placeholder = CallbackRequest("POST", "http://provider.invalid/v1/samples", {}, "", "")
+    error = n8n_error(placeholder, provider)
+    payload = json.loads(
+        WorkflowRun(definition, env_for(definition)).run(job, ProviderAnswer(error=error)).body
+    )
+    assert (payload["error"]["category"], payload["error"]["code"]) == expected
+    assert "AxiosError" not in payload["error"]["message"]
+
+
 @pytest.mark.parametrize("detailed", [False, True])
 def test_a_failed_callback_carries_no_stack_and_details_only_when_asked(detailed: bool) -> None:
     definition = workflow()
