@@ -98,3 +98,12 @@ def test_n8n_signs_callbacks_with_a_secret_the_orchestrator_accepts(
     assert signing in accepted.split(",")
     # the workflow reads its secrets with $env: allowed on n8n 1.x when unset, not on 2.x
     assert n8n["N8N_BLOCK_ENV_ACCESS_IN_NODE"] == "false"
+
+
+def test_one_toggle_asks_n8n_for_error_details_and_the_orchestrator_to_log_them(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    orchestrator, n8n = env(services["orchestrator"]), env(services["n8n"])
+    logging = default_of(orchestrator["ENABLE_DETAILED_N8N_ERROR_LOGGING"])
+    assert default_of(n8n["CREATIVEFLOW_DETAILED_N8N_ERRORS"]) == logging
+    assert logging == ("ENABLE_DETAILED_N8N_ERROR_LOGGING", "false")
