@@ -55,7 +55,9 @@ function bindings(ctx) {
     { item: items[0], first: () => items[0], last: () => items[0], all: () => items },
     (name) => {
       if (!(name in ctx.nodes)) throw new Error(`no output of node ${name}`);
-      return { item: { json: ctx.nodes[name] }, first: () => ({ json: ctx.nodes[name] }) };
+      const item = { json: ctx.nodes[name] };
+      // one item per execution; the latest run of the node, as n8n's default runIndex
+      return { item, first: () => item, last: () => item };
     },
     { id: ctx.executionId },
     ctx.env,
@@ -247,6 +249,8 @@ class WorkflowRun:
         self.runs: dict[str, int] = {}
         self.delivery = Delivery()
         self.signed_value = ""
+        # n8n 1.x lays an error output's `error` over the input item it failed on
+        self.errors_keep_the_input = True
 
     def trigger(self) -> dict[str, Any]:
         triggers = [n for n in self.nodes.values() if n["type"] == "n8n-nodes-base.rabbitmqTrigger"]
@@ -432,7 +436,8 @@ class WorkflowRun:
         self.delivery.answers.append(status)
         if status is not None and 200 <= status < 300:
             return answer.json() if isinstance(answer, httpx.Response) else {}, 0
-        return {**item, "error": n8n_error(request, answer)}, 1
+        kept = item if self.errors_keep_the_input else {}
+        return {**kept, "error": n8n_error(request, answer)}, 1
 
 
 def env_for(definition: dict[str, Any]) -> dict[str, str]:
@@ -920,6 +925,20 @@ def test_an_orchestrator_outage_is_ridden_out_and_the_callback_applied(stack: St
     delivery = run.deliver(job, ProviderAnswer(result=images(job, 2)), down_for(3))
     assert delivery.answers == [None, None, None, 200]
     assert delivery.waits == [5, 10, 20]
+    with stack.client(user) as client:
+        wait_for_status(client, request_id, "AWAITING_SELECTION")
+
+
+def test_the_retry_does_not_depend_on_n8n_keeping_the_input_on_its_error_output(
+    stack: Stack,
+) -> None:
+    user, request_id = held_request(stack)
+    job = published_job(stack, request_id, "samples")
+    definition = workflow()
+    run = WorkflowRun(definition, env_for(definition))
+    run.errors_keep_the_input = False  # the error output carries `error` alone
+    delivery = run.deliver(job, ProviderAnswer(result=images(job, 2)), down_for(1))
+    assert delivery.answers == [None, 200]
     with stack.client(user) as client:
         wait_for_status(client, request_id, "AWAITING_SELECTION")
 
