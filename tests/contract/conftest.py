@@ -8,6 +8,11 @@ fresh accounts are created through a manager's login (``ODOO_CONTRACT_MANAGER_LO
 knobs, request counts) are skipped with a reason. Every test works on fresh accounts and request
 ids. Each test that talks to Odoo runs once per protocol: ``xmlrpc``, ``jsonrpc`` and ``json2``
 (JSON-2 needs an API key: ``ODOO_CONTRACT_API_KEY`` when set, else ``ODOO_CONTRACT_SECRET``).
+
+JSON-2 exists from Odoo 19 on: the suite asks the server's version first (``common.version``,
+``server_version_info``) and skips every JSON-2 run below 19 with the version in the reason.
+The emulator claims ``ODOO_CONTRACT_EMULATOR_VERSION`` (default 19.0, so CI runs all three
+protocols; 18.0 shows what a run against Odoo 18 skips).
 """
 
 from __future__ import annotations
@@ -27,6 +32,8 @@ from creativeflow.domain.credits import GenerationSpec
 from .gateway import GatewayStub
 
 PROTOCOLS: tuple[RpcProtocol, ...] = ("xmlrpc", "jsonrpc", "json2")
+JSON2_SINCE = 19  # the first Odoo major version with /json/2
+EMULATOR_VERSION = "19.0"
 SERVICE = "creativeflow.credit.service"
 DEBIT = f"{SERVICE}.debit"
 
@@ -67,14 +74,14 @@ class Target(Protocol):
 
 
 class EmulatorTarget:
-    """The in-process emulator with its default seed."""
+    """The in-process emulator with its default seed, claiming ``server_version``."""
 
     name = "emulator"
 
-    def __init__(self) -> None:
+    def __init__(self, server_version: str = EMULATOR_VERSION) -> None:
         from creativeflow.devstack.odoo_emulator import OdooEmulator
 
-        self.emulator = OdooEmulator()
+        self.emulator = OdooEmulator(server_version=server_version)
         self.emulator.start(host="127.0.0.1", port=0)
         self.url = self.emulator.url
         self.database = self.emulator.database
@@ -206,56 +213,56 @@ def target() -> Iterator[Target]:
             pytest.exit(f"contract suite: {', '.join(missing)} missing for a real Odoo", 2)
         chosen = RealOdooTarget(dict(os.environ))
     else:
-        chosen = EmulatorTarget()
+        chosen = EmulatorTarget(os.environ.get("ODOO_CONTRACT_EMULATOR_VERSION", EMULATOR_VERSION))
     try:
         yield chosen
     finally:
         chosen.close()
 
 
-def server_version(url: str) -> str:
-    """What ``common.version`` says the server is (no login needed)."""
+def server_version(url: str) -> tuple[str, list[Any]]:
+    """``server_version`` and ``server_version_info`` of ``common.version`` (no login needed)."""
     import xmlrpc.client
 
     with xmlrpc.client.ServerProxy(f"{url}/xmlrpc/2/common") as common:
         info = common.version()
-    return str(info.get("server_version", "?"))
+    return str(info.get("server_version", "?")), list(info.get("server_version_info") or [])
 
 
-def serves_json2(url: str, database: str) -> bool:
-    """Whether ``/json/2`` is an API here. Odoo 19 answers an unauthenticated call with a JSON
-    401; Odoo 18 and older redirect it to the login page (303) or know no such route."""
-    import httpx
-
-    response = httpx.post(
-        f"{url}/json/2/res.users/context_get",
-        json={},
-        headers={"X-Odoo-Database": database},
-        follow_redirects=False,
-        timeout=10,
+def json2_skip_reason(url: str) -> str | None:
+    """None when the server's version has JSON-2 (Odoo 19 or later), else why its JSON-2 runs
+    are skipped. Odoo 18 answers ``/json/2/...`` with a 303 to its login page."""
+    version, info = server_version(url)
+    major = info[0] if info and isinstance(info[0], int) else None
+    if major is not None and major >= JSON2_SINCE:
+        return None
+    return (
+        f"Odoo {version} at {url} has no JSON-2 API: /json/2 arrived in Odoo {JSON2_SINCE} "
+        "(Odoo 18 redirects it to the login page); its xmlrpc and jsonrpc runs are the contract"
     )
-    return response.status_code == 401 and "json" in response.headers.get("content-type", "")
 
 
 @pytest.fixture(scope="session")
 def json2_available(target: Target) -> str | None:
     """None when the target serves JSON-2, else why the JSON-2 runs are skipped."""
-    if serves_json2(target.url, target.database):
-        return None
-    return (
-        f"Odoo {server_version(target.url)} at {target.url} has no JSON-2 API (/json/2 arrived "
-        "in Odoo 19; older servers redirect it to the login page)"
-    )
+    return json2_skip_reason(target.url)
 
 
 @pytest.fixture(params=PROTOCOLS)
 def protocol(request: pytest.FixtureRequest) -> RpcProtocol:
     value: RpcProtocol = request.param
-    if value == "json2":
-        skipped = request.getfixturevalue("json2_available")
-        if skipped:
-            pytest.skip(skipped)
     return value
+
+
+@pytest.fixture(autouse=True)
+def _json2_needs_odoo_19(request: pytest.FixtureRequest) -> None:
+    """Every run on ``json2``, by this fixture or by a test's own ``parametrize``, is skipped
+    where the target has no JSON-2."""
+    if "protocol" not in request.fixturenames or request.getfixturevalue("protocol") != "json2":
+        return
+    skipped = request.getfixturevalue("json2_available")
+    if skipped:
+        pytest.skip(skipped)
 
 
 @pytest.fixture

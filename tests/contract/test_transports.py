@@ -523,30 +523,41 @@ def test_json2_statuses_without_an_odoo_error_body_are_transport_faults(
     assert (fault.value.sent, fault.value.retryable) == (sent, retryable)
 
 
-def test_json2_against_an_odoo_18_says_it_has_no_json2_api_and_the_suite_skips_it(
+ODOO_18_LOGIN_REDIRECT = "/web/login?redirect=%2Fjson%2F2%2Fres.users%2Fcontext_get%3F"
+ODOO_LOGIN_PAGE = (
+    b'<!DOCTYPE html><html><body><form class="oe_login_form" action="/web/login" '
+    b'method="post"><input name="login"/></form></body></html>'
+)
+
+
+def test_json2_against_an_odoo_18_redirect_says_it_has_no_json2_api(
     json2_server: ScriptedJson2Server,
 ) -> None:
     """Odoo 18 sends /json/2 to its login page with a 303: the fault names the cause and the
-    fix, and the contract suite's probe reports JSON-2 as not served there."""
-    from tests.contract.conftest import serves_json2
-
-    json2_server.answer(303, b"", "text/html; charset=utf-8")
-    json2_server.location = f"{json2_server.url}/web/login?redirect=%2Fjson%2F2%2Fres.users"
+    fix (not a parse error), is not retried, and applied nothing."""
+    json2_server.answer(303, b"<!doctype html><title>Redirecting...</title>", "text/html")
+    json2_server.location = ODOO_18_LOGIN_REDIRECT
     transport = make_transport(_json2_config(json2_server.url))
 
     with pytest.raises(TransportFault) as fault:
         transport.execute_kw("creativeflow.credit.service", "get_entitlements", ["u-1"], {})
 
     assert "no JSON-2 API" in str(fault.value) and "ODOO_PROTOCOL=xmlrpc" in str(fault.value)
-    assert serves_json2(json2_server.url, "creativeflow") is False
+    assert (fault.value.sent, fault.value.retryable) == (False, False)
 
 
-def test_the_suite_finds_json2_where_it_is_served(target: Any) -> None:
-    from tests.contract.conftest import serves_json2
+def test_json2_a_login_page_answered_with_200_says_it_has_no_json2_api(
+    json2_server: ScriptedJson2Server,
+) -> None:
+    """A proxy that follows the redirect hands over the login page itself, with a 200."""
+    json2_server.answer(200, ODOO_LOGIN_PAGE, "text/html; charset=utf-8")
+    transport = make_transport(_json2_config(json2_server.url))
 
-    if target.emulator is None:
-        pytest.skip("the emulator serves JSON-2; a real Odoo decides for itself")
-    assert serves_json2(target.url, target.database) is True
+    with pytest.raises(TransportFault) as fault:
+        transport.execute_kw("creativeflow.credit.service", "debit", ["u-1"], {})
+
+    assert "no JSON-2 API" in str(fault.value) and "not JSON" not in str(fault.value)
+    assert (fault.value.sent, fault.value.retryable) == (False, False)
 
 
 def test_json2_a_reply_that_is_not_json_is_a_sent_fault(

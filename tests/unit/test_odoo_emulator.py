@@ -55,8 +55,11 @@ PRIVATE_TEXT = (
 
 
 @pytest.fixture
-def emu() -> Iterator[OdooEmulator]:
-    with OdooEmulator() as emulator:
+def emu(request: pytest.FixtureRequest) -> Iterator[OdooEmulator]:
+    """Odoo 18 (the addon's version); ``test_json2_*`` tests get an emulator claiming Odoo 19, the
+    first version with JSON-2."""
+    version = "19.0" if request.node.name.startswith("test_json2_") else "18.0"
+    with OdooEmulator(server_version=version) as emulator:
         yield emulator
 
 
@@ -686,7 +689,7 @@ def test_json2_requests_are_counted_by_path_and_model_method(
     assert emu.request_count(service_method="common.login") == 0
 
 
-def test_web_version_answers_without_a_key(emu: OdooEmulator) -> None:
+def test_json2_web_version_answers_without_a_key(emu: OdooEmulator) -> None:
     connection = http.client.HTTPConnection("127.0.0.1", emu.port, timeout=10)
     try:
         connection.request("GET", "/web/version")
@@ -695,8 +698,51 @@ def test_web_version_answers_without_a_key(emu: OdooEmulator) -> None:
     finally:
         connection.close()
     assert response.status == 200
-    assert answer == {"version_info": [18, 0, 0, "final", 0, ""], "version": "18.0"}
+    assert answer == {"version_info": [19, 0, 0, "final", 0, ""], "version": "19.0"}
     assert emu.request_count(path="/web/version") == 1
+
+
+def test_json2_an_emulator_claiming_19_says_so_on_every_route(emu: OdooEmulator) -> None:
+    with proxy(emu, "common") as common:
+        assert common.version()["server_version_info"] == [19, 0, 0, "final", 0, ""]
+    with proxy(emu, "db") as db:
+        assert db.server_version() == "19.0"
+    assert emu.server_version == "19.0"
+
+
+def test_claiming_odoo_18_it_sends_json2_to_the_login_page_as_odoo_18_does(
+    emu: OdooEmulator, api_key: str
+) -> None:
+    """Odoo 18 has no JSON-2: its ``/json/<path>`` route (``auth='user'``) answers a caller
+    without a session with a 303 to the login page, whatever the key; nothing is applied."""
+    balance = emu.balance("demo-user")
+    status, headers, answer = json2_debit(emu, api_key, "req-18")
+    assert status == 303
+    assert headers["location"] == (
+        "/web/login?redirect=%2Fjson%2F2%2Fcreativeflow.credit.service%2Fdebit%3F"
+    )
+    assert headers["content-type"].startswith("text/html")
+    assert "Redirecting..." in answer
+    assert emu.balance("demo-user") == balance and not emu.ledger()
+
+
+def test_claiming_odoo_18_it_has_no_web_version_page(emu: OdooEmulator) -> None:
+    connection = http.client.HTTPConnection("127.0.0.1", emu.port, timeout=10)
+    try:
+        connection.request("GET", "/web/version")
+        response = connection.getresponse()
+        response.read()
+    finally:
+        connection.close()
+    assert response.status == 404
+
+
+def test_a_version_that_is_not_major_dot_minor_is_refused() -> None:
+    from creativeflow.devstack.odoo_emulator.versions import VersionError
+
+    for text in ("19", "v19.0", "", "19.0.1"):
+        with pytest.raises(VersionError):
+            OdooEmulator(server_version=text)
 
 
 # -- the contract: entitlements, debit, refund, ledger ----------------------------------------
@@ -1371,7 +1417,15 @@ def test_a_pbkdf2_cost_still_logs_in(tmp_path: Path) -> None:
 def test_the_command_line_serves_until_sigterm_and_logs_no_secret(api_key: str) -> None:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     process = subprocess.Popen(
-        [sys.executable, "-m", "creativeflow.devstack.odoo_emulator", "--port", "0"],
+        [
+            sys.executable,
+            "-m",
+            "creativeflow.devstack.odoo_emulator",
+            "--port",
+            "0",
+            "--server-version",
+            "19.0",
+        ],
         stderr=subprocess.PIPE,
         text=True,
         env=env,
@@ -1386,6 +1440,7 @@ def test_the_command_line_serves_until_sigterm_and_logs_no_secret(api_key: str) 
         assert url.startswith("http://127.0.0.1:")
         with xmlrpc.client.ServerProxy(f"{url}/xmlrpc/2/common") as common:
             assert common.login(DB, LOGIN, api_key) == 2
+            assert common.version()["server_version"] == "19.0"
         process.send_signal(signal.SIGTERM)
         _, rest = process.communicate(timeout=20)
     finally:

@@ -13,7 +13,10 @@ HTTP request (``needs_login`` is False). Errors come as HTTP 4xx/5xx with Odoo's
 
 Odoo ran the call in one transaction and rolled it back for every one of them. A status without
 that body comes from something in front of Odoo (a proxy's 502/503/504, a 404 for an unknown
-database) and is a transport fault, judged as for the other transports.
+database) and is a transport fault, judged as for the other transports. A server that sends the
+call to its login page (Odoo 18 and older answer ``/json/2`` with a 303 to ``/web/login``; a proxy
+may hand over that HTML page with a 200) has no JSON-2 API: a fault that says so and names the
+fix, never retried, nothing applied.
 
 ``login`` is optional here: it asks ``res.users/context_get`` (Odoo's documented way to learn the
 uid behind an API key) to check the key and learn the uid; calls never need it. ``version`` asks
@@ -46,6 +49,11 @@ from creativeflow.adapters.odoo.transport import (
 JSON2_PREFIX = "/json/2"
 VERSION_PATH = "/web/version"
 USER_AGENT = "creativeflow-orchestrator (odoo json-2)"
+LOGIN_PAGE = "/web/login"
+NO_JSON2_API = (
+    "this Odoo has no JSON-2 API: it sent the call to its login page, as Odoo 18 and older do "
+    "(JSON-2 arrived in Odoo 19); set ODOO_PROTOCOL=xmlrpc or jsonrpc for this server"
+)
 _USER_ERRORS = frozenset(
     {
         "odoo.exceptions.UserError",
@@ -149,6 +157,8 @@ class Json2Transport:
             raise _transport_fault(what, exc) from exc
         if response.status_code != 200:
             raise self._error(what, response)
+        if _is_login_page(response):
+            raise TransportFault(f"{what}: {NO_JSON2_API}", sent=False, retryable=False)
         try:
             return response.json()
         except ValueError as exc:
@@ -159,12 +169,8 @@ class Json2Transport:
         error = _odoo_error_body(response)
         if error is None:
             reason = f"{response.reason_phrase} on {what}"
-            if 300 <= status < 400 and "/web/login" in response.headers.get("location", ""):
-                # Odoo 18 and older send /json/2 to the login page: they have no JSON-2 API
-                reason += (
-                    " (redirected to the login page: this Odoo has no JSON-2 API, which "
-                    "arrived in Odoo 19; use ODOO_PROTOCOL=xmlrpc or jsonrpc)"
-                )
+            if _is_login_page(response):
+                reason += f" ({NO_JSON2_API})"
             if status == 404:
                 # Odoo answers its database-less 404 page when X-Odoo-Database names no database.
                 reason += " (no JSON-2 route there: an unknown database, or not an Odoo 19)"
@@ -176,6 +182,15 @@ class Json2Transport:
             f"Odoo {name} (HTTP {status}) on {what}: {summarize(text)}",
             name,
         )
+
+
+def _is_login_page(response: httpx.Response) -> bool:
+    """A redirect to Odoo's login page, or that page itself: no JSON-2 API behind this URL."""
+    if 300 <= response.status_code < 400:
+        return LOGIN_PAGE in response.headers.get("location", "")
+    if "html" not in response.headers.get("content-type", ""):
+        return False
+    return LOGIN_PAGE in response.text[:65536]
 
 
 def _odoo_error_body(response: httpx.Response) -> tuple[str, str] | None:

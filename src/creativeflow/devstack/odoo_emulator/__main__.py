@@ -18,6 +18,7 @@ from types import FrameType
 
 from .emulator import OdooEmulator
 from .seed import SeedError, load_seed
+from .versions import DEFAULT_VERSION, VersionError
 
 logger = logging.getLogger("creativeflow.devstack.odoo_emulator")
 
@@ -25,7 +26,8 @@ logger = logging.getLogger("creativeflow.devstack.odoo_emulator")
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m creativeflow.devstack.odoo_emulator",
-        description="An Odoo emulator (XML-RPC, JSON-RPC, JSON-2) for the CreativeFlow credits.",
+        description="An Odoo emulator (XML-RPC, JSON-RPC; JSON-2 as Odoo 19) for the CreativeFlow "
+        "credits.",
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
     parser.add_argument("--port", type=int, default=8069, help="port (0 picks a free one)")
@@ -36,6 +38,11 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=None,
         help="pbkdf2 rounds paid per login, like Odoo's 600000 (overrides the seed)",
+    )
+    parser.add_argument(
+        "--server-version",
+        default=DEFAULT_VERSION,
+        help=f"the Odoo version it claims (default {DEFAULT_VERSION}); 19.0 or later serves JSON-2",
     )
     parser.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
     return parser
@@ -53,7 +60,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     if options.login_pbkdf2_rounds is not None:
         seed = dataclasses.replace(seed, login_pbkdf2_rounds=max(0, options.login_pbkdf2_rounds))
-    emulator = OdooEmulator(seed=seed)
+    try:
+        emulator = OdooEmulator(seed=seed, server_version=options.server_version)
+    except VersionError as exc:
+        logger.error("%s", exc)
+        return 2
     emulator.faults.latency = max(0.0, options.latency)
     stopping = threading.Event()
 
@@ -67,7 +78,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as exc:
         logger.error("cannot listen on %s:%s: %s", options.host, options.port, exc)
         return 1
-    logger.info("Odoo emulator (18.0) on %s, database %r", emulator.url, emulator.database)
+    logger.info(
+        "Odoo emulator (%s) on %s, database %r",
+        emulator.server_version,
+        emulator.url,
+        emulator.database,
+    )
     try:
         while not stopping.wait(timeout=0.5):
             pass

@@ -1,6 +1,7 @@
 """Routing: which path speaks which protocol, and the life of one RPC request.
 
-Every RPC request (XML-RPC, JSON-RPC, and Odoo 19's JSON-2 under ``/json/2``) is counted, delayed
+Every RPC request (XML-RPC, JSON-RPC, and Odoo 19's JSON-2 under ``/json/2`` when the claimed
+version has it, see ``versions``) is counted, delayed
 by the configured latency, dispatched, encoded, and, when a fault knob says so, failed before it
 is applied or answered with a dropped connection after it was applied. Control requests
 (``/__emulator__/...``) go to the control face and are neither counted nor delayed. One log line
@@ -32,7 +33,8 @@ from .http_types import (
     text_response,
 )
 from .json2 import Json2Endpoint, is_json2_path, target_of
-from .services import VERSION_INFO, RpcServices, describe_call
+from .services import RpcServices, describe_call
+from .versions import ServerVersion, is_json_route, login_redirect
 
 logger = logging.getLogger("creativeflow.devstack.odoo_emulator")
 
@@ -81,7 +83,9 @@ class EmulatorApp:
         counter: RequestCounter,
         control: ControlFace,
         json2: Json2Endpoint,
+        version: ServerVersion,
     ) -> None:
+        self._version = version
         self._services = services
         self._faults = faults
         self._counter = counter
@@ -105,6 +109,11 @@ class EmulatorApp:
         return outcome
 
     def _route(self, request: HttpRequest, exchange: _Exchange) -> HttpOutcome:
+        if not self._version.serves_json2:
+            if is_json_route(request.path):
+                return login_redirect(request.path, request.query)
+            if request.path == WEB_VERSION_PATH:
+                return not_found()
         if is_json2_path(request.path):
             return self._json2(request, exchange)
         if request.path == WEB_VERSION_PATH:
@@ -160,7 +169,7 @@ class EmulatorApp:
         except wire.BadHttpRequest as exc:
             return text_response(exc.status, exc.text)
         self._delay()
-        return _json(wire.encode_jsonrpc_result(call.request_id, dict(VERSION_INFO)))
+        return _json(wire.encode_jsonrpc_result(call.request_id, self._version.common_version()))
 
     # -- JSON-2 (Odoo 19) ----------------------------------------------------------------------
 
@@ -176,8 +185,7 @@ class EmulatorApp:
         if request.method not in ("GET", "HEAD"):
             return method_not_allowed("GET, HEAD")
         self._delay()
-        info = list(VERSION_INFO["server_version_info"])
-        return json_response(200, {"version_info": info, "version": VERSION_INFO["server_version"]})
+        return json_response(200, self._version.web_version())
 
     # -- shared --------------------------------------------------------------------------------
 

@@ -23,15 +23,23 @@ from .persistence import StateFile
 from .seed import Seed, load_seed
 from .server import HttpListener
 from .services import RpcServices
+from .versions import DEFAULT_VERSION, ServerVersion
 
 _WILDCARD_HOSTS = frozenset({"", "0.0.0.0", "::"})
 
 
 class OdooEmulator:
-    """An Odoo stand-in speaking XML-RPC and JSON-RPC (Odoo 18) and JSON-2 (Odoo 19) over real
-    HTTP."""
+    """An Odoo stand-in speaking XML-RPC and JSON-RPC over real HTTP, and JSON-2 when it claims
+    Odoo 19 or later (``server_version``, "18.0" by default: the addon's version)."""
 
-    def __init__(self, seed: Seed | None = None, *, clock: Clock | None = None) -> None:
+    def __init__(
+        self,
+        seed: Seed | None = None,
+        *,
+        clock: Clock | None = None,
+        server_version: str = DEFAULT_VERSION,
+    ) -> None:
+        self._version = ServerVersion.parse(server_version)
         self._seed = seed if seed is not None else load_seed()
         self._ledger = CreditLedger(self._seed.tiers, clock or utc_now)
         for account in self._seed.accounts:
@@ -43,7 +51,7 @@ class OdooEmulator:
         )
         registry = build_registry(self._ledger)
         app = EmulatorApp(
-            RpcServices(directory, registry),
+            RpcServices(directory, registry, self._version),
             self._faults,
             self._counter,
             ControlFace(
@@ -53,6 +61,7 @@ class OdooEmulator:
                 database=self._seed.database,
             ),
             Json2Endpoint(directory, registry),
+            self._version,
         )
         self._listener = HttpListener(app)
 
@@ -117,6 +126,11 @@ class OdooEmulator:
     @property
     def database(self) -> str:
         return self._seed.database
+
+    @property
+    def server_version(self) -> str:
+        """The Odoo version it claims, e.g. "18.0"; JSON-2 is served from "19.0" on."""
+        return str(self._version)
 
     @property
     def seed(self) -> Seed:

@@ -15,14 +15,10 @@ from typing import Any, Protocol
 from . import errors
 from .auth import UserDirectory
 from .models import ModelRegistry, bind_arguments
+from .versions import DEFAULT_VERSION, ServerVersion
 
-SERVER_VERSION = "18.0"
-VERSION_INFO: dict[str, Any] = {
-    "server_version": SERVER_VERSION,
-    "server_version_info": [18, 0, 0, "final", 0, ""],
-    "server_serie": SERVER_VERSION,
-    "protocol_version": 1,
-}
+# what an emulator built without a version says (``common.version``)
+VERSION_INFO: dict[str, Any] = ServerVersion.parse(DEFAULT_VERSION).common_version()
 
 
 class CallGate(Protocol):
@@ -43,9 +39,12 @@ def describe_call(service: str, method: str, params: Sequence[Any]) -> tuple[str
 
 
 class RpcServices:
-    def __init__(self, directory: UserDirectory, registry: ModelRegistry) -> None:
+    def __init__(
+        self, directory: UserDirectory, registry: ModelRegistry, version: ServerVersion
+    ) -> None:
         self._directory = directory
         self._registry = registry
+        self._version = version
 
     def dispatch(
         self, service: object, method: object, params: Sequence[Any], gate: CallGate
@@ -62,7 +61,7 @@ class RpcServices:
 
     def _common(self, method: object, params: Sequence[Any], gate: CallGate) -> Any:
         handlers: dict[str, Callable[..., Any]] = {
-            "version": self._version,
+            "version": self._version.common_version,
             "about": self._about,
             "login": self._login,
             "authenticate": self._authenticate,
@@ -74,14 +73,9 @@ class RpcServices:
         gate.before_apply(None)
         return handler(*params)
 
-    @staticmethod
-    def _version() -> dict[str, Any]:
-        return dict(VERSION_INFO)
-
-    @staticmethod
-    def _about(extended: bool = False) -> Any:
+    def _about(self, extended: bool = False) -> Any:
         info = "See http://openerp.com"
-        return [info, SERVER_VERSION] if extended else info
+        return [info, str(self._version)] if extended else info
 
     def _login(self, db: Any, login: Any, password: Any) -> int | bool:
         return self._directory.login(db, login, password)
@@ -119,7 +113,7 @@ class RpcServices:
         handlers: dict[str, Callable[..., Any]] = {
             "list": lambda document=False: [self._directory.database],
             "db_exist": lambda db_name: db_name == self._directory.database,
-            "server_version": lambda: SERVER_VERSION,
+            "server_version": lambda: str(self._version),
         }
         handler = handlers.get(method) if isinstance(method, str) else None
         if handler is None:
