@@ -795,3 +795,21 @@ def test_the_ledger_pivot_sums_a_signed_amount(addon: Path) -> None:
     source = (addon / "models/credit_ledger.py").read_text()
     assert re.search(r"balance_change = fields\.Integer\([^)]*store=True", source, re.S)
     assert '-entry.amount if entry.operation == "debit"' in source
+
+
+def test_the_addon_keeps_the_action_grammar_of_domain_actions(addon: Path) -> None:
+    """The addon runs inside Odoo and cannot import the service: its own ``ACTION_PATTERN`` must
+    be the grammar of ``creativeflow.domain.actions`` character for character."""
+    from creativeflow.domain.actions import PATTERN
+
+    tree = ast.parse((addon / "models/credit_service.py").read_text())
+    patterns = [
+        node.value.args[0].value
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Assign)
+        and any(isinstance(t, ast.Name) and t.id == "ACTION_PATTERN" for t in node.targets)
+        and isinstance(node.value, ast.Call)
+        and node.value.args
+        and isinstance(node.value.args[0], ast.Constant)
+    ]
+    assert patterns == [PATTERN]
