@@ -49,9 +49,13 @@ if len(key) < 2 * INDEX_SIZE:
 groups = [env.ref("creativeflow_credits.group_orchestrator").id]
 users = env["res.users"].sudo().with_context(active_test=False)
 user = users.search([("login", "=", login)], limit=1)
-if not user:
-    user = users.create({"name": "CreativeFlow Orchestrator", "login": login})
+if not user:  # created in the group alone: never an internal user, not even for a moment
+    user = users.create(
+        {"name": "CreativeFlow Orchestrator", "login": login, "groups_id": [(6, 0, groups)]}
+    )
 user.write({"active": True, "groups_id": [(6, 0, groups)]})
+if user.has_group("base.group_user") or not user.share:
+    raise SystemExit(f"{login!r} is still an internal user: check the groups implying it")
 # no password: a login then checks the API key alone, not 600,000 pbkdf2 rounds first
 env.cr.execute("UPDATE res_users SET password = NULL WHERE id = %s", [user.id])
 # the configured key, stored as Odoo stores the keys it makes (hashed, with its index)

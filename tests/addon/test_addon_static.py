@@ -767,24 +767,81 @@ def test_the_shipped_technical_user_is_in_the_orchestrator_group_alone_with_no_p
     assert groups is not None
     assert groups.get("eval") == "[(6, 0, [ref('group_orchestrator')])]"
     assert user.find("field[@name='password']") is None
+    assert user.find("field[@name='new_password']") is None
     init = (REPO_ROOT / "deploy/odoo/odoo-init.sh").read_text()
-    assert 'env.ref("base.group_user")' not in init
+    assert "base.group_user" not in init.replace('has_group("base.group_user")', "")
     assert "SET password = NULL" in init and "res_users_apikeys" in init
+    assert "ODOO_ORCHESTRATOR_PASSWORD" not in init and ".password =" not in init
 
 
-def test_the_orchestrator_group_implies_no_internal_user_and_sees_only_its_own_user(
+def _orchestrator_of_the_addon_tests(addon: Path) -> dict[str, Any]:
+    """The values ``tests/common.py`` creates its orchestrator user with."""
+    tree = ast.parse((addon / "tests/common.py").read_text())
+    for node in ast.walk(tree):
+        if (
+            isinstance(node, ast.Assign)
+            and any(isinstance(t, ast.Attribute) and t.attr == "orchestrator" for t in node.targets)
+            and isinstance(node.value, ast.Call)
+        ):
+            call = node.value
+            assert isinstance(call.func, ast.Attribute) and call.func.attr == "create", (
+                "the addon tests' orchestrator is made with res.users.create, as shipped "
+                "(new_test_user would give it a password)"
+            )
+            [values] = call.args
+            assert isinstance(values, ast.Dict)
+            return {
+                k.value: ast.unparse(v)
+                for k, v in zip(values.keys, values.values, strict=True)
+                if isinstance(k, ast.Constant)
+            }
+    raise AssertionError("tests/common.py makes no orchestrator user")
+
+
+def test_the_addon_tests_use_the_technical_user_as_shipped(addon: Path) -> None:
+    values = _orchestrator_of_the_addon_tests(addon)
+    assert "password" not in values and "new_password" not in values
+    assert values["groups_id"] == (
+        "[(6, 0, [cls.env.ref('creativeflow_credits.group_orchestrator').id])]"
+    )
+
+
+def test_the_orchestrator_group_has_no_access_rights_and_implies_no_internal_user(
     addon: Path,
 ) -> None:
+    """Everything the contract needs goes through the service, in superuser mode; a read right
+    on accounts would show every balance and customer name over RPC."""
     security = addon / "security/creativeflow_credits_security.xml"
     [group] = [r for r in _records(security, "res.groups") if r.get("id") == "group_orchestrator"]
     assert group.find("field[@name='implied_ids']") is None
+    granted = [row["id"] for row in acl_rows(addon) if row["group_id:id"] == "group_orchestrator"]
+    assert granted == []
+    acl = (addon / ACL_FILE).read_text()
+    assert "res_partner" not in acl and "res_users" not in acl
+
+
+def test_the_orchestrator_rule_keeps_a_share_user_to_its_own_user_record_only(
+    addon: Path,
+) -> None:
+    """Base lets every user read res.users and shows every internal user to anyone: the rule
+    keeps the technical user (a share user) to itself, and binds no internal member."""
+    security = addon / "security/creativeflow_credits_security.xml"
     [rule] = [
         r for r in _records(security, "ir.rule") if r.get("id") == "rule_orchestrator_own_user"
     ]
-    assert rule.findtext("field[@name='domain_force']") == "[('id', '=', user.id)]"
     assert rule.find("field[@name='model_id']").get("ref") == "base.model_res_users"  # type: ignore[union-attr]
-    acl = (addon / "security/ir.model.access.csv").read_text()
-    assert "res_partner" not in acl and "res_users" not in acl
+    assert rule.find("field[@name='groups']").get("eval") == "[(4, ref('group_orchestrator'))]"  # type: ignore[union-attr]
+    domain = rule.findtext("field[@name='domain_force']")
+    assert domain is not None
+    code = compile(domain, "domain_force", "eval")
+    assert set(code.co_names) == {"user", "id", "share"}  # nothing but the user's own fields
+
+    class User:
+        def __init__(self, uid: int, share: bool) -> None:
+            self.id, self.share = uid, share
+
+    assert eval(code, {"__builtins__": {}}, {"user": User(7, True)}) == [("id", "=", 7)]
+    assert eval(code, {"__builtins__": {}}, {"user": User(7, False)}) == []
 
 
 def test_the_ledger_pivot_sums_a_signed_amount(addon: Path) -> None:

@@ -534,7 +534,7 @@ class TestServiceAccess(CreditsCase):
         self.assertEqual(self.account.balance, 500)
 
     def test_the_orchestrator_changes_nothing_outside_the_service(self):
-        # Least privilege: its access rights are read-only; the service works in sudo.
+        # Least privilege: no access rights at all; the service works in sudo.
         with self.assertRaises(AccessError):
             self.account.with_user(self.orchestrator).write({"partner_id": False})
         with self.assertRaises(AccessError):
@@ -552,5 +552,7 @@ class TestServiceAccess(CreditsCase):
                     "balance_after": 1500,
                 }
             )
-        # ... while it may read what it needs.
-        self.assertEqual(self.account.with_user(self.orchestrator).balance, 500)
+        # ... nor reads them: balances come through get_entitlements only
+        with self.assertRaises(AccessError):
+            self.account.with_user(self.orchestrator).read(["balance"])
+        self.assertEqual(self.service.get_entitlements("cf-test-user-1")["balance"], 500)
