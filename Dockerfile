@@ -1,6 +1,8 @@
 # syntax=docker/dockerfile:1
 # Multi-stage: the builder installs the project into a virtual environment the same way
-# scripts/_env.sh does (pip install of pyproject.toml); the runtime stage copies only that.
+# scripts/_env.sh does (pip install of pyproject.toml); the runtime stage, the last one and so
+# the default target, copies only that. The `devstack` target adds the local stack's own
+# distribution (devstack/: the notification sink compose runs); production never builds it.
 
 FROM python:3.11-slim AS builder
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
@@ -10,6 +12,16 @@ ENV PATH="/opt/venv/bin:$PATH"
 COPY pyproject.toml README.md ./
 COPY src ./src
 RUN pip install --upgrade pip && pip install .
+
+FROM builder AS devstack-builder
+COPY devstack ./devstack
+RUN pip install ./devstack
+
+FROM python:3.11-slim AS devstack
+ENV PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1 PATH="/opt/venv/bin:$PATH"
+RUN groupadd --system creativeflow && useradd --system --gid creativeflow --no-create-home creativeflow
+COPY --from=devstack-builder /opt/venv /opt/venv
+USER creativeflow
 
 FROM python:3.11-slim AS runtime
 ENV PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1 PATH="/opt/venv/bin:$PATH" \

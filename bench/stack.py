@@ -33,7 +33,7 @@ from creativeflow.adapters.rabbitmq.config import RabbitConfig
 from creativeflow.adapters.rabbitmq.topology import declare_topology
 from creativeflow.adapters.tracking.databases import create_database, drop_database
 from creativeflow.adapters.tracking.migrate import upgrade
-from creativeflow.devstack.odoo_emulator import default_seed_path
+from creativeflow_devstack.odoo_emulator import default_seed_path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 POSTGRES_ADMIN_URL = os.environ.get(
@@ -468,7 +468,7 @@ class BenchStack:
             "odoo-emulator",
             [
                 "-m",
-                "creativeflow.devstack.odoo_emulator",
+                "creativeflow_devstack.odoo_emulator",
                 "--port",
                 str(port),
                 "--seed",
@@ -488,7 +488,7 @@ class BenchStack:
         port = free_port()
         child = start_child(
             "notification-sink",
-            ["-m", "creativeflow.devstack.notification_sink", "--port", str(port)],
+            ["-m", "creativeflow_devstack.notification_sink", "--port", str(port)],
             self.log_dir,
         )
         self._children.append(child)

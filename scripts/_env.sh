@@ -41,12 +41,13 @@ ensure_python() {
     log "creating .venv"
     "$python" -m venv .venv
   fi
-  # reinstall when pyproject.toml changed since the last install
+  # reinstall when either pyproject.toml changed since the last install; the local stack
+  # (devstack/) is a distribution of its own, which the production image leaves out
   local stamp=.venv/.creativeflow-installed
-  if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
-    log "installing the project and its test tools"
+  if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ devstack/pyproject.toml -nt "$stamp" ]; then
+    log "installing the project, its local stack and its test tools"
     .venv/bin/python -m pip install --quiet --upgrade pip
-    .venv/bin/python -m pip install --quiet -e ".[test]"
+    .venv/bin/python -m pip install --quiet -e ".[test]" -e ./devstack
     touch "$stamp"
   fi
   # shellcheck disable=SC1091

@@ -1,4 +1,6 @@
-"""The command line: serve, migrate, dev (the whole local stack), sweep and reconcile.
+"""The command line: serve, migrate, sweep and reconcile, and the commands that installed
+distributions add through the ``creativeflow.cli`` entry points (``dev``, the whole local stack,
+comes with the local stack's own package).
 
 A refusal (a bad argument, a setting that is wrong, a port in use, Odoo credentials missing) is
 one line on stderr naming what to change, and exit code 2. A dependency that does not answer
@@ -14,7 +16,7 @@ import logging
 import sys
 from collections.abc import Sequence
 from datetime import datetime
-from typing import NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn, Protocol
 
 from pydantic import ValidationError
 
@@ -24,7 +26,12 @@ from creativeflow.settings import Settings
 
 log = logging.getLogger("creativeflow")
 
+if TYPE_CHECKING:
+    # the sub-command parsers are this module's one-line-error parser; plugins see argparse's
+    Commands = argparse._SubParsersAction[Any]
+
 DISTRIBUTION = "creativeflow-orchestrator"
+PLUGIN_GROUP = "creativeflow.cli"
 DESCRIPTION = (
     "CreativeFlow AI Generation Orchestrator: turns creative requests into AI generation jobs "
     "while Odoo stays the authority over credits. Settings come from the environment and .env "
@@ -65,12 +72,26 @@ def _odoo_for(settings: Settings) -> Settings:
     operator commands then work against the running ``creativeflow dev`` as they are."""
     if settings.environment != "development":
         return settings
-    from creativeflow.devstack.stack import with_emulator_user
+    for plugin in _plugins():
+        settings = plugin.operator_settings(settings)
+    return settings
 
-    local = with_emulator_user(settings)
-    if local is not settings:
-        log.info("no ODOO_API_KEY or ODOO_PASSWORD: using the local stack emulator's user")
-    return local
+
+class CommandPlugin(Protocol):
+    """What an installed distribution adds to the command line, declared as an entry point
+    of the ``creativeflow.cli`` group (the local stack's package adds ``dev``)."""
+
+    def add_commands(self, commands: Commands) -> None:
+        """Add its sub-commands; each sets ``run`` to a ``(settings, args) -> int``."""
+
+    def operator_settings(self, settings: Settings) -> Settings:
+        """The settings the operator commands use in development (``ENVIRONMENT=development``)."""
+
+
+def _plugins() -> list[CommandPlugin]:
+    from importlib.metadata import entry_points
+
+    return [entry.load() for entry in entry_points(group=PLUGIN_GROUP)]
 
 
 NO_ODOO_CREDENTIALS = (
@@ -122,34 +143,6 @@ def _migrate(settings: Settings, args: argparse.Namespace) -> int:
     upgrade(settings.database_url, args.revision)
     log.info("tracking database migrated to %s", args.revision)
     return 0
-
-
-def _dev(settings: Settings, args: argparse.Namespace) -> int:
-    from creativeflow.devstack.stack import LocalStackOptions, StackRefused, run_local_stack
-
-    if args.real_odoo:
-        need_odoo_credentials(
-            settings,
-            "--real-odoo needs the technical user of the Odoo at ODOO_URL: set ODOO_LOGIN and "
-            "ODOO_API_KEY (or ODOO_PASSWORD)",
-        )
-        if args.reset:
-            raise Refused(
-                "--reset empties the emulated Odoo with the tracking database; with --real-odoo "
-                "there is no emulator: a real Odoo's ledger is not reset (leave out --reset)"
-            )
-    try:
-        return run_local_stack(
-            settings,
-            api_port=args.port or settings.api_port,
-            options=LocalStackOptions(
-                emulate_odoo=not args.real_odoo,
-                simulate_n8n=not args.real_n8n,
-                reset=args.reset,
-            ),
-        )
-    except (PortInUse, StackRefused) as refused:
-        raise Refused(str(refused)) from None
 
 
 def _sweep(settings: Settings, args: argparse.Namespace) -> int:
@@ -213,7 +206,8 @@ def _moment(text: str) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-def _port_number(text: str) -> int:
+def port_number(text: str) -> int:
+    """An argparse type: a TCP port, 1 to 65535."""
     try:
         port = int(text)
     except ValueError:
@@ -237,7 +231,7 @@ def _parser() -> argparse.ArgumentParser:
         description="Run the API (uvicorn, one process; scale out with replicas).",
     )
     serve.add_argument("--host", help="address to listen on (default: API_HOST)")
-    serve.add_argument("--port", type=_port_number, help="port to listen on (default: API_PORT)")
+    serve.add_argument("--port", type=port_number, help="port to listen on (default: API_PORT)")
     serve.set_defaults(run=_serve)
     migrate = commands.add_parser(
         "migrate",
@@ -249,34 +243,8 @@ def _parser() -> argparse.ArgumentParser:
         "--revision", default="head", help="the Alembic revision to reach (default: head)"
     )
     migrate.set_defaults(run=_migrate)
-    dev = commands.add_parser(
-        "dev",
-        help="the whole stack locally: Odoo emulator, n8n simulator, notification sink, API",
-        description=(
-            "Run the whole stack on this machine against the real PostgreSQL and RabbitMQ: "
-            "the Odoo emulator on ODOO_URL's port (its accounts and ledger kept in "
-            ".devstack/ between runs), the n8n simulator, the notification sink and the API. "
-            "Ctrl-C stops it."
-        ),
-    )
-    dev.add_argument("--port", type=_port_number, help="the API's port (default: API_PORT)")
-    dev.add_argument(
-        "--real-odoo",
-        action="store_true",
-        help="no emulator: use the Odoo at ODOO_URL, with ODOO_LOGIN and ODOO_API_KEY",
-    )
-    dev.add_argument(
-        "--real-n8n",
-        action="store_true",
-        help="no n8n simulator: a real n8n consumes the jobs (or takes them at "
-        "N8N_WEBHOOK_URL) and calls back",
-    )
-    dev.add_argument(
-        "--reset",
-        action="store_true",
-        help="start afresh: drop the tracking database and the emulator's saved state together",
-    )
-    dev.set_defaults(run=_dev)
+    for plugin in _plugins():
+        plugin.add_commands(commands)
     sweep = commands.add_parser(
         "sweep",
         help="run one recovery sweep and print what it settled",

@@ -79,7 +79,7 @@ class EmulatorTarget:
     name = "emulator"
 
     def __init__(self, server_version: str = EMULATOR_VERSION) -> None:
-        from creativeflow.devstack.odoo_emulator import OdooEmulator
+        from creativeflow_devstack.odoo_emulator import OdooEmulator
 
         self.emulator = OdooEmulator(server_version=server_version)
         self.emulator.start(host="127.0.0.1", port=0)

@@ -10,13 +10,13 @@ from typing import TypeVar
 import pytest
 
 from creativeflow.adapters.odoo import (
-    FakeCredits,
     OdooOutcomeUnknown,
     OdooRejected,
     OdooUnavailable,
 )
 from creativeflow.domain.credits import GenerationSpec
 from creativeflow.services.ports import CreditLedger
+from creativeflow_devstack.fake_credits import FakeCredits
 
 from .conftest import spec
 

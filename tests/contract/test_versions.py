@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from creativeflow.adapters.odoo import OdooClient, OdooConfig, OdooUnavailable
-from creativeflow.devstack.odoo_emulator import OdooEmulator
+from creativeflow_devstack.odoo_emulator import OdooEmulator
 
 from .conftest import fresh_id, json2_skip_reason, spec
 

@@ -17,11 +17,11 @@ import pika
 import pytest
 
 from creativeflow.api.app import create_app
-from creativeflow.devstack.n8n_simulator import N8nSimulator, SimulatorConfig
-from creativeflow.devstack.notification_sink import NotificationStore, create_sink_app
-from creativeflow.devstack.odoo_emulator import OdooEmulator
-from creativeflow.devstack.stack import serve_in_thread
 from creativeflow.settings import Settings
+from creativeflow_devstack.n8n_simulator import N8nSimulator, SimulatorConfig
+from creativeflow_devstack.notification_sink import NotificationStore, create_sink_app
+from creativeflow_devstack.odoo_emulator import OdooEmulator
+from creativeflow_devstack.stack import serve_in_thread
 from tests.integration.rabbit_support import RABBITMQ_URL
 
 GATEWAY_SECRET = "e2e-gateway-secret"

@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from creativeflow.api.app import create_app
-from creativeflow.devstack.stack import serve_in_thread
+from creativeflow_devstack.stack import serve_in_thread
 from tests.e2e.conftest import GATEWAY_SECRET, Stack, free_port, wait_for_status
 from tests.e2e.test_generation_flow import A_REQUEST
 

@@ -18,15 +18,15 @@ import pytest
 from pydantic import SecretStr
 
 from creativeflow.api.app import create_app
-from creativeflow.devstack.n8n_simulator import (
+from creativeflow.settings import Settings
+from creativeflow_devstack.n8n_simulator import (
     AnswerConfig,
     N8nWebhookSimulator,
     WebhookSimulatorConfig,
 )
-from creativeflow.devstack.notification_sink import NotificationStore, create_sink_app
-from creativeflow.devstack.odoo_emulator import OdooEmulator
-from creativeflow.devstack.stack import serve_in_thread
-from creativeflow.settings import Settings
+from creativeflow_devstack.notification_sink import NotificationStore, create_sink_app
+from creativeflow_devstack.odoo_emulator import OdooEmulator
+from creativeflow_devstack.stack import serve_in_thread
 from tests.e2e.conftest import CALLBACK_SECRET, RunningStack, free_port, stack_settings
 
 WEBHOOK_SECRET = "e2e-webhook-secret"

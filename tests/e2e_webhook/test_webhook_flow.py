@@ -7,7 +7,7 @@ from typing import Any
 
 import jsonschema
 
-from creativeflow.devstack.n8n_simulator import load_job_validator
+from creativeflow_devstack.n8n_simulator import load_job_validator
 from tests.e2e.conftest import wait_for, wait_for_status
 from tests.e2e.test_generation_flow import A_REQUEST
 from tests.e2e_webhook.conftest import DISPATCH_ATTEMPTS, WebhookStack

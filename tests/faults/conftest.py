@@ -32,13 +32,13 @@ from creativeflow.bootstrap import (
     rabbit_config,
 )
 from creativeflow.clock import SystemClock
-from creativeflow.devstack.notification_sink import running_sink
-from creativeflow.devstack.odoo_emulator import OdooEmulator
 from creativeflow.domain.credits import CreditReceipt, GenerationSpec
 from creativeflow.domain.jobs import JobMessage
 from creativeflow.domain.states import Status
 from creativeflow.services.recovery import Recovery
 from creativeflow.settings import Settings
+from creativeflow_devstack.notification_sink import running_sink
+from creativeflow_devstack.odoo_emulator import OdooEmulator
 from tests.integration.rabbit_support import RABBITMQ_URL
 
 

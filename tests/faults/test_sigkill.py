@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
-from creativeflow.devstack.n8n_simulator import N8nSimulator, SimulatorConfig
+from creativeflow_devstack.n8n_simulator import N8nSimulator, SimulatorConfig
 from tests.faults.conftest import Rig
 from tests.integration.rabbit_support import RABBITMQ_URL
 

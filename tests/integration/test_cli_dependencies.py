@@ -79,7 +79,7 @@ def test_odoo_not_answering_names_odoo_url(
 def test_a_wrong_odoo_secret_names_the_settings_and_not_the_secret(
     tmp_path: Path, tracking_database_url: str, queues: dict[str, str]
 ) -> None:
-    from creativeflow.devstack.odoo_emulator import OdooEmulator
+    from creativeflow_devstack.odoo_emulator import OdooEmulator
 
     with OdooEmulator() as emulator:
         outcome = run_cli(

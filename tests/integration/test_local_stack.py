@@ -25,9 +25,9 @@ import psycopg2
 import pytest
 from sqlalchemy.engine import make_url
 
-from creativeflow.devstack import stack
-from creativeflow.devstack.odoo_emulator import OdooEmulator
-from creativeflow.devstack.odoo_emulator.persistence import StateFile, StateUnreadable
+from creativeflow_devstack import stack
+from creativeflow_devstack.odoo_emulator import OdooEmulator
+from creativeflow_devstack.odoo_emulator.persistence import StateFile, StateUnreadable
 from tests.cli_support import GIVE_UP_SECONDS, command, environment, run_cli
 from tests.conftest import POSTGRES_ADMIN_URL, drop_database
 from tests.integration.rabbit_support import RABBITMQ_URL, delete_topology, unique_config

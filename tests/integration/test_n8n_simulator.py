@@ -18,15 +18,15 @@ import pytest
 from pika.exceptions import AMQPConnectionError
 
 from creativeflow.adapters.rabbitmq import PikaJobPublisher, RabbitConfig
-from creativeflow.devstack.n8n_simulator import (
+from creativeflow.domain.jobs import JobMessage, Stage
+from creativeflow.webhook_signature import SignatureError, verify
+from creativeflow_devstack.n8n_simulator import (
     N8nSimulator,
     OutcomeKind,
     SimulatorConfig,
     decide_outcome,
 )
-from creativeflow.devstack.notification_sink import running_sink
-from creativeflow.domain.jobs import JobMessage, Stage
-from creativeflow.webhook_signature import SignatureError, verify
+from creativeflow_devstack.notification_sink import running_sink
 from tests.integration.rabbit_support import (
     RABBITMQ_URL,
     channel,

@@ -28,11 +28,11 @@ import pika
 import pytest
 
 from creativeflow.api.app import create_app
-from creativeflow.devstack.notification_sink import NotificationStore, create_sink_app
-from creativeflow.devstack.odoo_emulator import OdooEmulator
-from creativeflow.devstack.stack import serve_in_thread
 from creativeflow.settings import Settings
 from creativeflow.webhook_signature import signed_headers
+from creativeflow_devstack.notification_sink import NotificationStore, create_sink_app
+from creativeflow_devstack.odoo_emulator import OdooEmulator
+from creativeflow_devstack.stack import serve_in_thread
 from tests.e2e.conftest import declare_tap, delete_rabbit_names, free_port, stack_settings
 from tests.integration.rabbit_support import RABBITMQ_URL
 

@@ -28,15 +28,15 @@ from creativeflow.adapters.webhook import (
     encode_job,
 )
 from creativeflow.bootstrap import build_container
-from creativeflow.devstack.n8n_simulator import (
-    AnswerConfig,
-    N8nWebhookSimulator,
-    WebhookSimulatorConfig,
-)
 from creativeflow.domain.errors import DispatchUnavailable
 from creativeflow.domain.jobs import JobMessage
 from creativeflow.settings import Settings
 from creativeflow.webhook_signature import SignatureError, signed_headers, verify
+from creativeflow_devstack.n8n_simulator import (
+    AnswerConfig,
+    N8nWebhookSimulator,
+    WebhookSimulatorConfig,
+)
 from tests.integration.rabbit_support import make_job
 from tests.integration.test_n8n_simulator import CallbackReceiver
 

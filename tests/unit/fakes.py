@@ -1,7 +1,9 @@
-"""``InMemoryTracking``: an in-memory twin of the tracking database behind the ``TrackingStore``
-port, for unit tests of the use cases (cosmicpython's fake repository and unit of work).
+"""In-memory twins of the ports, for unit tests of the use cases (cosmicpython's fake
+repository and unit of work). ``RecordingPublisher`` stands for the job publisher: it records
+every job it accepts and can be told to fail. ``InMemoryTracking`` stands for the tracking
+database behind the ``TrackingStore`` port.
 
-It keeps what the use cases rely on: one transaction per ``run`` that is rolled back when the work
+``InMemoryTracking`` keeps what the use cases rely on: one transaction per ``run`` that is rolled back when the work
 raises, copies in and out (a caller changing a loaded request changes nothing until it saves it),
 the unique (request, action, kind) of a credit operation, the ordering of every list, replayed
 webhook ids, and idempotency keys claimed once. Row locks need no twin: one event loop runs one
@@ -17,6 +19,8 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, TypeVar
 
+from creativeflow.adapters.rabbitmq.errors import BrokerUnreachable, PublishFailed
+from creativeflow.domain.jobs import JobMessage
 from creativeflow.domain.model import (
     CreditOperation,
     CreditOperationKind,
@@ -326,3 +330,39 @@ class InMemoryTracking:
 
     def requests(self) -> list[GenerationRequest]:
         return [copy.deepcopy(r) for r in self._tables.requests.values()]
+
+
+class RecordingPublisher:
+    """Records every job it accepts; can be told to fail the next publishes or its health check."""
+
+    def __init__(self) -> None:
+        self.published: list[JobMessage] = []
+        self.attempts = 0
+        self.healthy = True
+        self._failures: list[PublishFailed] = []
+
+    def fail_next(self, count: int = 1, error: PublishFailed | None = None) -> None:
+        """Make the next ``count`` publishes raise ``error``, by default `BrokerUnreachable`."""
+        for _ in range(count):
+            self._failures.append(error or BrokerUnreachable("simulated broker outage"))
+
+    async def publish(self, job: JobMessage) -> None:
+        self.attempts += 1
+        if self._failures:
+            failure = self._failures.pop(0)
+            failure.job_id = failure.job_id or job.job_id
+            raise failure
+        self.published.append(job)
+
+    async def check(self) -> bool:
+        return self.healthy
+
+    async def aclose(self) -> None:
+        """Nothing to release."""
+
+    def jobs_for(self, request_id: str) -> list[JobMessage]:
+        return [job for job in self.published if job.request_id == request_id]
+
+    @property
+    def job_ids(self) -> list[str]:
+        return [job.job_id for job in self.published]

@@ -12,10 +12,10 @@ import jsonschema
 import pytest
 
 from creativeflow.adapters.odoo.errors import OdooRejected
-from creativeflow.adapters.odoo.fake import FakeCredits
-from creativeflow.devstack.odoo_emulator import rules
 from creativeflow.domain.actions import PATTERN, Action, ActionKind, InvalidAction
 from creativeflow.domain.credits import GenerationSpec
+from creativeflow_devstack.fake_credits import FakeCredits
+from creativeflow_devstack.odoo_emulator import rules
 
 ROOT = Path(__file__).parents[2]
 JOB_SCHEMA = json.loads((ROOT / "src/creativeflow/schemas/generation-job.v1.json").read_text())

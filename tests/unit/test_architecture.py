@@ -37,11 +37,11 @@ RULES = {
         "creativeflow.adapters",
         "creativeflow.api",
         "creativeflow.bootstrap",
-        "creativeflow.devstack",
+        "creativeflow_devstack",
         "creativeflow.observability",
         *FRAMEWORKS,
     ),
-    "adapters": ("creativeflow.api", "creativeflow.bootstrap", "creativeflow.devstack"),
+    "adapters": ("creativeflow.api", "creativeflow.bootstrap", "creativeflow_devstack"),
 }
 # what a layer may import even though a rule above names its prefix
 ALLOWED = {"domain": ("creativeflow.domain",)}
@@ -102,3 +102,26 @@ def test_the_check_sees_each_spelling_of_an_outward_import(tmp_path: Path) -> No
         "services/probe.py imports sqlalchemy.orm",
         "services/probe.py imports creativeflow.bootstrap",
     ]
+
+
+def _local_stack_imports(root: Path = PACKAGE) -> list[str]:
+    return [
+        f"{path.relative_to(root)} imports {name}"
+        for path in sorted(root.rglob("*.py"))
+        for name in _imports(path, root)
+        if name == "creativeflow_devstack" or name.startswith("creativeflow_devstack.")
+    ]
+
+
+def test_the_product_never_imports_the_local_stack() -> None:
+    """Production installs ``creativeflow`` alone: the emulator, the simulator, the sink and the
+    fake credits live in ``creativeflow_devstack``, which reaches the command line through an
+    entry point, never through an import from the product."""
+    assert _local_stack_imports() == []
+
+
+def test_the_local_stack_check_sees_a_planted_import(tmp_path: Path) -> None:
+    package = tmp_path / "creativeflow"
+    package.mkdir()
+    (package / "cli.py").write_text("from creativeflow_devstack.stack import run_local_stack\n")
+    assert _local_stack_imports(package) == ["cli.py imports creativeflow_devstack.stack"]

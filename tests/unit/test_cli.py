@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from creativeflow import cli
-from creativeflow.devstack import stack
-from creativeflow.devstack.odoo_emulator import load_seed
 from creativeflow.settings import Settings
+from creativeflow_devstack import stack
+from creativeflow_devstack.odoo_emulator import load_seed
 from tests.cli_support import run_cli
 
 COMMANDS = ["serve", "migrate", "dev", "sweep", "reconcile"]

@@ -513,7 +513,7 @@ def _job(stage: Stage) -> JobMessage:
 
 
 def test_the_publisher_wrapper_counts_confirms_and_each_kind_of_failure() -> None:
-    from creativeflow.adapters.rabbitmq.fake import RecordingPublisher
+    from tests.unit.fakes import RecordingPublisher
 
     metrics = Metrics()
     inner = RecordingPublisher()

@@ -31,7 +31,7 @@ from typing import Any
 import odoorpc
 import pytest
 
-from creativeflow.devstack.odoo_emulator import (
+from creativeflow_devstack.odoo_emulator import (
     OdooEmulator,
     SeedError,
     default_seed_path,
@@ -738,7 +738,7 @@ def test_claiming_odoo_18_it_has_no_web_version_page(emu: OdooEmulator) -> None:
 
 
 def test_a_version_that_is_not_major_dot_minor_is_refused() -> None:
-    from creativeflow.devstack.odoo_emulator.versions import VersionError
+    from creativeflow_devstack.odoo_emulator.versions import VersionError
 
     for text in ("19", "v19.0", "", "19.0.1"):
         with pytest.raises(VersionError):
@@ -1420,7 +1420,7 @@ def test_the_command_line_serves_until_sigterm_and_logs_no_secret(api_key: str) 
         [
             sys.executable,
             "-m",
-            "creativeflow.devstack.odoo_emulator",
+            "creativeflow_devstack.odoo_emulator",
             "--port",
             "0",
             "--server-version",

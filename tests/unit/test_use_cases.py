@@ -13,8 +13,6 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from creativeflow.adapters.odoo.errors import OdooOutcomeUnknown, OdooUnavailable
-from creativeflow.adapters.odoo.fake import FakeCredits
-from creativeflow.adapters.rabbitmq.fake import RecordingPublisher
 from creativeflow.domain.credits import GenerationSpec
 from creativeflow.domain.errors import (
     Conflict,
@@ -41,7 +39,8 @@ from creativeflow.services.idempotency import IdempotencyKey, StoredAnswer, fing
 from creativeflow.services.reconciliation import MismatchKind, Reconciler
 from creativeflow.services.recovery import Recovery
 from creativeflow.services.refunds import Refunder
-from tests.unit.fakes import InMemoryTracking
+from creativeflow_devstack.fake_credits import FakeCredits
+from tests.unit.fakes import InMemoryTracking, RecordingPublisher
 
 pytestmark = pytest.mark.asyncio
 

@@ -4,7 +4,6 @@
 - ``OdooClient``: the blocking client, one per thread (XML-RPC, JSON-RPC through odoorpc, or
   Odoo 19's JSON-2 through httpx);
 - ``AsyncOdooCredits``: the async face the use cases await (a bounded pool of per-thread clients);
-- ``FakeCredits``: its in-memory twin for unit tests;
 - the errors, documented in ``creativeflow.adapters.odoo.errors``.
 """
 
@@ -22,12 +21,9 @@ from creativeflow.adapters.odoo.errors import (
     OdooUnavailable,
     OdooUserError,
 )
-from creativeflow.adapters.odoo.fake import FakeCredits, FakeTier
 
 __all__ = [
     "AsyncOdooCredits",
-    "FakeCredits",
-    "FakeTier",
     "OdooAccessError",
     "OdooAuthenticationError",
     "OdooClient",

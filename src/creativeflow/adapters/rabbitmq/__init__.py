@@ -1,4 +1,4 @@
-"""RabbitMQ adapter: the job publisher (pika, publisher confirms), its topology, and a fake twin."""
+"""RabbitMQ adapter: the job publisher (pika, publisher confirms), its topology."""
 
 from creativeflow.adapters.rabbitmq.config import RabbitConfig, redact_url
 from creativeflow.adapters.rabbitmq.errors import (
@@ -9,7 +9,6 @@ from creativeflow.adapters.rabbitmq.errors import (
     PublishTimedOut,
     TopologyError,
 )
-from creativeflow.adapters.rabbitmq.fake import RecordingPublisher
 from creativeflow.adapters.rabbitmq.publisher import JobPublisher, PikaJobPublisher
 from creativeflow.adapters.rabbitmq.topology import DeclaredTopology
 
@@ -23,7 +22,6 @@ __all__ = [
     "PublishFailed",
     "PublishTimedOut",
     "RabbitConfig",
-    "RecordingPublisher",
     "TopologyError",
     "redact_url",
 ]

@@ -10,13 +10,13 @@ default, the addon's version): claiming 19.0 or later it also serves Odoo 19's J
 has fault knobs (latency, refused connections, application errors, lost replies) to exercise a
 client's failure handling for real::
 
-    from creativeflow.devstack.odoo_emulator import OdooEmulator
+    from creativeflow_devstack.odoo_emulator import OdooEmulator
 
     with OdooEmulator() as emu:          # default seed, 127.0.0.1, a free port, Odoo 18.0
         emu.url, emu.database
         emu.faults.lose_reply_next(1)    # the next debit is applied, its reply lost
 
-Run it on its own with ``python -m creativeflow.devstack.odoo_emulator --port 8069`` (add
+Run it on its own with ``python -m creativeflow_devstack.odoo_emulator --port 8069`` (add
 ``--server-version 19.0`` for JSON-2).
 """
 

@@ -36,10 +36,10 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from creativeflow.devstack.n8n_simulator.answering import AnswerConfig, JobAnswerer, SimulatorStats
-from creativeflow.devstack.n8n_simulator.outcomes import OutcomeKind
-from creativeflow.devstack.n8n_simulator.sender import CallbackSender
 from creativeflow.webhook_signature import SignatureError, verify
+from creativeflow_devstack.n8n_simulator.answering import AnswerConfig, JobAnswerer, SimulatorStats
+from creativeflow_devstack.n8n_simulator.outcomes import OutcomeKind
+from creativeflow_devstack.n8n_simulator.sender import CallbackSender
 
 log = logging.getLogger(__name__)
 

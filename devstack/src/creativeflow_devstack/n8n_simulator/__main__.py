@@ -1,4 +1,4 @@
-"""``python -m creativeflow.devstack.n8n_simulator``: run the simulator in the foreground, taking
+"""``python -m creativeflow_devstack.n8n_simulator``: run the simulator in the foreground, taking
 jobs from RabbitMQ (``--mode rabbitmq``, the default) or on a webhook (``--mode webhook``)."""
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ from collections.abc import Sequence
 from types import FrameType
 from urllib.parse import urlsplit
 
-from creativeflow.devstack.n8n_simulator.answering import AnswerConfig
-from creativeflow.devstack.n8n_simulator.simulator import N8nSimulator, SimulatorConfig
-from creativeflow.devstack.n8n_simulator.webhook import N8nWebhookSimulator, WebhookSimulatorConfig
+from creativeflow_devstack.n8n_simulator.answering import AnswerConfig
+from creativeflow_devstack.n8n_simulator.simulator import N8nSimulator, SimulatorConfig
+from creativeflow_devstack.n8n_simulator.webhook import N8nWebhookSimulator, WebhookSimulatorConfig
 
 DEFAULT_WEBHOOK_URL = "http://127.0.0.1:5678/webhook/creativeflow-jobs"
 
@@ -28,7 +28,7 @@ def _secret_from_environment() -> str | None:
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="python -m creativeflow.devstack.n8n_simulator",
+        prog="python -m creativeflow_devstack.n8n_simulator",
         description="Take CreativeFlow generation jobs and answer with signed n8n callbacks.",
     )
     parser.add_argument(

@@ -1,6 +1,6 @@
 """A stand-in for the Notification Service: accepts notifications and keeps them in memory.
 
-``python -m creativeflow.devstack.notification_sink --port 8025`` serves it; tests use
+``python -m creativeflow_devstack.notification_sink --port 8025`` serves it; tests use
 :func:`running_sink` to serve it on a free port in a background thread.
 """
 
@@ -129,7 +129,7 @@ def running_sink(host: str = "127.0.0.1", start_timeout: float = 10.0) -> Iterat
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m creativeflow.devstack.notification_sink")
+    parser = argparse.ArgumentParser(prog="python -m creativeflow_devstack.notification_sink")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8025)
     args = parser.parse_args(argv)

@@ -36,7 +36,7 @@ from .json2 import Json2Endpoint, is_json2_path, target_of
 from .services import RpcServices, describe_call
 from .versions import ServerVersion, is_json_route, login_redirect
 
-logger = logging.getLogger("creativeflow.devstack.odoo_emulator")
+logger = logging.getLogger("creativeflow_devstack.odoo_emulator")
 
 _XMLRPC_PATH = re.compile(r"/xmlrpc/2/(?P<service>[^/]+)")
 JSONRPC_PATH = "/jsonrpc"

@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 
 from .http_types import DropConnection, HttpOutcome, HttpRequest, HttpResponse, text_response
 
-logger = logging.getLogger("creativeflow.devstack.odoo_emulator.server")
+logger = logging.getLogger("creativeflow_devstack.odoo_emulator.server")
 
 _POLL_INTERVAL = 0.05  # how fast serve_forever notices a shutdown request
 _MAX_BODY = 16 * 1024 * 1024

@@ -22,14 +22,14 @@ from pika.exceptions import AMQPError, ConnectionWrongStateError
 from pika.spec import Basic, BasicProperties
 
 from creativeflow.adapters.rabbitmq.config import redact_url
-from creativeflow.devstack.n8n_simulator.answering import (
+from creativeflow_devstack.n8n_simulator.answering import (
     AnswerConfig,
     JobAnswerer,
     SimulatorStats,
     load_job_validator,
 )
-from creativeflow.devstack.n8n_simulator.outcomes import DEFAULT_ASSET_BASE_URL, OutcomeKind
-from creativeflow.devstack.n8n_simulator.sender import CallbackSender
+from creativeflow_devstack.n8n_simulator.outcomes import DEFAULT_ASSET_BASE_URL, OutcomeKind
+from creativeflow_devstack.n8n_simulator.sender import CallbackSender
 
 __all__ = ["N8nSimulator", "SimulatorConfig", "SimulatorStats", "load_job_validator"]
 

@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 import jsonschema
 
-from creativeflow.devstack.n8n_simulator.outcomes import (
+from creativeflow_devstack.n8n_simulator.outcomes import (
     DEFAULT_ASSET_BASE_URL,
     Outcome,
     build_callback,
@@ -27,7 +27,7 @@ from creativeflow.devstack.n8n_simulator.outcomes import (
     callback_url,
     decide_outcome,
 )
-from creativeflow.devstack.n8n_simulator.sender import CallbackSender
+from creativeflow_devstack.n8n_simulator.sender import CallbackSender
 
 log = logging.getLogger(__name__)
 

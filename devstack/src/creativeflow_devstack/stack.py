@@ -30,18 +30,18 @@ from sqlalchemy.engine import make_url
 
 from creativeflow.adapters.tracking.databases import drop_database, ensure_database
 from creativeflow.adapters.tracking.migrate import upgrade
-from creativeflow.devstack.n8n_simulator import (
+from creativeflow.listening import require_free_port
+from creativeflow.settings import Settings
+from creativeflow_devstack.n8n_simulator import (
     AnswerConfig,
     N8nSimulator,
     N8nWebhookSimulator,
     SimulatorConfig,
     WebhookSimulatorConfig,
 )
-from creativeflow.devstack.notification_sink import create_sink_app
-from creativeflow.devstack.odoo_emulator import OdooEmulator
-from creativeflow.devstack.odoo_emulator.persistence import StateFile, StateUnreadable
-from creativeflow.listening import require_free_port
-from creativeflow.settings import Settings
+from creativeflow_devstack.notification_sink import create_sink_app
+from creativeflow_devstack.odoo_emulator import OdooEmulator
+from creativeflow_devstack.odoo_emulator.persistence import StateFile, StateUnreadable
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """Run the emulator in the foreground until SIGINT or SIGTERM.
 
-    python -m creativeflow.devstack.odoo_emulator --host 127.0.0.1 --port 8069 --seed seed.json
+    python -m creativeflow_devstack.odoo_emulator --host 127.0.0.1 --port 8069 --seed seed.json
 
 One log line per request (never an argument, so never a password or API key).
 """
@@ -20,12 +20,12 @@ from .emulator import OdooEmulator
 from .seed import SeedError, load_seed
 from .versions import DEFAULT_VERSION, VersionError
 
-logger = logging.getLogger("creativeflow.devstack.odoo_emulator")
+logger = logging.getLogger("creativeflow_devstack.odoo_emulator")
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m creativeflow.devstack.odoo_emulator",
+        prog="python -m creativeflow_devstack.odoo_emulator",
         description="An Odoo emulator (XML-RPC, JSON-RPC; JSON-2 as Odoo 19) for the CreativeFlow "
         "credits.",
     )
