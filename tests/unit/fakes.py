@@ -6,8 +6,8 @@ database behind the ``TrackingStore`` port.
 ``InMemoryTracking`` keeps what the use cases rely on: one transaction per ``run`` that is rolled
 back when the work raises, copies in and out (a caller changing a loaded request changes nothing
 until it saves it), the unique (request, action, kind) of a credit operation, the ordering of every
-list, replayed webhook ids, and idempotency keys claimed once. Row locks need no twin: one event loop runs one
-transaction at a time.
+list, replayed webhook ids, and idempotency keys claimed once. Row locks need no twin: one event
+loop runs one transaction at a time.
 """
 
 from __future__ import annotations
