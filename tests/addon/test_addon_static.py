@@ -16,6 +16,7 @@ from __future__ import annotations
 import ast
 import contextlib
 import csv
+import json
 import os
 import re
 import xml.etree.ElementTree as ET
@@ -870,3 +871,18 @@ def test_the_addon_keeps_the_action_grammar_of_domain_actions(addon: Path) -> No
         and isinstance(node.value.args[0], ast.Constant)
     ]
     assert patterns == [PATTERN]
+
+
+def test_the_rule_table_is_the_addon_tests_tier_and_names_real_fields(addon: Path) -> None:
+    """``tests/tier_rules.json`` is run by the addon's tests and by the product's: its tier must
+    be creatable (every key a field of the tier model), its reasons the contract's, and the
+    addon's tests must really read it."""
+    table = json.loads((addon / "tests/tier_rules.json").read_text(encoding="utf-8"))
+    tier_fields = model_index(addon)["creativeflow.subscription.tier"].fields
+    assert sorted(set(table["tier"]) - set(tier_fields)) == []
+    reasons = {case["reason"] for case in table["cases"] if "reason" in case}
+    assert reasons <= set(contract_tier_reasons())
+    common = (addon / "tests/common.py").read_text(encoding="utf-8")
+    service_tests = (addon / "tests/test_credit_service.py").read_text(encoding="utf-8")
+    assert 'TIER_RULES["tier"]' in common and "tier_rules.json" in common
+    assert 'TIER_RULES["cases"]' in service_tests

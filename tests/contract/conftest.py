@@ -4,10 +4,12 @@ By default the suite starts the Odoo emulator in-process on a free port. With
 ``ODOO_CONTRACT_URL``, ``ODOO_CONTRACT_DB``, ``ODOO_CONTRACT_LOGIN`` and ``ODOO_CONTRACT_SECRET``
 set, it runs against that real Odoo (with ``creativeflow_credits`` installed) instead. There,
 fresh accounts are created through a manager's login (``ODOO_CONTRACT_MANAGER_LOGIN``,
-``ODOO_CONTRACT_MANAGER_SECRET``, over XML-RPC); tests that need the emulator's powers (fault
-knobs, request counts) are skipped with a reason. Every test works on fresh accounts and request
-ids. Each test that talks to Odoo runs once per protocol: ``xmlrpc``, ``jsonrpc`` and ``json2``
-(JSON-2 needs an API key: ``ODOO_CONTRACT_API_KEY`` when set, else ``ODOO_CONTRACT_SECRET``).
+``ODOO_CONTRACT_MANAGER_SECRET``, over XML-RPC), and the tier of the addon's rule table
+(``tier_rules.json``) is created when it is missing; tests that need the emulator's powers
+(fault knobs, request counts) are skipped with a reason. Every test works on fresh accounts and
+request ids. Each test that talks to Odoo runs once per protocol: ``xmlrpc``, ``jsonrpc`` and
+``json2`` (JSON-2 needs an API key: ``ODOO_CONTRACT_API_KEY`` when set, else
+``ODOO_CONTRACT_SECRET``).
 
 JSON-2 exists from Odoo 19 on: the suite asks the server's version first (``common.version``,
 ``server_version_info``) and skips every JSON-2 run below 19 with the version in the reason.
@@ -28,6 +30,7 @@ import pytest
 from creativeflow.adapters.odoo import OdooClient, OdooConfig
 from creativeflow.adapters.odoo.config import RpcProtocol
 from creativeflow.domain.credits import GenerationSpec
+from tests.tier_rules import TABLE, TIER
 
 from .gateway import GatewayStub
 
@@ -79,9 +82,14 @@ class EmulatorTarget:
     name = "emulator"
 
     def __init__(self, server_version: str = EMULATOR_VERSION) -> None:
-        from creativeflow_devstack.odoo_emulator import OdooEmulator
+        from dataclasses import replace
 
-        self.emulator = OdooEmulator(server_version=server_version)
+        from creativeflow_devstack.odoo_emulator import OdooEmulator
+        from creativeflow_devstack.odoo_emulator.seed import load_seed
+
+        seed = load_seed()  # and the tier of the addon's rule table
+        seed = replace(seed, tiers=(*seed.tiers, TIER))
+        self.emulator = OdooEmulator(seed=seed, server_version=server_version)
         self.emulator.start(host="127.0.0.1", port=0)
         self.url = self.emulator.url
         self.database = self.emulator.database
@@ -127,6 +135,8 @@ class RealOdooTarget:
     def new_account(self, tier: str, balance: int) -> str:
         manager = self._manager_client()
         tier_ids = manager.call("creativeflow.subscription.tier", "search", [["code", "=", tier]])
+        if not tier_ids and tier == TIER.code:
+            tier_ids = [manager.call("creativeflow.subscription.tier", "create", TABLE["tier"])]
         if not tier_ids:
             pytest.skip(f"the real Odoo has no tier {tier!r}")
         user_id = fresh_id("user")

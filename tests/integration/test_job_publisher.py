@@ -21,7 +21,6 @@ from creativeflow.adapters.rabbitmq import (
     PikaJobPublisher,
     PublishFailed,
     RabbitConfig,
-    RecordingPublisher,
 )
 from creativeflow.adapters.rabbitmq.worker_pool import WorkerPool
 from creativeflow.domain.errors import DispatchUnavailable
@@ -40,6 +39,7 @@ from tests.integration.rabbit_support import (
     unique_config,
     wait_until,
 )
+from tests.unit.fakes import RecordingPublisher
 
 needs_rabbitmqctl = pytest.mark.skipif(
     not rabbitmqctl_available(), reason="needs rabbitmqctl to act on the broker's connections"

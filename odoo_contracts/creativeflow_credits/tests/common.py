@@ -1,6 +1,13 @@
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl-3.0.html)
+import json
+from pathlib import Path
+
 from odoo.tests import TransactionCase
 from odoo.tests.common import new_test_user
+
+# The tier check and the prices as one table, which the product's tests run against the Odoo
+# emulator and its in-memory twin too: the tier below and the default spec come from it.
+TIER_RULES = json.loads((Path(__file__).parent / "tier_rules.json").read_text(encoding="utf-8"))
 
 
 class CreditsCase(TransactionCase):
@@ -26,21 +33,7 @@ class CreditsCase(TransactionCase):
         cls.manager = new_test_user(
             cls.env, login="cf_test_manager", groups="creativeflow_credits.group_manager"
         )
-        cls.tier = cls.env["creativeflow.subscription.tier"].create(
-            {
-                "name": "Test limited",
-                "code": "cf-test-limited",
-                "allowed_formats": "png, JPEG",
-                "max_width": 2048,
-                "max_height": 2048,
-                "max_samples_per_request": 4,
-                "allow_advanced_models": False,
-                "max_requests_in_flight": 3,
-                "price_per_sample": 2,
-                "price_final_asset": 10,
-                "price_per_regeneration_sample": 1,
-            }
-        )
+        cls.tier = cls.env["creativeflow.subscription.tier"].create(dict(TIER_RULES["tier"]))
         cls.account = cls.open_account("cf-test-user-1", 500)
         cls.other_account = cls.open_account("cf-test-user-2", 500)
         cls.poor_account = cls.open_account("cf-test-user-poor", 5)
@@ -57,13 +50,7 @@ class CreditsCase(TransactionCase):
 
     @staticmethod
     def spec(**overrides):
-        spec = {
-            "format": "png",
-            "width": 1024,
-            "height": 1024,
-            "samples": 4,
-            "advanced_model": False,
-        }
+        spec = dict(TIER_RULES["spec"])
         spec.update(overrides)
         return spec
 

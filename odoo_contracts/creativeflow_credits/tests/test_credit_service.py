@@ -5,7 +5,7 @@ from datetime import timedelta
 from odoo.exceptions import AccessError, UserError
 from odoo.tests import tagged
 
-from .common import CreditsCase
+from .common import TIER_RULES, CreditsCase
 
 ENTRY_KEYS = {
     "id",
@@ -91,26 +91,6 @@ class TestDebit(CreditsCase):
         self.assertEqual(entry.correlation_id, "corr-1")
         self.assertFalse(entry.reason)
 
-    def test_each_action_has_its_price(self):
-        cases = [
-            ("samples", 3, 6),  # price_per_sample * samples
-            ("final", 1, 10),  # price_final_asset
-            ("final-2", 1, 10),  # a new attempt at the final asset
-            ("regeneration-1", 3, 3),  # price_per_regeneration_sample * samples
-            ("regeneration-12", 4, 4),
-        ]
-        balance = self.account.balance
-        for action, samples, amount in cases:
-            with self.subTest(action=action):
-                result = self.service.debit(
-                    "cf-test-user-1", "cf-req-price", action, self.spec(samples=samples)
-                )
-                balance -= amount
-                self.assertEqual(result["code"], "debited")
-                self.assertEqual(result["amount"], amount)
-                self.assertEqual(result["balance_after"], balance)
-        self.assertEqual(self.account.balance, balance)
-
     def test_insufficient_credits_write_nothing(self):
         result = self.service.debit("cf-test-user-poor", "cf-req-poor", "samples", self.spec())
         self.assertEqual(
@@ -119,65 +99,29 @@ class TestDebit(CreditsCase):
         self.assertEqual(self.poor_account.balance, 5)
         self.assertFalse(self.entries_of("cf-req-poor"))
 
-    def test_each_tier_rule_has_its_reason(self):
-        cases = [
-            ({"format": "gif"}, "format_not_allowed"),
-            ({"width": 2049}, "resolution_not_allowed"),
-            ({"height": 4096}, "resolution_not_allowed"),
-            ({"samples": 5}, "too_many_samples"),
-            ({"advanced_model": True}, "advanced_model_not_allowed"),
-            ({"requests_in_flight": 3}, "too_many_requests_in_flight"),
-        ]
-        for index, (overrides, reason) in enumerate(cases):
-            request_id = f"cf-req-tier-{index}"
-            with self.subTest(reason=reason, spec=overrides):
+    def test_the_shared_rule_table(self):
+        """Each tier rule with its reason, in the contract's order (the first broken rule is the
+        reason), each action with its price, formats compared without case, the final asset
+        free of the samples limit, the cap on new requests only: tier_rules.json, which the
+        emulator and the product's in-memory twin pass too."""
+        for index, case in enumerate(TIER_RULES["cases"]):
+            request_id = f"cf-req-table-{index}"
+            with self.subTest(case=case["name"]):
+                before = self.account.balance
                 result = self.service.debit(
-                    "cf-test-user-1", request_id, "samples", self.spec(**overrides)
+                    "cf-test-user-1", request_id, case["action"], self.spec(**case["spec"])
                 )
-                self.assertEqual(result["ok"], False)
-                self.assertEqual(result["code"], "tier_forbids")
-                self.assertEqual(result["reason"], reason)
-                self.assertEqual(result["tier"], "cf-test-limited")
-                self.assertIsInstance(result["detail"], str)
-                self.assertFalse(self.entries_of(request_id))
-        self.assertEqual(self.account.balance, 500)
-
-    def test_the_first_failing_rule_is_the_reason(self):
-        cases = [
-            (
-                {"format": "gif", "width": 9999, "samples": 9, "advanced_model": True},
-                "format_not_allowed",
-            ),
-            ({"width": 9999, "samples": 9, "advanced_model": True}, "resolution_not_allowed"),
-            ({"samples": 9, "advanced_model": True}, "too_many_samples"),
-            ({"advanced_model": True, "requests_in_flight": 3}, "advanced_model_not_allowed"),
-            ({"samples": 9, "requests_in_flight": 3}, "too_many_samples"),
-        ]
-        for overrides, reason in cases:
-            with self.subTest(reason=reason):
-                result = self.service.debit(
-                    "cf-test-user-1", "cf-req-order", "samples", self.spec(**overrides)
-                )
-                self.assertEqual(result["reason"], reason)
-
-    def test_formats_compare_without_case(self):
-        result = self.service.debit(
-            "cf-test-user-1", "cf-req-case", "samples", self.spec(format="JPEG")
-        )
-        self.assertEqual(result["code"], "debited")
-
-    def test_final_ignores_the_samples_limit(self):
-        for action in ("final", "final-3"):
-            with self.subTest(action=action):
-                result = self.service.debit(
-                    "cf-test-user-1", "cf-req-final", action, self.spec(samples=9)
-                )
-                self.assertEqual(result["code"], "debited")
-                self.assertEqual(result["amount"], 10)
-        result = self.service.debit(
-            "cf-test-user-1", "cf-req-final", "regeneration-1", self.spec(samples=9)
-        )
-        self.assertEqual(result["reason"], "too_many_samples")
+                if "reason" in case:
+                    self.assertEqual(result["code"], "tier_forbids")
+                    self.assertEqual(result["reason"], case["reason"])
+                    self.assertEqual(result["tier"], TIER_RULES["tier"]["code"])
+                    self.assertIsInstance(result["detail"], str)
+                    self.assertFalse(self.entries_of(request_id))
+                    self.assertEqual(self.account.balance, before)
+                else:
+                    self.assertEqual(result["code"], "debited")
+                    self.assertEqual(result["amount"], case["amount"])
+                    self.assertEqual(self.account.balance, before - case["amount"])
 
     def test_a_repeated_debit_is_a_replay(self):
         first = self.service.debit("cf-test-user-1", "cf-req-replay", "samples", self.spec())
