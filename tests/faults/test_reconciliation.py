@@ -11,7 +11,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from creativeflow.domain.credits import GenerationSpec
-from creativeflow.domain.model import CreditOperation, CreditOperationKind, CreditOperationStatus
+from creativeflow.domain.model import CreditOperation
+from creativeflow.domain.states import CreditOperationKind, CreditOperationStatus
 from creativeflow.services.reconciliation import MismatchKind
 from tests.faults.conftest import Rig
 from tests.faults.test_saga_faults import A_SUBMIT, crash_submit

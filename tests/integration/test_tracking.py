@@ -14,13 +14,8 @@ from sqlalchemy.exc import IntegrityError
 from creativeflow.adapters.tracking.database import DatabaseConfig, TrackingDatabase
 from creativeflow.adapters.tracking.migrate import downgrade, upgrade
 from creativeflow.adapters.tracking.repository import TrackingRepository
-from creativeflow.domain.model import (
-    CreditOperation,
-    CreditOperationKind,
-    CreditOperationStatus,
-    GenerationRequest,
-)
-from creativeflow.domain.states import Status
+from creativeflow.domain.model import CreditOperation, GenerationRequest
+from creativeflow.domain.states import CreditOperationKind, CreditOperationStatus, Status
 from tests.conftest import create_database, drop_database
 
 NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
@@ -202,7 +197,8 @@ def test_the_metrics_see_how_long_the_oldest_dispatched_job_has_waited_for_its_c
     db: TrackingDatabase,
 ) -> None:
     from creativeflow.domain.jobs import Stage
-    from creativeflow.domain.model import Job, JobStatus
+    from creativeflow.domain.model import Job
+    from creativeflow.domain.states import JobStatus
     from creativeflow.observability.sources import tracking_snapshot
 
     request = a_request()

@@ -21,15 +21,8 @@ from typing import Any, TypeVar
 
 from creativeflow.adapters.rabbitmq.errors import BrokerUnreachable, PublishFailed
 from creativeflow.domain.jobs import JobMessage
-from creativeflow.domain.model import (
-    CreditOperation,
-    CreditOperationKind,
-    CreditOperationStatus,
-    GenerationRequest,
-    Job,
-    JobStatus,
-)
-from creativeflow.domain.states import Status
+from creativeflow.domain.model import CreditOperation, GenerationRequest, Job
+from creativeflow.domain.states import CreditOperationKind, CreditOperationStatus, JobStatus, Status
 from creativeflow.services.ports import EarlierClaim, Tracking
 
 T = TypeVar("T")
@@ -60,7 +53,7 @@ class DuplicateRow(Exception):
     """What the database's unique constraints would refuse."""
 
 
-class _Transaction:
+class _Transaction(Tracking):
     """The ``Tracking`` port over the tables, inside one ``run``."""
 
     def __init__(self, tables: _Tables, ids: itertools.count[int]) -> None:

@@ -22,16 +22,9 @@ from creativeflow.domain.errors import (
     DispatchUnavailable,
 )
 from creativeflow.domain.jobs import CallbackEvent, FailureCategory
-from creativeflow.domain.model import (
-    CreditOperationKind,
-    CreditOperationStatus,
-    Failure,
-    GenerationRequest,
-    JobStatus,
-    Sample,
-)
+from creativeflow.domain.model import Failure, GenerationRequest, Sample
 from creativeflow.domain.notifications import Notification
-from creativeflow.domain.states import Status
+from creativeflow.domain.states import CreditOperationKind, CreditOperationStatus, JobStatus, Status
 from creativeflow.services.callbacks import CallbackOutcome, CallbackReport, CallbackService
 from creativeflow.services.flow import FlowConfig
 from creativeflow.services.generations import GenerationService, SubmitGeneration

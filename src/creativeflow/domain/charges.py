@@ -11,7 +11,8 @@ import enum
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from .model import CreditOperation, CreditOperationKind, CreditOperationStatus
+from .model import CreditOperation
+from .states import CreditOperationKind, CreditOperationStatus
 
 
 class ChargeState(enum.StrEnum):

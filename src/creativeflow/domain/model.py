@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import enum
+import copy
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -11,25 +11,19 @@ from typing import TYPE_CHECKING, Any
 from .credits import GenerationSpec
 from .errors import Conflict, InvalidTransition
 from .jobs import FailureCategory, Stage
-from .states import Status, can_transition
+from .states import (
+    JOB_TRANSITIONS,
+    OPEN_JOBS,
+    OPERATION_TRANSITIONS,
+    CreditOperationKind,
+    CreditOperationStatus,
+    JobStatus,
+    Status,
+    can_transition,
+)
 
 if TYPE_CHECKING:
     from .charges import StageCharge
-
-
-class CreditOperationStatus(enum.StrEnum):
-    """The journal's view of one debit or refund the service attempted."""
-
-    PENDING = "pending"  # written before the Odoo call
-    APPLIED = "applied"  # Odoo confirmed it
-    REFUSED = "refused"  # Odoo refused it (a business code); nothing moved
-    UNKNOWN = "unknown"  # the reply was lost: only Odoo's ledger can tell
-    REFUNDED = "refunded"  # a debit whose refund Odoo applied
-
-
-class CreditOperationKind(enum.StrEnum):
-    DEBIT = "debit"
-    REFUND = "refund"
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,6 +181,9 @@ _END_OF = {
 
 @dataclass(slots=True)
 class CreditOperation:
+    """One debit or refund in the journal. Its status moves only along
+    ``states.OPERATION_TRANSITIONS`` of its kind, through the methods below."""
+
     request_id: str
     user_id: str
     action: str
@@ -199,17 +196,91 @@ class CreditOperation:
     attempts: int = 0
     id: int | None = None
 
+    @classmethod
+    def pending_debit(cls, request_id: str, user_id: str, action: str) -> CreditOperation:
+        """Journalled before the Odoo call: its first attempt."""
+        return cls(
+            request_id,
+            user_id,
+            action,
+            CreditOperationKind.DEBIT,
+            CreditOperationStatus.PENDING,
+            attempts=1,
+        )
 
-class JobStatus(enum.StrEnum):
-    PREPARED = "prepared"  # built and stored, publish not confirmed yet
-    PUBLISHED = "published"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-    SUPERSEDED = "superseded"  # cancelled, timed out, or replaced before its callback came
+    def pending_refund(self) -> CreditOperation:
+        """The refund of this (applied) debit, journalled before the Odoo call."""
+        if self.kind is not CreditOperationKind.DEBIT or self.status not in (
+            CreditOperationStatus.APPLIED,
+            CreditOperationStatus.REFUNDED,
+        ):
+            raise InvalidTransition(f"a {self.status} {self.kind} of {self.action} has no refund")
+        return CreditOperation(
+            self.request_id,
+            self.user_id,
+            self.action,
+            CreditOperationKind.REFUND,
+            CreditOperationStatus.PENDING,
+            amount=self.amount,
+        )
+
+    @property
+    def settled(self) -> bool:
+        """Odoo's answer is known: nothing is left to ask it."""
+        return self.status not in (CreditOperationStatus.PENDING, CreditOperationStatus.UNKNOWN)
+
+    def apply(self, amount: int, ledger_entry_id: int) -> None:
+        """Odoo applied it (its receipt, or its ledger's entry)."""
+        self._move(CreditOperationStatus.APPLIED)
+        self.amount = amount
+        self.ledger_entry_id = ledger_entry_id
+        self.last_error = None
+
+    def refuse(self, code: str) -> None:
+        """Odoo refused it, or its ledger shows it was never applied: nothing moved."""
+        self._move(CreditOperationStatus.REFUSED)
+        self.refusal_code = code
+
+    def lose_reply(self, error: str) -> None:
+        """Odoo may have applied it, but its answer was lost."""
+        self._move(CreditOperationStatus.UNKNOWN)
+        self.last_error = error
+
+    def retry_later(self, error: str) -> None:
+        """A refund attempt that surely applied nothing: recovery tries it again."""
+        self._move(CreditOperationStatus.PENDING)
+        self.last_error = error
+
+    def reopen(self) -> None:
+        """A refused debit moved no credits: its action is paid again, as a new attempt."""
+        if self.status is not CreditOperationStatus.REFUSED:
+            raise InvalidTransition(f"a {self.status} debit of {self.action} cannot be paid again")
+        self._move(CreditOperationStatus.PENDING)
+        self.refusal_code = None
+        self.attempts += 1
+
+    def count_attempt(self) -> None:
+        self.attempts += 1
+
+    def mark_refunded(self) -> None:
+        """Its refund was applied: the debit is given back."""
+        self._move(CreditOperationStatus.REFUNDED)
+
+    def _move(self, target: CreditOperationStatus) -> None:
+        if target not in OPERATION_TRANSITIONS[self.kind][self.status]:
+            raise InvalidTransition(
+                f"a {self.status} {self.kind} of {self.action} cannot become {target}",
+                current_status=self.status.value,
+                target_status=target.value,
+            )
+        self.status = target
 
 
 @dataclass(slots=True)
 class Job:
+    """One dispatch of a paid step to n8n. Its status moves only along
+    ``states.JOB_TRANSITIONS``."""
+
     id: str
     request_id: str
     stage: Stage
@@ -219,3 +290,138 @@ class Job:
     deadline_at: datetime
     payload: dict[str, Any]
     created_at: datetime
+
+    @property
+    def is_open(self) -> bool:
+        """Still waiting to be published or for n8n's answer."""
+        return self.status in OPEN_JOBS
+
+    def published(self) -> None:
+        self._move(JobStatus.PUBLISHED)
+
+    def succeeded(self) -> None:
+        self._move(JobStatus.SUCCEEDED)
+
+    def failed(self) -> None:
+        self._move(JobStatus.FAILED)
+
+    def superseded(self) -> None:
+        self._move(JobStatus.SUPERSEDED)
+
+    def _move(self, target: JobStatus) -> None:
+        if target not in JOB_TRANSITIONS[self.status]:
+            raise InvalidTransition(
+                f"a {self.status} job cannot become {target}",
+                current_status=self.status.value,
+                target_status=target.value,
+            )
+        self.status = target
+
+
+@dataclass(frozen=True, slots=True)
+class RecordChanges:
+    """What changed in a :class:`RequestRecord` since it was loaded (or last saved)."""
+
+    request: bool
+    new_operations: tuple[CreditOperation, ...]
+    changed_operations: tuple[CreditOperation, ...]
+    new_jobs: tuple[Job, ...]
+    changed_jobs: tuple[Job, ...]
+
+
+@dataclass(slots=True)
+class RequestRecord:
+    """A request with its journal of credit operations and its jobs: the aggregate the
+    repository loads and saves together, under the request's row lock, so that no paid step
+    changes one of them without the others in view."""
+
+    request: GenerationRequest
+    operations: list[CreditOperation]
+    jobs: list[Job]
+    _loaded: tuple[GenerationRequest, dict[int, CreditOperation], dict[str, Job]] = field(
+        init=False, repr=False, compare=False
+    )
+
+    def __post_init__(self) -> None:
+        self.mark_saved()
+
+    # --- reading ------------------------------------------------------------------------------
+
+    def debit(self, action: str) -> CreditOperation | None:
+        return self._operation(action, CreditOperationKind.DEBIT)
+
+    def refund(self, action: str) -> CreditOperation | None:
+        return self._operation(action, CreditOperationKind.REFUND)
+
+    def job(self, job_id: str) -> Job | None:
+        return next((job for job in self.jobs if job.id == job_id), None)
+
+    def open_job(self) -> Job | None:
+        """The newest job still waiting to be published or for its callback."""
+        open_jobs = [job for job in self.jobs if job.is_open]
+        return max(open_jobs, key=lambda job: job.created_at) if open_jobs else None
+
+    def debit_being_paid(self) -> CreditOperation | None:
+        """A debit whose Odoo answer is not known yet: another paid step is under way."""
+        return next(
+            (
+                op
+                for op in self.operations
+                if op.kind is CreditOperationKind.DEBIT and not op.settled
+            ),
+            None,
+        )
+
+    def debits_taken(self) -> dict[str, CreditOperationStatus]:
+        return {
+            op.action: op.status for op in self.operations if op.kind is CreditOperationKind.DEBIT
+        }
+
+    # --- changing -----------------------------------------------------------------------------
+
+    def journal_debit(self, action: str) -> CreditOperation:
+        """The pending debit of ``action``: a new one, or a refused one paid again."""
+        existing = self.debit(action)
+        if existing is not None:
+            existing.reopen()
+            return existing
+        debit = CreditOperation.pending_debit(self.request.id, self.request.user_id, action)
+        self.operations.append(debit)
+        return debit
+
+    def journal_refund(self, debit: CreditOperation) -> CreditOperation:
+        """The refund of an applied debit, journalled once before Odoo is asked."""
+        existing = self.refund(debit.action)
+        if existing is not None:
+            return existing
+        refund = debit.pending_refund()
+        self.operations.append(refund)
+        return refund
+
+    def add_job(self, job: Job) -> None:
+        self.jobs.append(job)
+
+    # --- saving -------------------------------------------------------------------------------
+
+    def changes(self) -> RecordChanges:
+        request, operations, jobs = self._loaded
+        return RecordChanges(
+            request=self.request != request,
+            new_operations=tuple(op for op in self.operations if op.id is None),
+            changed_operations=tuple(
+                op for op in self.operations if op.id is not None and op != operations.get(op.id)
+            ),
+            new_jobs=tuple(job for job in self.jobs if job.id not in jobs),
+            changed_jobs=tuple(job for job in self.jobs if job.id in jobs and job != jobs[job.id]),
+        )
+
+    def mark_saved(self) -> None:
+        """What is now stored: the base :meth:`changes` compares with."""
+        self._loaded = (
+            copy.deepcopy(self.request),
+            {op.id: copy.deepcopy(op) for op in self.operations if op.id is not None},
+            {job.id: copy.deepcopy(job) for job in self.jobs},
+        )
+
+    def _operation(self, action: str, kind: CreditOperationKind) -> CreditOperation | None:
+        return next((op for op in self.operations if op.action == action and op.kind is kind), None)

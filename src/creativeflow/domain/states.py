@@ -1,4 +1,5 @@
-"""The generation request's states and the one table of transitions allowed between them."""
+"""The states of a generation request, of a credit operation in the journal and of a job, each
+with the one table of the transitions allowed between them."""
 
 from __future__ import annotations
 
@@ -66,3 +67,62 @@ TRANSITIONS: dict[Status, frozenset[Status]] = {
 
 def can_transition(current: Status, target: Status) -> bool:
     return target in TRANSITIONS[current]
+
+
+class CreditOperationStatus(enum.StrEnum):
+    """The journal's view of one debit or refund the service attempted."""
+
+    PENDING = "pending"  # written before the Odoo call (or a refund to try again)
+    APPLIED = "applied"  # Odoo confirmed it
+    REFUSED = "refused"  # Odoo refused it (a business code); nothing moved
+    UNKNOWN = "unknown"  # the reply was lost: only Odoo's ledger can tell
+    REFUNDED = "refunded"  # a debit whose refund Odoo applied
+
+
+class CreditOperationKind(enum.StrEnum):
+    DEBIT = "debit"
+    REFUND = "refund"
+
+
+_OP = CreditOperationStatus
+# Odoo's receipt is the truth whenever it arrives: a debit journalled refused (recovery found no
+# entry yet) or applied already (the live flow and recovery both settled it) takes it again.
+DEBIT_TRANSITIONS: dict[CreditOperationStatus, frozenset[CreditOperationStatus]] = {
+    _OP.PENDING: frozenset({_OP.APPLIED, _OP.REFUSED, _OP.UNKNOWN}),
+    _OP.UNKNOWN: frozenset({_OP.APPLIED, _OP.REFUSED}),
+    _OP.REFUSED: frozenset({_OP.PENDING, _OP.APPLIED}),  # nothing moved: it may be paid again
+    _OP.APPLIED: frozenset({_OP.APPLIED, _OP.REFUNDED}),
+    _OP.REFUNDED: frozenset(),
+}
+# A refund is tried until Odoo answers; an answer (applied, or nothing to refund) ends it.
+REFUND_TRANSITIONS: dict[CreditOperationStatus, frozenset[CreditOperationStatus]] = {
+    _OP.PENDING: frozenset({_OP.APPLIED, _OP.REFUSED, _OP.UNKNOWN, _OP.PENDING}),
+    _OP.UNKNOWN: frozenset({_OP.APPLIED, _OP.REFUSED, _OP.UNKNOWN, _OP.PENDING}),
+    _OP.APPLIED: frozenset({_OP.APPLIED}),
+    _OP.REFUSED: frozenset(),
+    _OP.REFUNDED: frozenset(),
+}
+OPERATION_TRANSITIONS = {
+    CreditOperationKind.DEBIT: DEBIT_TRANSITIONS,
+    CreditOperationKind.REFUND: REFUND_TRANSITIONS,
+}
+
+
+class JobStatus(enum.StrEnum):
+    PREPARED = "prepared"  # built and stored, publish not confirmed yet
+    PUBLISHED = "published"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    SUPERSEDED = "superseded"  # cancelled, timed out, or replaced before its callback came
+
+
+JOB_TRANSITIONS: dict[JobStatus, frozenset[JobStatus]] = {
+    # unpaid, compensated, or its debit's outcome settled by recovery: it never leaves
+    JobStatus.PREPARED: frozenset({JobStatus.PUBLISHED, JobStatus.SUPERSEDED}),
+    # n8n's answer, or a timeout (superseded when refunded, failed when the debit stands)
+    JobStatus.PUBLISHED: frozenset({JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.SUPERSEDED}),
+    JobStatus.SUCCEEDED: frozenset(),
+    JobStatus.FAILED: frozenset(),
+    JobStatus.SUPERSEDED: frozenset(),
+}
+OPEN_JOBS = frozenset({JobStatus.PREPARED, JobStatus.PUBLISHED})

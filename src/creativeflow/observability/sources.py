@@ -16,8 +16,7 @@ from creativeflow.adapters.rabbitmq.config import RabbitConfig, connection_param
 from creativeflow.adapters.tracking.database import TrackingDatabase
 from creativeflow.adapters.tracking.repository import TrackingRepository
 from creativeflow.adapters.tracking.tables import CreditOperationRow, GenerationRequestRow, JobRow
-from creativeflow.domain.model import JobStatus
-from creativeflow.domain.states import TERMINAL, TRANSIENT, Status
+from creativeflow.domain.states import TERMINAL, TRANSIENT, JobStatus, Status
 from creativeflow.observability.metrics import (
     PoolUsage,
     PoolUsageSource,

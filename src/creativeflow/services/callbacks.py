@@ -15,17 +15,9 @@ from dataclasses import dataclass, field
 from creativeflow import correlation
 from creativeflow.domain.errors import Conflict, DomainError, NotFound
 from creativeflow.domain.jobs import CallbackEvent, FailureCategory, Stage
-from creativeflow.domain.model import (
-    CreditOperationKind,
-    CreditOperationStatus,
-    Failure,
-    GenerationRequest,
-    Job,
-    JobStatus,
-    Sample,
-)
+from creativeflow.domain.model import Failure, GenerationRequest, Job, Sample
 from creativeflow.domain.notifications import Notification, NotificationType
-from creativeflow.domain.states import Status
+from creativeflow.domain.states import CreditOperationKind, CreditOperationStatus, JobStatus, Status
 
 from .ports import Clock, Notifier, Tracking, TrackingStore
 from .refunds import Refunder, journal_refund

@@ -21,14 +21,8 @@ from creativeflow.domain.errors import (
     DispatchUnavailable,
 )
 from creativeflow.domain.jobs import CallbackUrls, JobMessage, Stage
-from creativeflow.domain.model import (
-    CreditOperation,
-    CreditOperationKind,
-    CreditOperationStatus,
-    GenerationRequest,
-    Job,
-    JobStatus,
-)
+from creativeflow.domain.model import CreditOperation, GenerationRequest, Job
+from creativeflow.domain.states import CreditOperationKind, CreditOperationStatus, JobStatus
 
 from .ports import CreditLedger, JobPublisher
 

@@ -23,15 +23,8 @@ from creativeflow.domain.errors import (
     NotFound,
 )
 from creativeflow.domain.jobs import FailureCategory, Stage
-from creativeflow.domain.model import (
-    CreditOperationKind,
-    CreditOperationStatus,
-    Failure,
-    GenerationRequest,
-    Job,
-    JobStatus,
-)
-from creativeflow.domain.states import Status
+from creativeflow.domain.model import Failure, GenerationRequest, Job
+from creativeflow.domain.states import CreditOperationKind, CreditOperationStatus, JobStatus, Status
 
 from .flow import (
     DebitOutcome,

@@ -19,16 +19,9 @@ from creativeflow.domain.credits import (
     LedgerPage,
 )
 from creativeflow.domain.jobs import JobMessage
-from creativeflow.domain.model import (
-    CreditOperation,
-    CreditOperationKind,
-    CreditOperationStatus,
-    GenerationRequest,
-    Job,
-    JobStatus,
-)
+from creativeflow.domain.model import CreditOperation, GenerationRequest, Job, RequestRecord
 from creativeflow.domain.notifications import Notification
-from creativeflow.domain.states import Status
+from creativeflow.domain.states import CreditOperationKind, CreditOperationStatus, JobStatus, Status
 
 T = TypeVar("T")
 
@@ -77,6 +70,35 @@ class Tracking(Protocol):
     ) -> list[GenerationRequest]: ...
 
     def requests_created_between(self, since: datetime, until: datetime) -> list[str]: ...
+
+    # the request with its journal and jobs, as one aggregate (implemented once, here, on the
+    # methods below; adapters inherit it by subclassing this protocol)
+    def load_record(self, request_id: str) -> RequestRecord | None:
+        """The request, locked until the transaction ends, with its journal and its jobs.
+        Every writer of a request's operations or jobs locks the request first, so these
+        need no lock of their own."""
+        request = self.get_request(request_id, for_update=True)
+        if request is None:
+            return None
+        return RequestRecord(
+            request, self.operations_for_request(request_id), self.jobs_for_request(request_id)
+        )
+
+    def save_record(self, record: RequestRecord, now: datetime) -> None:
+        """Write what changed since the record was loaded: the request, new and changed
+        operations, new jobs and the status of changed ones."""
+        changes = record.changes()
+        if changes.request:
+            self.save_request(record.request)
+        for operation in changes.new_operations:
+            self.add_operation(operation, now)
+        for operation in changes.changed_operations:
+            self.save_operation(operation, now)
+        for job in changes.new_jobs:
+            self.add_job(job)
+        for job in changes.changed_jobs:
+            self.set_job_status(job.id, job.status, now)
+        record.mark_saved()
 
     # the journal of credit operations
     def add_operation(self, operation: CreditOperation, now: datetime) -> None: ...

@@ -16,13 +16,8 @@ from datetime import datetime
 
 from creativeflow.domain.actions import Action, ActionKind
 from creativeflow.domain.credits import LedgerEntry
-from creativeflow.domain.model import (
-    CreditOperation,
-    CreditOperationKind,
-    CreditOperationStatus,
-    Job,
-    JobStatus,
-)
+from creativeflow.domain.model import CreditOperation, Job
+from creativeflow.domain.states import CreditOperationKind, CreditOperationStatus, JobStatus
 
 from .ports import CreditLedger, TrackingStore
 

@@ -25,16 +25,9 @@ from datetime import timedelta
 from creativeflow.domain.credits import LedgerEntry
 from creativeflow.domain.errors import CreditServiceUnavailable
 from creativeflow.domain.jobs import FailureCategory
-from creativeflow.domain.model import (
-    CreditOperation,
-    CreditOperationKind,
-    CreditOperationStatus,
-    Failure,
-    GenerationRequest,
-    JobStatus,
-)
+from creativeflow.domain.model import CreditOperation, Failure, GenerationRequest
 from creativeflow.domain.notifications import Notification, NotificationType
-from creativeflow.domain.states import Status
+from creativeflow.domain.states import CreditOperationKind, CreditOperationStatus, JobStatus, Status
 
 from .ports import Clock, CreditLedger, Notifier, Tracking, TrackingStore
 from .refunds import Refunder, journal_refund

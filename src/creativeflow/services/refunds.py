@@ -15,7 +15,8 @@ from creativeflow.domain.errors import (
     CreditServiceUnavailable,
     CreditsRefused,
 )
-from creativeflow.domain.model import CreditOperation, CreditOperationKind, CreditOperationStatus
+from creativeflow.domain.model import CreditOperation
+from creativeflow.domain.states import CreditOperationKind, CreditOperationStatus
 
 from .ports import Clock, CreditLedger, Tracking, TrackingStore
 

@@ -32,18 +32,9 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from creativeflow.domain.jobs import FailureCategory, Stage
-from creativeflow.domain.model import (
-    CreditOperation,
-    CreditOperationKind,
-    CreditOperationStatus,
-    Failure,
-    GenerationRequest,
-    Job,
-    JobStatus,
-    Sample,
-)
-from creativeflow.domain.states import Status
-from creativeflow.services.ports import EarlierClaim
+from creativeflow.domain.model import CreditOperation, Failure, GenerationRequest, Job, Sample
+from creativeflow.domain.states import CreditOperationKind, CreditOperationStatus, JobStatus, Status
+from creativeflow.services.ports import EarlierClaim, Tracking
 
 from .tables import (
     CreditOperationRow,
@@ -211,7 +202,7 @@ def _job_from_row(row: JobRow) -> Job:
     )
 
 
-class TrackingRepository:
+class TrackingRepository(Tracking):
     """Everything the use cases read and write in one transaction."""
 
     def __init__(self, session: Session) -> None:
