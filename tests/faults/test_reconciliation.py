@@ -60,9 +60,9 @@ async def test_a_journal_that_disagrees_with_odoo_is_reported(rig: Rig) -> None:
     request = await rig.container.generations.submit(user, A_SUBMIT, "c")
 
     def tamper(repo) -> None:  # type: ignore[no-untyped-def]
-        debit = repo.get_operation(request.id, "samples", CreditOperationKind.DEBIT)
-        debit.amount = 999
-        repo.save_operation(debit, datetime.now(UTC))
+        record = repo.load_record(request.id)
+        record.debit("samples").amount = 999
+        repo.save_record(record, datetime.now(UTC))
 
     await rig.container.db.run(tamper)
     report = await rig.container.reconciler.reconcile(*window(rig))

@@ -131,12 +131,6 @@ class _Transaction(Tracking):
         operation.id = next(self._ids)
         self._t.operations[key] = (copy.deepcopy(operation), now)
 
-    def get_operation(
-        self, request_id: str, action: str, kind: CreditOperationKind, *, for_update: bool = False
-    ) -> CreditOperation | None:
-        found = self._t.operations.get((request_id, action, kind))
-        return copy.deepcopy(found[0]) if found else None
-
     def save_operation(self, operation: CreditOperation, now: datetime) -> None:
         key = (operation.request_id, operation.action, operation.kind)
         if key not in self._t.operations:
@@ -173,7 +167,7 @@ class _Transaction(Tracking):
             raise DuplicateRow(job.id)
         self._t.jobs[job.id] = (copy.deepcopy(job), job.created_at)
 
-    def get_job(self, job_id: str, *, for_update: bool = False) -> Job | None:
+    def get_job(self, job_id: str) -> Job | None:
         found = self._t.jobs.get(job_id)
         return copy.deepcopy(found[0]) if found else None
 
@@ -186,14 +180,6 @@ class _Transaction(Tracking):
     def jobs_for_request(self, request_id: str) -> list[Job]:
         found = [job for job, _ in self._t.jobs.values() if job.request_id == request_id]
         return [copy.deepcopy(j) for j in sorted(found, key=lambda j: j.created_at)]
-
-    def current_job(self, request_id: str) -> Job | None:
-        waiting = [
-            j
-            for j in self.jobs_for_request(request_id)
-            if j.status in (JobStatus.PREPARED, JobStatus.PUBLISHED)
-        ]
-        return waiting[-1] if waiting else None
 
     # --- received callbacks --------------------------------------------------------------
 

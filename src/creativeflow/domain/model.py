@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from .actions import ActionKind
 from .credits import GenerationSpec
 from .errors import Conflict, InvalidTransition
 from .jobs import FailureCategory, Stage
@@ -165,6 +166,21 @@ class GenerationRequest:
             if sample.id == sample_id:
                 return sample
         raise Conflict(f"no sample {sample_id!r} in this request", sample_id=sample_id)
+
+    def step_dispatched(self, kind: ActionKind, job: Job, at: datetime) -> None:
+        """A paid step's job is on its way to n8n: the request waits for its answer, until the
+        job's deadline. A regeneration drops the samples it replaces; the final asset records
+        the sample it starts from."""
+        if self.status is Status.VALIDATING_CREDITS:
+            self.transition(Status.PUBLISHING_TO_QUEUE, at)
+        if kind is ActionKind.REGENERATION:
+            self.regeneration_count += 1
+            self.samples = []
+        if kind is ActionKind.FINAL:
+            self.selected_sample_id = job.payload["parameters"]["selected_sample"]["id"]
+        target = Status.PROCESSING_FINAL if kind is ActionKind.FINAL else Status.PROCESSING_SAMPLES
+        self.transition(target, at)
+        self.deadline_at = job.deadline_at
 
     def fail(self, failure: Failure, at: datetime) -> None:
         target = _END_OF.get(failure.category, Status.FAILED)

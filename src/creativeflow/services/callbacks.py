@@ -15,12 +15,12 @@ from dataclasses import dataclass, field
 from creativeflow import correlation
 from creativeflow.domain.errors import Conflict, DomainError, NotFound
 from creativeflow.domain.jobs import CallbackEvent, FailureCategory, Stage
-from creativeflow.domain.model import Failure, GenerationRequest, Job, Sample
+from creativeflow.domain.model import Failure, GenerationRequest, Job, RequestRecord, Sample
 from creativeflow.domain.notifications import Notification, NotificationType
-from creativeflow.domain.states import CreditOperationKind, CreditOperationStatus, JobStatus, Status
+from creativeflow.domain.states import CreditOperationStatus, JobStatus, Status
 
 from .ports import Clock, Notifier, Tracking, TrackingStore
-from .refunds import Refunder, journal_refund
+from .refunds import Refunder
 
 log = logging.getLogger(__name__)
 
@@ -117,13 +117,16 @@ class CallbackService:
         )
         if not first_time:
             return _Applied(CallbackOutcome.REPLAYED)
-        job = repo.get_job(report.job_id, for_update=True)
-        if job is None or job.request_id != report.request_id:
+        found = repo.get_job(report.job_id)
+        if found is None or found.request_id != report.request_id:
             raise NotFound("no such job for this request", job_id=report.job_id)
-        _check_event_fits_stage(report.event, job)
-        request = repo.get_request(job.request_id, for_update=True)
-        assert request is not None
-        applied = self._apply_to(repo, report, job, request)
+        _check_event_fits_stage(report.event, found)
+        # the request's lock guards its jobs and journal: the job is read again under it
+        record = repo.load_record(found.request_id)
+        assert record is not None
+        job = record.job(found.id)
+        assert job is not None
+        applied = self._apply_to(repo, report, record, job)
         repo.set_callback_outcome(report.webhook_id, applied.outcome.value)
         return applied
 
@@ -131,9 +134,10 @@ class CallbackService:
         self,
         repo: Tracking,
         report: CallbackReport,
+        record: RequestRecord,
         job: Job,
-        request: GenerationRequest,
     ) -> _Applied:
+        request = record.request
         if job.status is JobStatus.PREPARED:
             raise JobNotDispatchedYet(
                 "the job's dispatch is still being recorded; retry shortly", job_id=job.id
@@ -154,7 +158,7 @@ class CallbackService:
             return _Applied(outcome, request)
         now = self._clock.now()
         if report.event is CallbackEvent.FAILED:
-            return self._apply_failure(repo, report, job, request)
+            return self._apply_failure(repo, report, record, job)
         if report.event is CallbackEvent.SAMPLES_READY:
             request.samples = list(report.samples)
             request.transition(Status.AWAITING_SELECTION, now)
@@ -165,30 +169,29 @@ class CallbackService:
             request.transition(Status.COMPLETED, now)
             notification = _completed(request)
         request.deadline_at = None
-        repo.save_request(request)
-        repo.set_job_status(job.id, JobStatus.SUCCEEDED, now)
+        job.succeeded()
+        repo.save_record(record, now)
         return _Applied(CallbackOutcome.APPLIED, request, notifications=[notification])
 
     def _apply_failure(
         self,
         repo: Tracking,
         report: CallbackReport,
+        record: RequestRecord,
         job: Job,
-        request: GenerationRequest,
     ) -> _Applied:
         now = self._clock.now()
+        request = record.request
         assert report.failure is not None
         request.fail(report.failure, now)
-        repo.save_request(request)
-        repo.set_job_status(job.id, JobStatus.FAILED, now)
+        job.failed()
         refund_action = None
         if report.failure.category is FailureCategory.PLATFORM and self._refund_on_system_failure:
-            debit = repo.get_operation(
-                request.id, job.action, CreditOperationKind.DEBIT, for_update=True
-            )
+            debit = record.debit(job.action)
             if debit is not None and debit.status is CreditOperationStatus.APPLIED:
-                journal_refund(repo, debit, self._clock)
+                record.journal_refund(debit)
                 refund_action = job.action
+        repo.save_record(record, now)
         return _Applied(
             CallbackOutcome.APPLIED,
             request,

@@ -21,8 +21,8 @@ from creativeflow.domain.errors import (
     DispatchUnavailable,
 )
 from creativeflow.domain.jobs import CallbackUrls, JobMessage, Stage
-from creativeflow.domain.model import CreditOperation, GenerationRequest, Job
-from creativeflow.domain.states import CreditOperationKind, CreditOperationStatus, JobStatus
+from creativeflow.domain.model import GenerationRequest, Job
+from creativeflow.domain.states import CreditOperationStatus, JobStatus
 
 from .ports import CreditLedger, JobPublisher
 
@@ -138,17 +138,6 @@ def job_message(job: Job) -> JobMessage:
     )
 
 
-def pending_debit(request: GenerationRequest, action: str) -> CreditOperation:
-    return CreditOperation(
-        request_id=request.id,
-        user_id=request.user_id,
-        action=action,
-        kind=CreditOperationKind.DEBIT,
-        status=CreditOperationStatus.PENDING,
-        attempts=1,
-    )
-
-
 def next_action(first: Action, taken: dict[str, CreditOperationStatus]) -> str:
     """The first action of a stage, from ``first`` on, that no applied or refunded debit holds.
 
@@ -214,10 +203,3 @@ async def publish_once(publisher: JobPublisher, job: Job) -> DispatchUnavailable
         )
         return failure
     return None
-
-
-def settle_debit(operation: CreditOperation, receipt: CreditReceipt) -> None:
-    operation.status = CreditOperationStatus.APPLIED
-    operation.amount = receipt.amount
-    operation.ledger_entry_id = receipt.entry_id
-    operation.last_error = None

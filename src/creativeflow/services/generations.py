@@ -13,7 +13,13 @@ from datetime import datetime
 from typing import Any
 
 from creativeflow import correlation
-from creativeflow.domain.actions import FIRST_FINAL, FIRST_REGENERATION, Action
+from creativeflow.domain.actions import (
+    FIRST_FINAL,
+    FIRST_REGENERATION,
+    SAMPLES,
+    Action,
+    ActionKind,
+)
 from creativeflow.domain.charges import stage_charges
 from creativeflow.domain.credits import CreditReceipt, GenerationSpec
 from creativeflow.domain.errors import (
@@ -23,8 +29,8 @@ from creativeflow.domain.errors import (
     NotFound,
 )
 from creativeflow.domain.jobs import FailureCategory, Stage
-from creativeflow.domain.model import Failure, GenerationRequest, Job
-from creativeflow.domain.states import CreditOperationKind, CreditOperationStatus, JobStatus, Status
+from creativeflow.domain.model import Failure, GenerationRequest, Job, RequestRecord
+from creativeflow.domain.states import Status
 
 from .flow import (
     DebitOutcome,
@@ -33,13 +39,11 @@ from .flow import (
     debit_once,
     new_id,
     next_action,
-    pending_debit,
     publish_once,
-    settle_debit,
 )
 from .idempotency import IdempotencyKey, StoredAnswer
 from .ports import Clock, CreditLedger, JobPublisher, Tracking, TrackingStore
-from .refunds import Refunder, journal_refund
+from .refunds import Refunder
 
 log = logging.getLogger(__name__)
 
@@ -69,14 +73,14 @@ class RequestFilter:
 
 @dataclass(frozen=True, slots=True)
 class PaidStep:
-    """One paid stage of a request: the action it is paid under and the job it dispatches."""
+    """One paid stage of a request: what kind of step it is (the first samples, a regeneration,
+    the final asset), the action it is paid under and the job it dispatches."""
 
     request: GenerationRequest
     job: Job
     action: str
+    kind: ActionKind
     spec: GenerationSpec
-    expected: Status  # the state the request waits in while the step is paid for
-    target: Status  # the state it moves to once the job is dispatched
     idempotency: IdempotencyKey | None = None
 
 
@@ -104,7 +108,8 @@ class GenerationService:
             request = repo.get_request(request_id)
             if request is None or request.user_id != user_id:
                 return None
-            return _with_charges(repo, request)
+            request.charges = stage_charges(repo.operations_for_request(request.id))
+            return request
 
         request = await self._db.run(_get)
         if request is None:
@@ -233,56 +238,42 @@ class GenerationService:
         repo.add_request(request)
         return self._journal_step(
             repo,
-            request,
-            "samples",
-            Stage.SAMPLES,
+            RequestRecord(request, [], []),
+            str(SAMPLES),
             attempt=1,
             idempotency=idempotency,
             requests_in_flight=in_flight,
-            brand_new=True,
         )
 
     def _open_pending(self, repo: Tracking, request_id: str) -> PaidStep | None:
-        request = repo.get_request(request_id, for_update=True)
-        if request is None or request.status is not Status.PENDING:
+        record = repo.load_record(request_id)
+        if record is None or record.request.status is not Status.PENDING:
             return None
+        request = record.request
         repo.lock_user(request.user_id)
         in_flight = repo.count_in_flight(request.user_id) - 1  # this one is PENDING already
         request.transition(Status.VALIDATING_CREDITS, self._clock.now())
-        repo.save_request(request)
         return self._journal_step(
-            repo, request, "samples", Stage.SAMPLES, attempt=1, requests_in_flight=in_flight
+            repo, record, str(SAMPLES), attempt=1, requests_in_flight=in_flight
         )
 
     def _journal_step(
         self,
         repo: Tracking,
-        request: GenerationRequest,
+        record: RequestRecord,
         action: str,
-        stage: Stage,
         *,
         attempt: int,
         selected_sample: dict[str, Any] | None = None,
-        expected: Status = Status.VALIDATING_CREDITS,
-        target: Status = Status.PROCESSING_SAMPLES,
         idempotency: IdempotencyKey | None = None,
         requests_in_flight: int | None = None,
-        brand_new: bool = False,
     ) -> PaidStep:
+        """Journal the step's debit and store its job, in the transaction that opens it."""
         now = self._clock.now()
-        # a request created in this transaction has no earlier debit to look for
-        existing = (
-            None
-            if brand_new
-            else repo.get_operation(request.id, action, CreditOperationKind.DEBIT, for_update=True)
-        )
-        if existing is None:
-            repo.add_operation(pending_debit(request, action), now)
-        else:  # a refused debit of this action moved nothing: it may be paid again
-            existing.status = CreditOperationStatus.PENDING
-            existing.refusal_code = None
-            existing.attempts += 1
-            repo.save_operation(existing, now)
+        request = record.request
+        kind = Action.parse(action).kind
+        stage = Stage.FINAL if kind is ActionKind.FINAL else Stage.SAMPLES
+        record.journal_debit(action)
         job = build_job(
             self._config,
             request,
@@ -292,7 +283,8 @@ class GenerationService:
             now=now,
             selected_sample=selected_sample,
         )
-        repo.add_job(job)
+        record.add_job(job)
+        repo.save_record(record, now)
         spec = replace(request.spec(), requests_in_flight=requests_in_flight)
         if stage is Stage.FINAL:
             spec = replace(spec, samples=1)
@@ -300,9 +292,8 @@ class GenerationService:
             request=request,
             job=job,
             action=action,
+            kind=kind,
             spec=spec,
-            expected=expected,
-            target=target,
             idempotency=idempotency,
         )
 
@@ -330,23 +321,20 @@ class GenerationService:
         sample_id: str,
         idempotency: IdempotencyKey | None,
     ) -> PaidStep | StoredAnswer:
-        request = self._owned_for_update(repo, user_id, request_id)
+        record = self._owned_record(repo, user_id, request_id)
+        request = record.request
         if idempotency is not None:
             earlier = idempotency.claim(repo, self._clock.now(), request.id)
             if earlier is not None:
                 return earlier
         request.require_status(Status.AWAITING_SELECTION, action="select a sample of")
         sample = request.sample(sample_id)
-        action = self._next_free_action(repo, request, FIRST_FINAL)
         return self._journal_step(
             repo,
-            request,
-            action,
-            Stage.FINAL,
+            record,
+            _next_free_action(record, FIRST_FINAL),
             attempt=1,
             selected_sample={"id": sample.id, "url": sample.url},
-            expected=Status.AWAITING_SELECTION,
-            target=Status.PROCESSING_FINAL,
             idempotency=idempotency,
         )
 
@@ -367,62 +355,37 @@ class GenerationService:
         request_id: str,
         idempotency: IdempotencyKey | None,
     ) -> PaidStep | StoredAnswer:
-        request = self._owned_for_update(repo, user_id, request_id)
+        record = self._owned_record(repo, user_id, request_id)
+        request = record.request
         if idempotency is not None:
             earlier = idempotency.claim(repo, self._clock.now(), request.id)
             if earlier is not None:
                 return earlier
         request.require_status(Status.AWAITING_SELECTION, action="regenerate samples of")
-        action = self._next_free_action(repo, request, FIRST_REGENERATION)
+        action = _next_free_action(record, FIRST_REGENERATION)
         round_number = Action.parse(action).attempt + 1
         return self._journal_step(
-            repo,
-            request,
-            action,
-            Stage.SAMPLES,
-            attempt=round_number,
-            expected=Status.AWAITING_SELECTION,
-            target=Status.PROCESSING_SAMPLES,
-            idempotency=idempotency,
+            repo, record, action, attempt=round_number, idempotency=idempotency
         )
 
     async def cancel(self, user_id: str, request_id: str) -> GenerationRequest:
         def _cancel(repo: Tracking) -> GenerationRequest:
-            request = self._owned_for_update(repo, user_id, request_id)
+            record = self._owned_record(repo, user_id, request_id)
+            request = record.request
             request.require_status(Status.PENDING, Status.AWAITING_SELECTION, action="cancel")
-            self._refuse_if_paying(repo, request)
+            _refuse_if_paying(record)
             request.transition(Status.CANCELLED, self._clock.now())
             request.deadline_at = None
-            repo.save_request(request)
-            return _with_charges(repo, request)
+            repo.save_record(record, self._clock.now())
+            return _with_charges(record)
 
         return await self._db.run(_cancel)
 
-    def _owned_for_update(self, repo: Tracking, user_id: str, request_id: str) -> GenerationRequest:
-        request = repo.get_request(request_id, for_update=True)
-        if request is None or request.user_id != user_id:
+    def _owned_record(self, repo: Tracking, user_id: str, request_id: str) -> RequestRecord:
+        record = repo.load_record(request_id)
+        if record is None or record.request.user_id != user_id:
             raise NotFound("generation request not found", request_id=request_id)
-        return request
-
-    def _refuse_if_paying(self, repo: Tracking, request: GenerationRequest) -> None:
-        for operation in repo.operations_for_request(request.id):
-            if operation.kind is CreditOperationKind.DEBIT and operation.status in (
-                CreditOperationStatus.PENDING,
-                CreditOperationStatus.UNKNOWN,
-            ):
-                raise Conflict(
-                    "another step of this request is being paid for; try again shortly",
-                    action=operation.action,
-                )
-
-    def _next_free_action(self, repo: Tracking, request: GenerationRequest, first: Action) -> str:
-        self._refuse_if_paying(repo, request)
-        taken = {
-            op.action: op.status
-            for op in repo.operations_for_request(request.id)
-            if op.kind is CreditOperationKind.DEBIT
-        }
-        return next_action(first, taken)
+        return record
 
     # --- the saga -----------------------------------------------------------------------------
 
@@ -488,62 +451,45 @@ class GenerationService:
         fail_request: bool,
     ) -> None:
         now = self._clock.now()
-        operation = repo.get_operation(
-            step.request.id, step.action, CreditOperationKind.DEBIT, for_update=True
-        )
-        assert operation is not None
+        record = _record_of(repo, step)
+        debit = record.debit(step.action)
+        assert debit is not None
         if outcome.outcome_unknown:
             # leave the request (and its idempotency key) where they are: recovery settles the
             # debit against Odoo's ledger, then releases the key
-            operation.status = CreditOperationStatus.UNKNOWN
-            operation.last_error = type(outcome.fault).__name__
-            repo.save_operation(operation, now)
+            debit.lose_reply(type(outcome.fault).__name__)
+            repo.save_record(record, now)
             return
         if step.idempotency is not None:
             error = outcome.refusal or outcome.fault
             assert error is not None
             step.idempotency.answer_error(repo, error)
-        operation.status = CreditOperationStatus.REFUSED
-        operation.refusal_code = (
-            outcome.refusal.code if outcome.refusal else "credit_service_unavailable"
-        )
-        repo.save_operation(operation, now)
-        repo.set_job_status(step.job.id, JobStatus.SUPERSEDED, now)
+        debit.refuse(outcome.refusal.code if outcome.refusal else "credit_service_unavailable")
+        _job_of(record, step).superseded()
         if fail_request:
-            request = repo.get_request(step.request.id, for_update=True)
-            assert request is not None
             # a refusal is the user's balance or plan speaking, not a failure of the platform
             category = (
                 FailureCategory.CREDITS_REFUSED if outcome.refusal else FailureCategory.PLATFORM
             )
-            request.fail(Failure(category, operation.refusal_code, _explain(outcome)), now)
-            repo.save_request(request)
+            assert debit.refusal_code is not None
+            record.request.fail(Failure(category, debit.refusal_code, _explain(outcome)), now)
+        repo.save_record(record, now)
 
     def _close_dispatched(
         self, repo: Tracking, step: PaidStep, outcome: DebitOutcome
     ) -> GenerationRequest:
         now = self._clock.now()
-        assert outcome.receipt is not None
-        operation = repo.get_operation(
-            step.request.id, step.action, CreditOperationKind.DEBIT, for_update=True
-        )
-        assert operation is not None
-        settle_debit(operation, outcome.receipt)
-        repo.save_operation(operation, now)
-        repo.set_job_status(step.job.id, JobStatus.PUBLISHED, now)
-        request = repo.get_request(step.request.id, for_update=True)
-        assert request is not None
-        if request.status is Status.VALIDATING_CREDITS:
-            request.transition(Status.PUBLISHING_TO_QUEUE, now)
-        if step.target is Status.PROCESSING_SAMPLES and step.expected is Status.AWAITING_SELECTION:
-            request.regeneration_count += 1
-            request.samples = []
-        if step.target is Status.PROCESSING_FINAL:
-            request.selected_sample_id = step.job.payload["parameters"]["selected_sample"]["id"]
-        request.transition(step.target, now)
-        request.deadline_at = step.job.deadline_at
-        repo.save_request(request)
-        _with_charges(repo, request)
+        receipt = outcome.receipt
+        assert receipt is not None
+        record = _record_of(repo, step)
+        debit = record.debit(step.action)
+        assert debit is not None
+        debit.apply(receipt.amount, receipt.entry_id)
+        job = _job_of(record, step)
+        job.published()
+        record.request.step_dispatched(step.kind, job, now)
+        repo.save_record(record, now)
+        request = _with_charges(record)
         if step.idempotency is not None:
             step.idempotency.answer(repo, request)
         return request
@@ -556,24 +502,21 @@ class GenerationService:
         failure: DispatchUnavailable,
     ) -> None:
         """The job could not be dispatched after the debit: refund before answering."""
-        assert outcome.receipt is not None
+        receipt = outcome.receipt
+        assert receipt is not None
 
         def _journal(repo: Tracking) -> None:
             now = self._clock.now()
-            debit = repo.get_operation(
-                step.request.id, step.action, CreditOperationKind.DEBIT, for_update=True
-            )
+            record = _record_of(repo, step)
+            debit = record.debit(step.action)
             assert debit is not None
-            settle_debit(debit, outcome.receipt)  # type: ignore[arg-type]
-            repo.save_operation(debit, now)
-            journal_refund(repo, debit, self._clock)
-            repo.set_job_status(step.job.id, JobStatus.SUPERSEDED, now)
+            debit.apply(receipt.amount, receipt.entry_id)
+            record.journal_refund(debit)
+            _job_of(record, step).superseded()
             if step.idempotency is not None:
                 step.idempotency.answer_error(repo, failure)
             if fail_request:
-                request = repo.get_request(step.request.id, for_update=True)
-                assert request is not None
-                request.fail(
+                record.request.fail(
                     Failure(
                         FailureCategory.PLATFORM,
                         "dispatch_unavailable",
@@ -581,7 +524,7 @@ class GenerationService:
                     ),
                     now,
                 )
-                repo.save_request(request)
+            repo.save_record(record, now)
 
         await self._db.run(_journal)
         await self._refunder.refund(
@@ -589,9 +532,37 @@ class GenerationService:
         )
 
 
-def _with_charges(repo: Tracking, request: GenerationRequest) -> GenerationRequest:
-    request.charges = stage_charges(repo.operations_for_request(request.id))
-    return request
+def _record_of(repo: Tracking, step: PaidStep) -> RequestRecord:
+    record = repo.load_record(step.request.id)
+    assert record is not None, "a paid step's request is never deleted"
+    return record
+
+
+def _job_of(record: RequestRecord, step: PaidStep) -> Job:
+    job = record.job(step.job.id)
+    assert job is not None, "a paid step's job is stored when the step opens"
+    return job
+
+
+def _refuse_if_paying(record: RequestRecord) -> None:
+    paying = record.debit_being_paid()
+    if paying is not None:
+        raise Conflict(
+            "another step of this request is being paid for; try again shortly",
+            action=paying.action,
+        )
+
+
+def _next_free_action(record: RequestRecord, first: Action) -> str:
+    _refuse_if_paying(record)
+    return next_action(first, record.debits_taken())
+
+
+def _with_charges(record: RequestRecord) -> GenerationRequest:
+    """The request, with what each of its paid steps charged and refunded (after it is saved:
+    the charges are read from the journal, not stored with the request)."""
+    record.request.charges = stage_charges(record.operations)
+    return record.request
 
 
 def _explain(outcome: DebitOutcome) -> str:

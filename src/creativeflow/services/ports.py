@@ -37,8 +37,10 @@ class EarlierClaim:
 
 
 class Tracking(Protocol):
-    """The tracking tables inside one transaction. ``for_update`` and the ``lock_*`` reads take
-    row locks until the transaction ends (``SKIP LOCKED`` for the sweeps' batches)."""
+    """The tracking tables inside one transaction. ``for_update``, ``load_record`` and the
+    ``lock_*`` reads take row locks until the transaction ends (``SKIP LOCKED`` for the sweeps'
+    batches). A request's row lock guards its journal and its jobs: every use case that changes
+    them loads the request's record first, so locks are always taken request first."""
 
     # requests
     def add_request(self, request: GenerationRequest) -> None: ...
@@ -103,10 +105,6 @@ class Tracking(Protocol):
     # the journal of credit operations
     def add_operation(self, operation: CreditOperation, now: datetime) -> None: ...
 
-    def get_operation(
-        self, request_id: str, action: str, kind: CreditOperationKind, *, for_update: bool = False
-    ) -> CreditOperation | None: ...
-
     def save_operation(self, operation: CreditOperation, now: datetime) -> None: ...
 
     def operations_for_request(self, request_id: str) -> list[CreditOperation]: ...
@@ -124,13 +122,11 @@ class Tracking(Protocol):
     # jobs
     def add_job(self, job: Job) -> None: ...
 
-    def get_job(self, job_id: str, *, for_update: bool = False) -> Job | None: ...
+    def get_job(self, job_id: str) -> Job | None: ...
 
     def set_job_status(self, job_id: str, status: JobStatus, now: datetime) -> None: ...
 
     def jobs_for_request(self, request_id: str) -> list[Job]: ...
-
-    def current_job(self, request_id: str) -> Job | None: ...
 
     # received callbacks
     def record_callback(

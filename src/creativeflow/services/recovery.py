@@ -25,12 +25,12 @@ from datetime import timedelta
 from creativeflow.domain.credits import LedgerEntry
 from creativeflow.domain.errors import CreditServiceUnavailable
 from creativeflow.domain.jobs import FailureCategory
-from creativeflow.domain.model import CreditOperation, Failure, GenerationRequest
+from creativeflow.domain.model import CreditOperation, Failure
 from creativeflow.domain.notifications import Notification, NotificationType
 from creativeflow.domain.states import CreditOperationKind, CreditOperationStatus, JobStatus, Status
 
 from .ports import Clock, CreditLedger, Notifier, Tracking, TrackingStore
-from .refunds import Refunder, journal_refund
+from .refunds import Refunder
 
 log = logging.getLogger(__name__)
 
@@ -150,29 +150,24 @@ class Recovery:
         now = self._clock.now()
         refunds: list[_RefundDue] = []
         for stale in debits:
-            debit = repo.get_operation(
-                stale.request_id, stale.action, CreditOperationKind.DEBIT, for_update=True
-            )
-            if debit is None or debit.status not in (
-                CreditOperationStatus.UNKNOWN,
-                CreditOperationStatus.PENDING,
-            ):
+            record = repo.load_record(stale.request_id)
+            assert record is not None
+            request = record.request
+            debit = record.debit(stale.action)
+            if debit is None or debit.settled:
                 continue  # settled meanwhile by the live flow
             found = {
                 e.operation: e
                 for e in entries
                 if e.request_id == debit.request_id and e.action == debit.action
             }
-            request = repo.get_request(debit.request_id, for_update=True)
-            assert request is not None
-            self._supersede_open_job(repo, request, debit.action)
+            for job in record.jobs:  # never published: it is not sent now
+                if job.action == debit.action and job.status is JobStatus.PREPARED:
+                    job.superseded()
             if "debit" in found:
                 entry = found["debit"]
-                debit.status = CreditOperationStatus.APPLIED
-                debit.amount = entry.amount
-                debit.ledger_entry_id = entry.id
-                repo.save_operation(debit, now)
-                journal_refund(repo, debit, self._clock)
+                debit.apply(entry.amount, entry.id)
+                record.journal_refund(debit)
                 refunds.append(
                     _RefundDue(
                         debit.request_id,
@@ -182,9 +177,7 @@ class Recovery:
                     )
                 )
             else:
-                debit.status = CreditOperationStatus.REFUSED
-                debit.refusal_code = "not_applied"
-                repo.save_operation(debit, now)
+                debit.refuse("not_applied")
             repo.release_idempotency_keys_of(request.id)
             if request.status in WAITING_FOR_DEBIT:
                 request.fail(
@@ -195,14 +188,9 @@ class Recovery:
                     ),
                     now,
                 )
-                repo.save_request(request)
+            repo.save_record(record, now)
             report.debits_settled += 1
         return refunds
-
-    def _supersede_open_job(self, repo: Tracking, request: GenerationRequest, action: str) -> None:
-        for job in repo.jobs_for_request(request.id):
-            if job.action == action and job.status is JobStatus.PREPARED:
-                repo.set_job_status(job.id, JobStatus.SUPERSEDED, self._clock.now())
 
     # --- 2. overdue requests ------------------------------------------------------------------
 
@@ -223,30 +211,33 @@ class Recovery:
         overdue = repo.lock_overdue_requests(
             now, self._batch, statuses=(Status.PENDING, *PROCESSING)
         )
-        for request in overdue:
-            open_job = repo.current_job(request.id)
+        for locked in overdue:
+            record = repo.load_record(locked.id)
+            assert record is not None
+            request = record.request
+            open_job = record.open_job()
             refunded = True  # nothing was charged, or it is refunded here
             if open_job is not None:
                 dispatched = open_job.status is JobStatus.PUBLISHED
-                debit = repo.get_operation(
-                    request.id, open_job.action, CreditOperationKind.DEBIT, for_update=True
-                )
+                debit = record.debit(open_job.action)
                 paid = debit is not None and debit.status is CreditOperationStatus.APPLIED
                 # a job that never left is owed back in any case; one n8n never answered is a
                 # platform failure, refunded as the operators' toggle says, and kept on record
                 # as dispatched work that failed when its debit stands
                 refunded = not (paid and dispatched and not self._refund_on_system_failure)
-                ended = JobStatus.SUPERSEDED if refunded else JobStatus.FAILED
-                repo.set_job_status(open_job.id, ended, now)
+                if refunded:
+                    open_job.superseded()
+                else:
+                    open_job.failed()
                 if paid and refunded:
                     assert debit is not None
-                    journal_refund(repo, debit, self._clock)
+                    record.journal_refund(debit)
                     refunds.append(
                         _RefundDue(request.id, open_job.action, "timeout", request.correlation_id)
                     )
             sentence = _TIMED_OUT if refunded else _TIMED_OUT_NOT_REFUNDED
             request.fail(Failure(FailureCategory.PLATFORM, "timeout", sentence), now)
-            repo.save_request(request)
+            repo.save_record(record, now)
             report.requests_timed_out += 1
             notices.append(
                 Notification(

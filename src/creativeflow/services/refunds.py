@@ -1,4 +1,4 @@
-"""Refunding a debit: journal the refund, ask Odoo, settle the journal.
+"""Refunding a debit: ask Odoo for a refund the journal holds, and settle the journal.
 
 A refund that does not complete stays in the journal (``pending`` or ``unknown``) and recovery
 retries it until Odoo has applied it; Odoo refunds a (request, action) once, so retrying is safe.
@@ -15,8 +15,7 @@ from creativeflow.domain.errors import (
     CreditServiceUnavailable,
     CreditsRefused,
 )
-from creativeflow.domain.model import CreditOperation
-from creativeflow.domain.states import CreditOperationKind, CreditOperationStatus
+from creativeflow.domain.states import CreditOperationStatus
 
 from .ports import Clock, CreditLedger, Tracking, TrackingStore
 
@@ -27,25 +26,6 @@ log = logging.getLogger(__name__)
 class RefundResult:
     receipt: CreditReceipt | None
     settled: bool  # True when Odoo's answer is known (applied, or nothing to refund)
-
-
-def journal_refund(repo: Tracking, debit: CreditOperation, clock: Clock) -> CreditOperation:
-    """Write the refund attempt before the Odoo call (inside the caller's transaction)."""
-    existing = repo.get_operation(
-        debit.request_id, debit.action, CreditOperationKind.REFUND, for_update=True
-    )
-    if existing is not None:
-        return existing
-    refund = CreditOperation(
-        request_id=debit.request_id,
-        user_id=debit.user_id,
-        action=debit.action,
-        kind=CreditOperationKind.REFUND,
-        status=CreditOperationStatus.PENDING,
-        amount=debit.amount,
-    )
-    repo.add_operation(refund, clock.now())
-    return refund
 
 
 class Refunder:
@@ -104,24 +84,28 @@ class Refunder:
         error: str | None,
         status: CreditOperationStatus,
     ) -> None:
-        now = self._clock.now()
-        refund = repo.get_operation(request_id, action, CreditOperationKind.REFUND, for_update=True)
-        if refund is None:
+        record = repo.load_record(request_id)
+        refund = record.refund(action) if record is not None else None
+        if record is None or refund is None:
             return
-        refund.attempts += 1
-        refund.status = status
-        refund.last_error = error
+        if refund.settled and receipt is None:
+            return  # Odoo answered an earlier attempt: a later fault changes nothing
+        refund.count_attempt()
         if receipt is not None:
-            refund.amount = receipt.amount
-            refund.ledger_entry_id = receipt.entry_id
-        repo.save_operation(refund, now)
-        if status is CreditOperationStatus.APPLIED:
-            debit = repo.get_operation(
-                request_id, action, CreditOperationKind.DEBIT, for_update=True
-            )
-            if debit is not None:
-                debit.status = CreditOperationStatus.REFUNDED
-                repo.save_operation(debit, now)
+            refund.apply(receipt.amount, receipt.entry_id)
+            debit = record.debit(action)
+            if debit is not None and debit.status is CreditOperationStatus.APPLIED:
+                debit.mark_refunded()
+        elif status is CreditOperationStatus.REFUSED:
+            assert error is not None
+            refund.refuse(error)  # nothing_to_refund: Odoo holds no debit, nothing is owed
+        elif status is CreditOperationStatus.UNKNOWN:
+            assert error is not None
+            refund.lose_reply(error)
+        else:
+            assert error is not None
+            refund.retry_later(error)
+        repo.save_record(record, self._clock.now())
 
 
 _UNSETTLED = (CreditOperationStatus.PENDING, CreditOperationStatus.UNKNOWN)

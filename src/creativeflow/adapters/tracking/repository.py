@@ -109,12 +109,6 @@ _SELECT_REQUEST = select(_REQUESTS).where(_REQUESTS.c.id == bindparam("b_id"))
 _LOCK_REQUEST = _SELECT_REQUEST.with_for_update()
 _UPDATE_REQUEST = update(_REQUESTS).where(_REQUESTS.c.id == bindparam("b_id"))
 _INSERT_OPERATION = insert(_OPERATIONS).returning(_OPERATIONS.c.id)
-_SELECT_OPERATION = select(_OPERATIONS).where(
-    _OPERATIONS.c.request_id == bindparam("b_request_id"),
-    _OPERATIONS.c.action == bindparam("b_action"),
-    _OPERATIONS.c.kind == bindparam("b_kind"),
-)
-_LOCK_OPERATION = _SELECT_OPERATION.with_for_update()
 _UPDATE_OPERATION = update(_OPERATIONS).where(
     _OPERATIONS.c.request_id == bindparam("b_request_id"),
     _OPERATIONS.c.action == bindparam("b_action"),
@@ -122,7 +116,6 @@ _UPDATE_OPERATION = update(_OPERATIONS).where(
 )
 _INSERT_JOB = insert(_JOBS)
 _SELECT_JOB = select(_JOBS).where(_JOBS.c.id == bindparam("b_id"))
-_LOCK_JOB = _SELECT_JOB.with_for_update()
 _UPDATE_JOB = update(_JOBS).where(_JOBS.c.id == bindparam("b_id"))
 _RECORD_CALLBACK = (
     insert(_CALLBACKS)
@@ -319,15 +312,6 @@ class TrackingRepository(Tracking):
             },
         ).scalar_one()
 
-    def get_operation(
-        self, request_id: str, action: str, kind: CreditOperationKind, *, for_update: bool = False
-    ) -> CreditOperation | None:
-        row = self._run(
-            _LOCK_OPERATION if for_update else _SELECT_OPERATION,
-            {"b_request_id": request_id, "b_action": action, "b_kind": kind.value},
-        ).one_or_none()
-        return _operation_from_row(row) if row else None  # type: ignore[arg-type]
-
     def save_operation(self, operation: CreditOperation, now: datetime) -> None:
         result = self._run(
             _UPDATE_OPERATION,
@@ -407,9 +391,8 @@ class TrackingRepository(Tracking):
             },
         )
 
-    def get_job(self, job_id: str, *, for_update: bool = False) -> Job | None:
-        stmt = _LOCK_JOB if for_update else _SELECT_JOB
-        row = self._run(stmt, {"b_id": job_id}).one_or_none()
+    def get_job(self, job_id: str) -> Job | None:
+        row = self._run(_SELECT_JOB, {"b_id": job_id}).one_or_none()
         return _job_from_row(row) if row else None  # type: ignore[arg-type]
 
     def set_job_status(self, job_id: str, status: JobStatus, now: datetime) -> None:
@@ -422,19 +405,6 @@ class TrackingRepository(Tracking):
             select(_JOBS).where(_JOBS.c.request_id == request_id).order_by(_JOBS.c.created_at)
         ).all()
         return [_job_from_row(r) for r in rows]  # type: ignore[arg-type]
-
-    def current_job(self, request_id: str) -> Job | None:
-        """The newest job of a request still waiting for its callback."""
-        row = self.session.execute(
-            select(_JOBS)
-            .where(
-                _JOBS.c.request_id == request_id,
-                _JOBS.c.status.in_([JobStatus.PREPARED.value, JobStatus.PUBLISHED.value]),
-            )
-            .order_by(_JOBS.c.created_at.desc())
-            .limit(1)
-        ).one_or_none()
-        return _job_from_row(row) if row else None  # type: ignore[arg-type]
 
     # --- received callbacks -------------------------------------------------------------------
 
