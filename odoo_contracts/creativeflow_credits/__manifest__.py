@@ -3,7 +3,7 @@
     "name": "CreativeFlow Credits",
     "summary": "Subscription tiers, credit balances and an immutable credit ledger "
     "for the CreativeFlow AI generation orchestrator",
-    "version": "18.0.1.2.0",
+    "version": "18.0.1.3.0",
     "category": "Sales/Subscriptions",
     "author": "CreativeFlow",
     "license": "LGPL-3",

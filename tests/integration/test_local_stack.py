@@ -342,3 +342,36 @@ def test_migrate_says_what_to_run_when_the_role_may_not_create_the_database(
         with admin.cursor() as cursor:
             cursor.execute(f"DROP ROLE IF EXISTS {role}")
         admin.close()
+
+
+def _banner_commands(banner: str) -> list[str]:
+    """The blocks of ``curl`` commands the banner tells a first-time user to paste."""
+    tried = banner.split("Try it", 1)[1].split("Recovery and the books", 1)[0]
+    blocks = [block.strip() for block in tried.split("\n\n")]
+    return [block for block in blocks if block.startswith("curl")]
+
+
+def test_every_curl_command_of_the_banner_works_as_pasted(local_stack: LocalStack) -> None:
+    with local_stack.running() as banner:
+        blocks = _banner_commands(banner)
+        answers = [
+            subprocess.run(
+                # as pasted in a shell, with curl failing on an HTTP error status
+                ["bash", "-euc", 'curl() { command curl --fail-with-body "$@"; echo; }\n' + block],
+                capture_output=True,
+                text=True,
+                timeout=30,
+            )
+            for block in blocks
+        ]
+        balance = local_stack.balance()
+    pasted = "\n".join(blocks)
+    for path in ("/generations/quote", "/api/v1/generations ", "/credits ", "/credits/history"):
+        assert path in pasted + " ", f"the banner shows no {path.strip()}"
+    assert [(a.returncode, a.stderr) for a in answers] == [(0, "")] * len(blocks)
+    outputs = [json.loads(line) for a in answers for line in a.stdout.splitlines() if line]
+    quote = outputs[0]
+    assert (quote["allowed"], quote["costs"]["samples"]) == (True, 6)
+    assert balance == DEMO_BALANCE - 6  # the quote charged nothing, the submit its samples
+    history = outputs[-1]
+    assert [item["change"] for item in history["items"]] == [-6]

@@ -25,6 +25,7 @@ from creativeflow.domain.jobs import CallbackEvent, FailureCategory
 from creativeflow.domain.model import Failure, GenerationRequest, Sample
 from creativeflow.domain.notifications import Notification
 from creativeflow.domain.states import CreditOperationKind, CreditOperationStatus, JobStatus, Status
+from creativeflow.services.account import CreditAccount
 from creativeflow.services.callbacks import CallbackOutcome, CallbackReport, CallbackService
 from creativeflow.services.flow import FlowConfig
 from creativeflow.services.generations import GenerationService, SubmitGeneration
@@ -100,6 +101,7 @@ class World:
             refund_on_system_failure=refund_on_system_failure,
         )
         self.reconciler = Reconciler(self.db, self.credits)
+        self.account = CreditAccount(self.credits)
         self.credits.add_account(USER, tier="pro", balance=100)
 
     def ledger(self, request_id: str) -> list[tuple[str, str, int]]:
@@ -486,3 +488,67 @@ async def test_the_sweep_purges_old_callbacks_and_expired_keys_and_says_so(world
     assert (report.callbacks_purged, report.keys_purged) == (1, 1)
     assert "callbacks purged: 1" in report.summary()
     assert "idempotency keys purged: 1" in report.summary()
+
+
+# --- quote and credit history -----------------------------------------------------------------
+
+
+async def test_a_quote_prices_every_step_in_one_odoo_call_and_charges_nothing(world: World) -> None:
+    quote = await world.generations.quote(USER, A_SUBMIT)
+
+    assert (quote.prices.samples, quote.prices.final, quote.prices.regeneration) == (4, 10, 2)
+    assert (quote.allowed, quote.reason, quote.affordable, quote.balance) == (True, None, True, 100)
+    assert quote.refusal() is None
+    assert world.credits.calls == ["quote"]
+    assert world.credits.ledger() == () and world.credits.balance(USER) == 100
+    assert world.db.requests() == [] and world.publisher.published == []
+
+
+async def test_a_quote_says_what_a_submit_would_be_refused_for(world: World) -> None:
+    world.credits.add_account("free-user", tier="free", balance=100)
+    world.credits.add_account("poor", tier="pro", balance=3)
+    webp = SubmitGeneration(**{**_fields(A_SUBMIT), "format": "webp"})
+
+    plan = await world.generations.quote("free-user", webp)
+    balance = await world.generations.quote("poor", A_SUBMIT)
+
+    assert (plan.allowed, plan.reason) == (False, "format_not_allowed")
+    refused = plan.refusal()
+    assert refused is not None and refused.status_code == 403
+    assert (balance.allowed, balance.affordable) == (True, False)
+    short = balance.refusal()
+    assert short is not None and short.public_extensions == {
+        "code": "insufficient_credits",
+        "required": 4,
+        "balance": 3,
+    }
+
+
+async def test_a_quote_counts_the_requests_in_flight_against_the_plans_cap(world: World) -> None:
+    world.credits.add_account("free-user", tier="free", balance=100)  # at most 2 unfinished
+    small = SubmitGeneration(**{**_fields(A_SUBMIT), "width": 512, "height": 512})
+    for _ in range(2):
+        await world.generations.submit("free-user", small, uuid.uuid4().hex)
+
+    quote = await world.generations.quote("free-user", small)
+
+    assert (quote.allowed, quote.reason) == (False, "too_many_requests_in_flight")
+    assert quote.figures == {"requests_in_flight": 2, "max_requests_in_flight": 2}
+    refused = quote.refusal()
+    assert refused is not None and refused.status_code == 429
+
+
+async def test_the_credit_history_is_the_users_own_ledger_newest_first(world: World) -> None:
+    world.credits.add_account("other", tier="pro", balance=100)
+    first = await world.submit()
+    await world.generations.submit("other", A_SUBMIT, "c-other")
+    second = await world.submit()
+
+    page = await world.account.history(USER, limit=1, offset=0)
+    rest = await world.account.history(USER, limit=20, offset=1)
+
+    assert [(e.request_id, e.operation) for e in page.entries] == [(second, "debit")]
+    assert page.has_more is True
+    assert [(e.request_id, e.balance_after) for e in rest.entries] == [(first, 96)]
+    assert rest.has_more is False
+    assert {e.user_id for e in (*page.entries, *rest.entries)} == {USER}

@@ -27,6 +27,7 @@ from creativeflow.domain.credits import (
     GenerationSpec,
     LedgerEntry,
     LedgerPage,
+    Quote,
 )
 from creativeflow_devstack.odoo_emulator.ledger import CreditLedger
 from creativeflow_devstack.odoo_emulator.rules import Tier
@@ -135,6 +136,18 @@ class FakeCredits:
                     odoo_datetime(since), odoo_datetime(until), limit, offset
                 )
             ),
+        )
+
+    async def quote(self, user_id: str, spec: GenerationSpec) -> Quote:
+        return self._call(
+            "quote",
+            lambda: replies.quote(self._ledger.quote(user_id, spec.as_odoo_spec()), user_id),
+        )
+
+    async def ledger_for_user(self, user_id: str, limit: int = 20, offset: int = 0) -> LedgerPage:
+        return self._call(
+            "ledger_for_user",
+            lambda: replies.user_ledger_page(self._ledger.ledger_for_user(user_id, limit, offset)),
         )
 
     async def ping(self) -> bool:

@@ -265,7 +265,16 @@ CreativeFlow AI Generation Orchestrator: the local stack is up.
   {notifications}
   {n8n}
 
-Try it (user demo-user starts with 500 credits on the pro tier):
+Try it (user demo-user starts with 500 credits on the pro tier). What it would cost, nothing
+charged:
+
+  curl -s -X POST {api}/api/v1/generations/quote \\
+    -H 'X-Gateway-Secret: {gateway}' -H 'X-User-Id: demo-user' \\
+    -H 'Content-Type: application/json' \\
+    -d '{{"prompt": "a lighthouse at dawn", "format": "png",
+         "width": 1024, "height": 1024, "samples": 3}}'
+
+Then submit it:
 
   curl -s -X POST {api}/api/v1/generations \\
     -H 'X-Gateway-Secret: {gateway}' -H 'X-User-Id: demo-user' \\
@@ -275,6 +284,7 @@ Try it (user demo-user starts with 500 credits on the pro tier):
 
   curl -s {api}/api/v1/generations -H 'X-Gateway-Secret: {gateway}' -H 'X-User-Id: demo-user'
   curl -s {api}/api/v1/credits -H 'X-Gateway-Secret: {gateway}' -H 'X-User-Id: demo-user'
+  curl -s {api}/api/v1/credits/history -H 'X-Gateway-Secret: {gateway}' -H 'X-User-Id: demo-user'
 
 Recovery and the books, from another terminal in this directory (with the same environment:
 with ENVIRONMENT=development and no Odoo credentials they use the emulator's user):

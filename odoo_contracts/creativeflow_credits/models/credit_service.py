@@ -6,7 +6,9 @@ access and technical faults. Results never hold ``None``: XML-RPC cannot carry i
 
 The read methods are deliberately not ``@api.readonly``: a read-only cursor may be served by a
 replica, and the orchestrator settles unknown debit outcomes with ``ledger_by_requests``, which
-must see what the primary has committed.
+must see what the primary has committed. ``quote`` runs the tier check and the prices of
+``debit`` without writing or locking anything, so its answer is advice: the debit that follows
+checks again under the account's row lock.
 """
 
 import re
@@ -26,6 +28,7 @@ SPEC_COUNTS = ("width", "height", "samples")
 IN_FLIGHT_KEY = "requests_in_flight"
 MAX_REQUEST_IDS = 500
 MAX_WINDOW_LIMIT = 1000
+MAX_HISTORY_LIMIT = 100
 TIMESTAMP_FORMAT = "%Y-%m-%d %H:%M:%S"
 UNIQUE_MOVEMENT_CONSTRAINT = "creativeflow_credit_ledger_request_action_operation_unique"
 
@@ -82,9 +85,16 @@ def optional_text_error(value, name):
     return f"{name} must be a string or false"
 
 
+def user_id_error(platform_user_id):
+    if is_text(platform_user_id):
+        return None
+    return "platform_user_id must be a non-empty string"
+
+
 def debit_arguments_error(platform_user_id, request_id, action, spec, correlation_id):
-    if not is_text(platform_user_id):
-        return "platform_user_id must be a non-empty string"
+    detail = user_id_error(platform_user_id)
+    if detail:
+        return detail
     if not is_text(request_id):
         return "request_id must be a non-empty string"
     return (
@@ -92,6 +102,19 @@ def debit_arguments_error(platform_user_id, request_id, action, spec, correlatio
         or spec_error(spec)
         or optional_text_error(correlation_id, "correlation_id")
     )
+
+
+def quote_arguments_error(platform_user_id, spec):
+    """The checks ``debit`` makes of the same two arguments, with the same details."""
+    return user_id_error(platform_user_id) or spec_error(spec)
+
+
+def page_error(limit, offset, largest):
+    if not is_int(limit) or not 1 <= limit <= largest:
+        return f"limit must be an integer from 1 to {largest}"
+    if not is_int(offset) or offset < 0:
+        return "offset must be an integer >= 0"
+    return None
 
 
 def refund_arguments_error(request_id, action, reason, correlation_id):
@@ -194,8 +217,9 @@ class CreditService(models.AbstractModel):
     @api.model
     def get_entitlements(self, platform_user_id):
         self._check_orchestrator()
-        if not is_text(platform_user_id):
-            return invalid_request("platform_user_id must be a non-empty string")
+        detail = user_id_error(platform_user_id)
+        if detail:
+            return invalid_request(detail)
         account = self._find_account(platform_user_id)
         if not account:
             return refusal("unknown_account")
@@ -308,10 +332,9 @@ class CreditService(models.AbstractModel):
             return invalid_request("since and until must be 'YYYY-MM-DD HH:MM:SS' (UTC)")
         if start > end:
             return invalid_request("since must not be after until")
-        if not is_int(limit) or not 1 <= limit <= MAX_WINDOW_LIMIT:
-            return invalid_request(f"limit must be an integer from 1 to {MAX_WINDOW_LIMIT}")
-        if not is_int(offset) or offset < 0:
-            return invalid_request("offset must be an integer >= 0")
+        detail = page_error(limit, offset, MAX_WINDOW_LIMIT)
+        if detail:
+            return invalid_request(detail)
         found = (
             self.env["creativeflow.credit.ledger"]
             .sudo()
@@ -321,6 +344,65 @@ class CreditService(models.AbstractModel):
                     ("create_date", "<", fields.Datetime.to_string(end)),
                 ],
                 order="id",
+                limit=limit + 1,
+                offset=offset,
+            )
+        )
+        return {
+            "ok": True,
+            "code": "ok",
+            "entries": [entry_values(entry) for entry in found[:limit]],
+            "has_more": len(found) > limit,
+        }
+
+    @api.model
+    def quote(self, platform_user_id, spec):
+        self._check_orchestrator()
+        detail = quote_arguments_error(platform_user_id, spec)
+        if detail:
+            return invalid_request(detail)
+        account = self._find_account(platform_user_id)
+        if not account:
+            return refusal("unknown_account")
+        tier = account.tier_id
+        # A new request is debited as "samples": the tier check of that action, cap included.
+        reason, tier_detail, figures = tier_refusal(tier, "samples", spec) or (False, False, {})
+        samples = spec["samples"]
+        prices = {
+            "samples": price(tier, "samples", samples),
+            "final": price(tier, "final", samples),
+            "regeneration": price(tier, "regeneration-1", samples),
+        }
+        balance = account.balance
+        return {
+            "ok": True,
+            "code": "quoted",
+            "user_id": account.platform_user_id,
+            "tier": tier.code,
+            "allowed": not reason,
+            "reason": reason,
+            "detail": tier_detail,
+            **figures,
+            "prices": prices,
+            "balance": balance,
+            "affordable": balance >= prices["samples"],
+        }
+
+    @api.model
+    def ledger_for_user(self, platform_user_id, limit=20, offset=0):
+        self._check_orchestrator()
+        detail = user_id_error(platform_user_id) or page_error(limit, offset, MAX_HISTORY_LIMIT)
+        if detail:
+            return invalid_request(detail)
+        account = self._find_account(platform_user_id)
+        if not account:
+            return refusal("unknown_account")
+        found = (
+            self.env["creativeflow.credit.ledger"]
+            .sudo()
+            .search(
+                [("account_id", "=", account.id)],
+                order="id desc",
                 limit=limit + 1,
                 offset=offset,
             )

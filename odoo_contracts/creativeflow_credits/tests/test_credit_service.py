@@ -460,6 +460,369 @@ class TestLedgerLookups(CreditsCase):
 
 
 @tagged("post_install", "-at_install")
+class TestQuote(CreditsCase):
+    def assertAllowed(self, result):
+        self.assertIs(result["allowed"], True)
+        self.assertIs(result["reason"], False)
+        self.assertIs(result["detail"], False)
+        self.assertNotIn("requests_in_flight", result)
+        self.assertNotIn("max_requests_in_flight", result)
+
+    def test_quote_prices_a_new_request_and_allows_it(self):
+        result = self.service.quote("cf-test-user-1", self.spec(samples=3))
+        self.assertEqual(
+            result,
+            {
+                "ok": True,
+                "code": "quoted",
+                "user_id": "cf-test-user-1",
+                "tier": "cf-test-limited",
+                "allowed": True,
+                "reason": False,
+                "detail": False,
+                "prices": {"samples": 6, "final": 10, "regeneration": 3},
+                "balance": 500,
+                "affordable": True,
+            },
+        )
+        self.assertAllowed(result)
+        self.assertIs(result["affordable"], True)
+
+    def test_quote_prices_are_what_debit_takes(self):
+        spec = self.spec(samples=2)
+        prices = self.service.quote("cf-test-user-1", spec)["prices"]
+        taken = {
+            key: self.service.debit("cf-test-user-1", "cf-req-q-price", action, spec)["amount"]
+            for key, action in (
+                ("samples", "samples"),
+                ("final", "final"),
+                ("regeneration", "regeneration-1"),
+            )
+        }
+        self.assertEqual(prices, taken)
+        self.assertEqual(prices, {"samples": 4, "final": 10, "regeneration": 2})
+
+    def test_quote_prices_whatever_the_tier_says(self):
+        # the final asset has one price whatever the samples; a refused spec is still priced
+        result = self.service.quote("cf-test-user-1", self.spec(samples=9))
+        self.assertIs(result["allowed"], False)
+        self.assertEqual(result["reason"], "too_many_samples")
+        self.assertEqual(result["prices"], {"samples": 18, "final": 10, "regeneration": 9})
+
+    def test_quote_gives_each_tier_refusal_as_not_allowed(self):
+        cases = [
+            ({"format": "gif"}, "format_not_allowed"),
+            ({"width": 2049}, "resolution_not_allowed"),
+            ({"height": 4096}, "resolution_not_allowed"),
+            ({"samples": 5}, "too_many_samples"),
+            ({"advanced_model": True}, "advanced_model_not_allowed"),
+            ({"requests_in_flight": 3}, "too_many_requests_in_flight"),
+        ]
+        for overrides, reason in cases:
+            with self.subTest(spec=overrides):
+                result = self.service.quote("cf-test-user-1", self.spec(**overrides))
+                self.assertIs(result["ok"], True)
+                self.assertEqual(result["code"], "quoted")
+                self.assertIs(result["allowed"], False)
+                self.assertEqual(result["reason"], reason)
+                self.assertIsInstance(result["detail"], str)
+                self.assertEqual(result["tier"], "cf-test-limited")
+                self.assertEqual(result["balance"], 500)
+                self.assertNoNone(result)
+
+    def test_a_refused_format_is_the_refusal_debit_gives(self):
+        spec = self.spec(format="gif")
+        result = self.service.quote("cf-test-user-1", spec)
+        debit = self.service.debit("cf-test-user-1", "cf-req-q-gif", "samples", spec)
+        self.assertEqual(debit["code"], "tier_forbids")
+        self.assertEqual((result["reason"], result["detail"]), (debit["reason"], debit["detail"]))
+        self.assertNotIn("requests_in_flight", result)
+
+    def test_quote_agrees_with_the_shared_rule_table_for_new_requests(self):
+        for case in TIER_RULES["cases"]:
+            if case["action"] != "samples":
+                continue
+            with self.subTest(case=case["name"]):
+                result = self.service.quote("cf-test-user-1", self.spec(**case["spec"]))
+                if "reason" in case:
+                    self.assertIs(result["allowed"], False)
+                    self.assertEqual(result["reason"], case["reason"])
+                else:
+                    self.assertAllowed(result)
+                    self.assertEqual(result["prices"]["samples"], case["amount"])
+
+    def test_at_the_cap_of_unfinished_requests_the_quote_carries_the_figures(self):
+        result = self.service.quote("cf-test-user-1", self.spec(requests_in_flight=3))
+        self.assertIs(result["allowed"], False)
+        self.assertEqual(result["reason"], "too_many_requests_in_flight")
+        self.assertIsInstance(result["detail"], str)
+        self.assertEqual(result["requests_in_flight"], 3)
+        self.assertEqual(result["max_requests_in_flight"], 3)
+        self.assertEqual(result["prices"], {"samples": 8, "final": 10, "regeneration": 4})
+        self.assertIs(result["affordable"], True)
+        debit = self.service.debit(
+            "cf-test-user-1", "cf-req-q-cap", "samples", self.spec(requests_in_flight=3)
+        )
+        self.assertEqual(
+            (result["detail"], result["requests_in_flight"], result["max_requests_in_flight"]),
+            (debit["detail"], debit["requests_in_flight"], debit["max_requests_in_flight"]),
+        )
+
+    def test_below_the_cap_or_without_the_key_the_quote_allows(self):
+        for overrides in ({"requests_in_flight": 2}, {"requests_in_flight": 0}, {}):
+            with self.subTest(spec=overrides):
+                self.assertAllowed(self.service.quote("cf-test-user-1", self.spec(**overrides)))
+
+    def test_a_poor_account_cannot_afford_what_the_tier_allows(self):
+        result = self.service.quote("cf-test-user-poor", self.spec(samples=4))
+        self.assertAllowed(result)
+        self.assertEqual(result["balance"], 5)
+        self.assertEqual(result["prices"]["samples"], 8)
+        self.assertIs(result["affordable"], False)
+        self.assertIs(
+            self.service.quote("cf-test-user-poor", self.spec(samples=2))["affordable"], True
+        )
+
+    def test_a_balance_equal_to_the_price_is_affordable(self):
+        self.service.debit(
+            "cf-test-user-poor", "cf-req-q-even", "regeneration-1", self.spec(samples=1)
+        )
+        result = self.service.quote("cf-test-user-poor", self.spec(samples=2))
+        self.assertEqual((result["balance"], result["prices"]["samples"]), (4, 4))
+        self.assertIs(result["affordable"], True)
+
+    def test_a_refused_spec_still_says_whether_it_is_affordable(self):
+        result = self.service.quote(
+            "cf-test-user-poor", self.spec(format="gif", requests_in_flight=3)
+        )
+        self.assertEqual(result["reason"], "format_not_allowed")
+        self.assertNotIn("requests_in_flight", result)
+        self.assertIs(result["affordable"], False)
+
+    def test_quote_of_an_unknown_account(self):
+        result = self.service.quote("cf-test-nobody", self.spec())
+        self.assertEqual(result, {"ok": False, "code": "unknown_account"})
+
+    def test_quote_refuses_what_debit_refuses_with_the_same_detail(self):
+        spec = self.spec()
+        without_samples = {key: value for key, value in spec.items() if key != "samples"}
+        cases = [
+            ("", spec),
+            ("   ", spec),
+            (7, spec),
+            (None, spec),
+            ("cf-test-user-1", None),
+            ("cf-test-user-1", [spec]),
+            ("cf-test-user-1", without_samples),
+            ("cf-test-user-1", self.spec(format="")),
+            ("cf-test-user-1", self.spec(width=0)),
+            ("cf-test-user-1", self.spec(samples="4")),
+            ("cf-test-user-1", self.spec(samples=True)),
+            ("cf-test-user-1", self.spec(advanced_model=1)),
+            ("cf-test-user-1", self.spec(requests_in_flight=-1)),
+            ("cf-test-user-1", self.spec(requests_in_flight=True)),
+            ("cf-test-user-1", self.spec(requests_in_flight=None)),
+            ("cf-test-user-1", self.spec(requests_in_flight=1.0)),
+        ]
+        for platform_user_id, bad_spec in cases:
+            with self.subTest(platform_user_id=platform_user_id, spec=bad_spec):
+                result = self.service.quote(platform_user_id, bad_spec)
+                self.assertEqual(result["ok"], False)
+                self.assertEqual(result["code"], "invalid_request")
+                self.assertIsInstance(result["detail"], str)
+                debit = self.service.debit(platform_user_id, "cf-req-q-bad", "samples", bad_spec)
+                self.assertEqual(result, debit)
+        self.assertFalse(self.entries_of("cf-req-q-bad"))
+
+    def test_quote_writes_nothing_and_leaves_the_balance(self):
+        entries = self.Ledger.search_count([])
+        for user_id, spec in (
+            ("cf-test-user-1", self.spec()),
+            ("cf-test-user-1", self.spec(format="gif")),
+            ("cf-test-user-1", self.spec(requests_in_flight=3)),
+            ("cf-test-user-poor", self.spec()),
+            ("cf-test-nobody", self.spec()),
+            ("cf-test-user-1", None),
+        ):
+            with self.subTest(user_id=user_id, spec=spec):
+                self.service.quote(user_id, spec)
+        self.env.flush_all()
+        self.assertEqual(self.Ledger.search_count([]), entries)
+        self.assertEqual(self.account.balance, 500)
+        self.assertEqual(self.poor_account.balance, 5)
+
+    def test_quote_results_never_hold_none(self):
+        results = [
+            self.service.quote("cf-test-user-1", self.spec()),
+            self.service.quote("cf-test-user-1", self.spec(format="gif")),
+            self.service.quote("cf-test-user-1", self.spec(requests_in_flight=3)),
+            self.service.quote("cf-test-user-poor", self.spec()),
+            self.service.quote("cf-test-nobody", self.spec()),
+            self.service.quote("cf-test-user-1", None),
+            self.service.quote(None, self.spec()),
+        ]
+        for result in results:
+            self.assertNoNone(result)
+
+
+@tagged("post_install", "-at_install")
+class TestLedgerForUser(CreditsCase):
+    def history(self):
+        """After the opening adjustment of each account (CreditsCase): a debit of samples, one
+        of the other account, a debit of the final asset, its refund and a manager's
+        correction."""
+        self.service.debit("cf-test-user-1", "cf-req-h1", "samples", self.spec(), "corr-h1")
+        self.service.debit("cf-test-user-2", "cf-req-h2", "samples", self.spec(samples=1))
+        self.service.debit("cf-test-user-1", "cf-req-h1", "final", self.spec())
+        self.service.refund("cf-req-h1", "final", "final render failed", "corr-h1")
+        self.account.with_user(self.manager).action_adjust(-3, "Goodwill correction")
+
+    def ids_of(self, result):
+        return [entry["id"] for entry in result["entries"]]
+
+    def test_ledger_for_user_gives_the_accounts_entries_newest_first(self):
+        self.history()
+        result = self.service.ledger_for_user("cf-test-user-1")
+        self.assertIs(result["ok"], True)
+        self.assertEqual(result["code"], "ok")
+        self.assertIs(result["has_more"], False)
+        entries = result["entries"]
+        self.assertEqual(
+            [(e["operation"], e["request_id"], e["action"], e["amount"]) for e in entries],
+            [
+                ("adjustment", False, False, -3),
+                ("refund", "cf-req-h1", "final", 10),
+                ("debit", "cf-req-h1", "final", 10),
+                ("debit", "cf-req-h1", "samples", 8),
+                ("adjustment", False, False, 500),
+            ],
+        )
+        self.assertEqual([e["balance_after"] for e in entries], [489, 492, 482, 492, 500])
+        self.assertEqual(self.ids_of(result), sorted(self.ids_of(result), reverse=True))
+        for entry in entries:
+            self.assertEqual(set(entry), ENTRY_KEYS)
+            self.assertEqual(entry["user_id"], "cf-test-user-1")
+            self.assertRegex(entry["created_at"], TIMESTAMP)
+        self.assertEqual(entries[0]["reason"], "Goodwill correction")
+        self.assertIs(entries[0]["correlation_id"], False)
+        self.assertEqual(entries[1]["reason"], "final render failed")
+        self.assertEqual(entries[1]["correlation_id"], "corr-h1")
+        self.assertIs(entries[3]["reason"], False)
+        self.assertEqual(entries[4]["reason"], "Opening balance")
+        self.assertNoNone(result)
+
+    def test_ledger_for_user_gives_only_that_accounts_entries(self):
+        self.history()
+        for account in (self.account, self.other_account, self.poor_account):
+            with self.subTest(user=account.platform_user_id):
+                result = self.service.ledger_for_user(account.platform_user_id, 100)
+                own = self.Ledger.search([("account_id", "=", account.id)], order="id desc")
+                self.assertEqual(self.ids_of(result), own.ids)
+                self.assertEqual(
+                    {entry["user_id"] for entry in result["entries"]}, {account.platform_user_id}
+                )
+        other = self.service.ledger_for_user("cf-test-user-2")["entries"]
+        self.assertEqual(
+            [(e["operation"], e["request_id"]) for e in other],
+            [("debit", "cf-req-h2"), ("adjustment", False)],
+        )
+
+    def test_an_account_with_no_entries_has_an_empty_history(self):
+        self.env["creativeflow.credit.account"].create(
+            {"platform_user_id": "cf-test-user-empty", "tier_id": self.tier.id}
+        )
+        result = self.service.ledger_for_user("cf-test-user-empty")
+        self.assertEqual(result, {"ok": True, "code": "ok", "entries": [], "has_more": False})
+
+    def test_ledger_for_user_pages_with_limit_offset_and_has_more(self):
+        self.history()
+        everything = self.ids_of(self.service.ledger_for_user("cf-test-user-1"))
+        self.assertEqual(len(everything), 5)
+        first = self.service.ledger_for_user("cf-test-user-1", limit=2)
+        self.assertEqual(self.ids_of(first), everything[:2])
+        self.assertIs(first["has_more"], True)
+        seen, offset = [], 0
+        for _page in range(10):
+            page = self.service.ledger_for_user("cf-test-user-1", 2, offset)
+            seen += self.ids_of(page)
+            offset += 2
+            if not page["has_more"]:
+                break
+        self.assertEqual(seen, everything)
+        self.assertEqual(offset, 6)
+        exact = self.service.ledger_for_user("cf-test-user-1", limit=5)
+        self.assertEqual((self.ids_of(exact), exact["has_more"]), (everything, False))
+        last = self.service.ledger_for_user("cf-test-user-1", limit=4, offset=1)
+        self.assertEqual((self.ids_of(last), last["has_more"]), (everything[1:], False))
+        beyond = self.service.ledger_for_user("cf-test-user-1", offset=5)
+        self.assertEqual(beyond, {"ok": True, "code": "ok", "entries": [], "has_more": False})
+
+    def test_ledger_for_user_gives_twenty_entries_by_default(self):
+        manager_account = self.account.with_user(self.manager)
+        for number in range(24):
+            manager_account.action_adjust(1, f"Bonus {number}")
+        # 25 entries: the opening balance and 24 bonuses
+        default = self.service.ledger_for_user("cf-test-user-1")
+        self.assertEqual(len(default["entries"]), 20)
+        self.assertIs(default["has_more"], True)
+        self.assertEqual(default["entries"][0]["reason"], "Bonus 23")
+        rest = self.service.ledger_for_user("cf-test-user-1", offset=20)
+        self.assertEqual(len(rest["entries"]), 5)
+        self.assertIs(rest["has_more"], False)
+        self.assertEqual(rest["entries"][-1]["reason"], "Opening balance")
+        largest = self.service.ledger_for_user("cf-test-user-1", 100)
+        self.assertEqual(len(largest["entries"]), 25)
+        self.assertIs(largest["has_more"], False)
+
+    def test_ledger_for_user_of_an_unknown_account(self):
+        result = self.service.ledger_for_user("cf-test-nobody")
+        self.assertEqual(result, {"ok": False, "code": "unknown_account"})
+
+    def test_ledger_for_user_refuses_bad_arguments(self):
+        user_detail = "platform_user_id must be a non-empty string"
+        limit_detail = "limit must be an integer from 1 to 100"
+        offset_detail = "offset must be an integer >= 0"
+        cases = [
+            (("",), user_detail),
+            (("   ",), user_detail),
+            ((None,), user_detail),
+            ((7,), user_detail),
+            ((["cf-test-user-1"],), user_detail),
+            (("cf-test-user-1", 0), limit_detail),
+            (("cf-test-user-1", 101), limit_detail),
+            (("cf-test-user-1", True), limit_detail),
+            (("cf-test-user-1", "5"), limit_detail),
+            (("cf-test-user-1", -1), limit_detail),
+            (("cf-test-user-1", None), limit_detail),
+            (("cf-test-user-1", 2.0), limit_detail),
+            (("cf-test-user-1", 20, -1), offset_detail),
+            (("cf-test-user-1", 20, "5"), offset_detail),
+            (("cf-test-user-1", 20, True), offset_detail),
+            (("cf-test-user-1", 20, None), offset_detail),
+            (("cf-test-nobody", 0), limit_detail),
+        ]
+        for args, detail in cases:
+            with self.subTest(args=args):
+                result = self.service.ledger_for_user(*args)
+                self.assertEqual(result, {"ok": False, "code": "invalid_request", "detail": detail})
+        for limit in (1, 100):
+            with self.subTest(limit=limit):
+                self.assertIs(self.service.ledger_for_user("cf-test-user-1", limit)["ok"], True)
+
+    def test_ledger_for_user_results_never_hold_none(self):
+        self.history()
+        results = [
+            self.service.ledger_for_user("cf-test-user-1"),
+            self.service.ledger_for_user("cf-test-user-2", 1, 1),
+            self.service.ledger_for_user("cf-test-nobody"),
+            self.service.ledger_for_user("cf-test-user-1", 0),
+            self.service.ledger_for_user(None),
+        ]
+        for result in results:
+            self.assertNoNone(result)
+
+
+@tagged("post_install", "-at_install")
 class TestServiceAccess(CreditsCase):
     def test_callers_without_the_orchestrator_group_get_access_error(self):
         calls = [
@@ -468,6 +831,8 @@ class TestServiceAccess(CreditsCase):
             ("refund", ("cf-req-a1", "samples", "why")),
             ("ledger_by_requests", (["cf-req-a1"],)),
             ("ledger_window", ("2000-01-01 00:00:00", "2100-01-01 00:00:00")),
+            ("quote", ("cf-test-user-1", self.spec())),
+            ("ledger_for_user", ("cf-test-user-1",)),
         ]
         for user in (self.auditor, self.manager):
             service = self.env["creativeflow.credit.service"].with_user(user)

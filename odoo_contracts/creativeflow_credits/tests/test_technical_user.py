@@ -72,6 +72,14 @@ class TestTechnicalUser(CreditsCase):
         )
         self.assertTrue(window["ok"], window)
         self.assertIn(debit["entry_id"], [e["id"] for e in window["entries"]])
+        quote = self.service.quote(user_id, self.spec())
+        self.assertEqual(quote["code"], "quoted", quote)
+        history = self.service.ledger_for_user(user_id, 2)
+        self.assertTrue(history["ok"], history)
+        self.assertEqual(
+            [(e["action"], e["operation"]) for e in history["entries"]],
+            [("samples", "refund"), ("final", "debit")],
+        )
         self.assertEqual(
             self.service.get_entitlements(user_id)["balance"], entitlements["balance"] - 10
         )

@@ -6,9 +6,11 @@ in its thread pool, a thread hop per request for an attribute read."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from fastapi import Depends, Request
+from fastapi.exceptions import RequestValidationError
 
 from creativeflow.bootstrap import Container
 from creativeflow.services.account import CreditAccount, Readiness
@@ -46,6 +48,29 @@ async def get_readiness(request: Request) -> Readiness:
 
 async def get_reconciler(request: Request) -> Reconciler:
     return _container(request).reconciler
+
+
+def only_query_parameters(*known: str) -> Callable[[Request], Awaitable[None]]:
+    """A dependency refusing any query parameter but ``known``: a filter or page size the
+    service does not know would be silently ignored, and the client would read the wrong list
+    as the right one."""
+    names = frozenset(known)
+
+    async def refuse_unknown(request: Request) -> None:
+        unknown = sorted(set(request.query_params) - names)
+        if unknown:
+            raise RequestValidationError(
+                [
+                    {
+                        "loc": ("query", name),
+                        "msg": "unknown query parameter; known: " + ", ".join(sorted(names)),
+                        "type": "extra_forbidden",
+                    }
+                    for name in unknown
+                ]
+            )
+
+    return refuse_unknown
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]

@@ -23,6 +23,7 @@ from pydantic import (
 )
 
 from creativeflow.domain.charges import ChargeState, StageCharge
+from creativeflow.domain.credits import LedgerEntry, Quote
 from creativeflow.domain.model import GenerationRequest, Sample
 from creativeflow.domain.states import Status
 
@@ -335,6 +336,85 @@ class CreditsView(BaseModel):
     limits: LimitsView
     prices: PricesView
     balance: int
+
+
+class QuotedCostsView(BaseModel):
+    samples: int = Field(description="charged when the request is submitted")
+    final: int = Field(description="charged when a sample is selected for the final asset")
+    regeneration: int = Field(description="charged for each new round of as many samples")
+
+
+class QuoteRefusalView(BaseModel):
+    code: str = Field(description="`tier_forbids` or `insufficient_credits`, as a submit's problem")
+    reason: str | None = Field(
+        description="with `tier_forbids`: the plan's rule the request breaks"
+    )
+    message: str = Field(description="what the user can do about it")
+
+
+class QuoteView(BaseModel):
+    allowed: bool = Field(
+        description="whether a submit of this request would be accepted now: the plan allows "
+        "it (the cap on unfinished requests included) and the balance covers the samples"
+    )
+    refusal: QuoteRefusalView | None = Field(description="why not, when not allowed")
+    tier: str
+    costs: QuotedCostsView
+    balance: int
+    affordable: bool = Field(description="whether the balance covers the samples")
+
+    @classmethod
+    def of(cls, quote: Quote) -> QuoteView:
+        refused = quote.refusal()
+        return cls(
+            allowed=refused is None,
+            refusal=None
+            if refused is None
+            else QuoteRefusalView(
+                code=refused.code,
+                reason=quote.reason,
+                message=refused.public_detail,
+            ),
+            tier=quote.tier_code,
+            costs=QuotedCostsView(
+                samples=quote.prices.samples,
+                final=quote.prices.final,
+                regeneration=quote.prices.regeneration,
+            ),
+            balance=quote.balance,
+            affordable=quote.affordable,
+        )
+
+
+class CreditMovementView(BaseModel):
+    id: int = Field(description="the Odoo ledger entry")
+    operation: Literal["debit", "refund", "adjustment"]
+    change: int = Field(description="what it did to the balance: negative for a debit")
+    balance_after: int
+    request_id: str | None = Field(description="the generation request it paid or refunded")
+    action: str | None = Field(description="the paid step: samples, final, regeneration-<n>...")
+    reason: str | None
+    created_at: datetime
+
+    @classmethod
+    def of(cls, entry: LedgerEntry) -> CreditMovementView:
+        return cls(
+            id=entry.id,
+            operation=entry.operation,  # type: ignore[arg-type]
+            change=-entry.amount if entry.operation == "debit" else entry.amount,
+            balance_after=entry.balance_after,
+            request_id=entry.request_id,
+            action=entry.action,
+            reason=entry.reason,
+            created_at=entry.created,
+        )
+
+
+class CreditHistoryView(BaseModel):
+    items: list[CreditMovementView]
+    limit: int
+    offset: int
+    has_more: bool
 
 
 # --- n8n callbacks ---------------------------------------------------------------------------

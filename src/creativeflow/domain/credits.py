@@ -5,8 +5,14 @@ Odoo is the authority over prices and balances; these types only carry what it a
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
+
+from .errors import CreditsRefused
+
+LEDGER_TIMESTAMP = "%Y-%m-%d %H:%M:%S"
+"""How Odoo writes a ledger entry's ``create_date`` on the wire: UTC, to the second."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,10 +91,57 @@ class LedgerEntry:
     balance_after: int
     reason: str | None
     correlation_id: str | None
-    created_at: str
+    created_at: str  # LEDGER_TIMESTAMP
+
+    @property
+    def created(self) -> datetime:
+        """``created_at`` as an aware UTC moment."""
+        return datetime.strptime(self.created_at, LEDGER_TIMESTAMP).replace(tzinfo=UTC)
 
 
 @dataclass(frozen=True, slots=True)
 class LedgerPage:
     entries: tuple[LedgerEntry, ...]
     has_more: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class QuotedPrices:
+    """What each paid step of a request with this spec would take."""
+
+    samples: int
+    final: int
+    regeneration: int  # one round of as many samples
+
+
+@dataclass(frozen=True, slots=True)
+class Quote:
+    """Odoo's answer to "what would this request cost, and may I make it?": nothing charged.
+
+    ``reason`` is the tier rule a submit would break (``None`` when ``allowed``); ``figures``
+    carries the cap on unfinished requests when that is the reason."""
+
+    user_id: str
+    tier_code: str
+    allowed: bool
+    reason: str | None
+    prices: QuotedPrices
+    balance: int
+    affordable: bool
+    figures: dict[str, int] = field(default_factory=dict)
+
+    def refusal(self) -> CreditsRefused | None:
+        """The refusal a submit of this request would meet now (the plan first, then the
+        balance, as Odoo checks them), or ``None``."""
+        if not self.allowed:
+            figures: dict[str, Any] = {
+                "reason": self.reason,
+                "tier": self.tier_code,
+                **self.figures,
+            }
+            return CreditsRefused("tier_forbids", **figures)
+        if not self.affordable:
+            return CreditsRefused(
+                "insufficient_credits", required=self.prices.samples, balance=self.balance
+            )
+        return None

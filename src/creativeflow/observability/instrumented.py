@@ -35,6 +35,7 @@ from creativeflow.domain.credits import (
     GenerationSpec,
     LedgerEntry,
     LedgerPage,
+    Quote,
 )
 from creativeflow.domain.errors import (
     CreditOutcomeUnknown,
@@ -150,6 +151,14 @@ class InstrumentedCreditLedger(_Delegating):
     ) -> LedgerPage:
         return await self._timed(
             "ledger_window", lambda: self._inner.ledger_window(since, until, limit, offset)
+        )
+
+    async def quote(self, user_id: str, spec: GenerationSpec) -> Quote:
+        return await self._timed("quote", lambda: self._inner.quote(user_id, spec))
+
+    async def ledger_for_user(self, user_id: str, limit: int = 20, offset: int = 0) -> LedgerPage:
+        return await self._timed(
+            "ledger_for_user", lambda: self._inner.ledger_for_user(user_id, limit, offset)
         )
 
     async def ping(self) -> bool:

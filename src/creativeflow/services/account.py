@@ -1,12 +1,12 @@
-"""Two small reads: the caller's credit account as Odoo knows it, and whether the service can
-serve at all (its database, its job dispatch and Odoo answer)."""
+"""Small reads: the caller's credit account and its history as Odoo knows them, and whether the
+service can serve at all (its database, its job dispatch and Odoo answer)."""
 
 from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
 
-from creativeflow.domain.credits import Entitlements
+from creativeflow.domain.credits import Entitlements, LedgerPage
 
 from .ports import CreditLedger, JobPublisher, TrackingStore
 
@@ -19,6 +19,10 @@ class CreditAccount:
 
     async def entitlements(self, user_id: str) -> Entitlements:
         return await self._credits.get_entitlements(user_id)
+
+    async def history(self, user_id: str, *, limit: int, offset: int) -> LedgerPage:
+        """The caller's own credit movements in Odoo's ledger, newest first."""
+        return await self._credits.ledger_for_user(user_id, limit, offset)
 
 
 @dataclass(frozen=True, slots=True)

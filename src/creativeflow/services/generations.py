@@ -21,7 +21,7 @@ from creativeflow.domain.actions import (
     ActionKind,
 )
 from creativeflow.domain.charges import stage_charges
-from creativeflow.domain.credits import CreditReceipt, GenerationSpec
+from creativeflow.domain.credits import CreditReceipt, GenerationSpec, Quote
 from creativeflow.domain.errors import (
     Conflict,
     CreditServiceUnavailable,
@@ -162,6 +162,13 @@ class GenerationService:
         )
         request.start(now)
         return request
+
+    async def quote(self, user_id: str, command: SubmitGeneration) -> Quote:
+        """What submitting ``command`` would cost and whether the plan allows it now, the cap on
+        unfinished requests included: one Odoo call, nothing charged, nothing stored."""
+        spec = self.new_request(user_id, command, correlation_id="").spec()
+        in_flight = await self._db.run(lambda repo: repo.count_in_flight(user_id))
+        return await self._credits.quote(user_id, replace(spec, requests_in_flight=in_flight))
 
     async def submit(
         self,

@@ -17,6 +17,7 @@ from creativeflow.domain.credits import (
     GenerationSpec,
     LedgerEntry,
     LedgerPage,
+    Quote,
 )
 from creativeflow.domain.jobs import JobMessage
 from creativeflow.domain.model import CreditOperation, GenerationRequest, Job, RequestRecord
@@ -205,6 +206,12 @@ class CreditLedger(Protocol):
     async def ledger_window(
         self, since: datetime, until: datetime, limit: int = 1000, offset: int = 0
     ) -> LedgerPage: ...
+
+    async def quote(self, user_id: str, spec: GenerationSpec) -> Quote:
+        """What a new request with ``spec`` would cost and whether the tier allows it."""
+
+    async def ledger_for_user(self, user_id: str, limit: int = 20, offset: int = 0) -> LedgerPage:
+        """The user's own ledger entries, newest first."""
 
     async def ping(self) -> bool: ...
 

@@ -222,6 +222,46 @@ class CreditLedger:
             found = [e.as_contract() for e in self._entries if e.request_id in wanted]
         return {"ok": True, "code": "ok", "entries": found}
 
+    def quote(self, platform_user_id: object, spec: object) -> Result:
+        """What a new request with ``spec`` would cost, and whether the tier allows it; writes
+        nothing."""
+        try:
+            user_id = rules.require_text(platform_user_id, "platform_user_id")
+            checked_spec = rules.parse_spec(spec)
+        except InvalidRequest as exc:
+            return refusal("invalid_request", detail=exc.detail)
+        with self._lock:
+            account = self._accounts.get(user_id)
+            if account is None:
+                return refusal("unknown_account")
+            tier = self._tiers[account.tier_code]
+            answer = rules.quote(tier, checked_spec, account.balance)
+        return {"ok": True, "code": "quoted", "user_id": user_id, **answer}
+
+    def ledger_for_user(
+        self,
+        platform_user_id: object,
+        limit: object = rules.DEFAULT_HISTORY_LIMIT,
+        offset: object = 0,
+    ) -> Result:
+        """The account's own entries, newest first, a page at a time."""
+        try:
+            user_id = rules.require_text(platform_user_id, "platform_user_id")
+            page_size, skip = rules.check_page(limit, offset, rules.MAX_HISTORY_LIMIT)
+        except InvalidRequest as exc:
+            return refusal("invalid_request", detail=exc.detail)
+        with self._lock:
+            if user_id not in self._accounts:
+                return refusal("unknown_account")
+            own = [e for e in reversed(self._entries) if e.user_id == user_id]
+        page = own[skip : skip + page_size]
+        return {
+            "ok": True,
+            "code": "ok",
+            "entries": [entry.as_contract() for entry in page],
+            "has_more": len(own) > skip + page_size,
+        }
+
     def ledger_window(
         self, since: object, until: object, limit: object = 1000, offset: object = 0
     ) -> Result:

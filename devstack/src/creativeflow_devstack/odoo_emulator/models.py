@@ -24,6 +24,7 @@ from typing import Any
 
 from . import errors
 from .ledger import CreditLedger, Result
+from .rules import DEFAULT_HISTORY_LIMIT
 from .seed import GROUP_ORCHESTRATOR, UserSeed
 
 CREDIT_SERVICE = "creativeflow.credit.service"
@@ -182,6 +183,18 @@ class CreditServiceEndpoint:
     ) -> Result:
         return self._ledger.ledger_window(since, until, limit, offset)
 
+    def quote(self, caller: UserSeed, platform_user_id: Any, spec: Any) -> Result:
+        return self._ledger.quote(platform_user_id, spec)
+
+    def ledger_for_user(
+        self,
+        caller: UserSeed,
+        platform_user_id: Any,
+        limit: Any = DEFAULT_HISTORY_LIMIT,
+        offset: Any = 0,
+    ) -> Result:
+        return self._ledger.ledger_for_user(platform_user_id, limit, offset)
+
     def methods(self) -> dict[str, RemoteMethod]:
         return {
             "get_entitlements": self.get_entitlements,
@@ -189,6 +202,8 @@ class CreditServiceEndpoint:
             "refund": self.refund,
             "ledger_by_requests": self.ledger_by_requests,
             "ledger_window": self.ledger_window,
+            "quote": self.quote,
+            "ledger_for_user": self.ledger_for_user,
         }
 
 

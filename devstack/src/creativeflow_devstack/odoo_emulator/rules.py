@@ -23,6 +23,8 @@ TIMESTAMP_FORMAT = "%Y-%m-%d %H:%M:%S"
 _TIMESTAMP_LENGTH = len("YYYY-MM-DD HH:MM:SS")
 MAX_LEDGER_REQUEST_IDS = 500
 MAX_WINDOW_LIMIT = 1000
+MAX_HISTORY_LIMIT = 100
+DEFAULT_HISTORY_LIMIT = 20
 
 Absent = Literal[False]
 """What Odoo sends for an empty value: XML-RPC cannot carry ``None``."""
@@ -241,11 +243,37 @@ def parse_timestamp(value: object, name: str) -> datetime:
 
 
 def check_window_page(limit: object, offset: object) -> tuple[int, int]:
-    if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= MAX_WINDOW_LIMIT:
-        raise InvalidRequest(f"limit must be an integer from 1 to {MAX_WINDOW_LIMIT}")
+    return check_page(limit, offset, MAX_WINDOW_LIMIT)
+
+
+def check_page(limit: object, offset: object, largest: int) -> tuple[int, int]:
+    """A page of ``limit`` entries (1 to ``largest``) after ``offset`` of them."""
+    if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= largest:
+        raise InvalidRequest(f"limit must be an integer from 1 to {largest}")
     if not isinstance(offset, int) or isinstance(offset, bool) or offset < 0:
         raise InvalidRequest("offset must be an integer >= 0")
     return limit, offset
+
+
+def quote(tier: Tier, spec: Spec, balance: int) -> dict[str, Any]:
+    """What ``quote`` answers besides ``ok``, ``code`` and ``user_id``: the tier check of a new
+    request (``samples``), the three prices and whether the balance covers the first."""
+    refusal = tier_refusal(tier, ACTION_SAMPLES, spec)
+    prices = {
+        "samples": price(tier, ACTION_SAMPLES, spec),
+        "final": price(tier, ACTION_FINAL, spec),
+        "regeneration": price(tier, "regeneration-1", spec),
+    }
+    return {
+        "tier": tier.code,
+        "allowed": refusal is None,
+        "reason": refusal.reason if refusal else False,
+        "detail": refusal.detail if refusal else False,
+        **(refusal.figures if refusal else {}),
+        "prices": prices,
+        "balance": balance,
+        "affordable": balance >= prices["samples"],
+    }
 
 
 def format_timestamp(moment: datetime) -> str:

@@ -35,17 +35,18 @@ from creativeflow.adapters.odoo.signatures import SERVICE_MODEL
 from creativeflow.adapters.odoo.transport import RpcTransport, TransportFault
 from creativeflow.adapters.odoo.xmlrpc_transport import XmlRpcTransport
 from creativeflow.domain.credits import (
+    LEDGER_TIMESTAMP,
     CreditReceipt,
     Entitlements,
     GenerationSpec,
     LedgerEntry,
     LedgerPage,
+    Quote,
 )
 
 logger = logging.getLogger(__name__)
 
 LEDGER_BY_REQUESTS_LIMIT = 500
-_ODOO_DATETIME = "%Y-%m-%d %H:%M:%S"
 
 
 def make_transport(config: OdooConfig) -> RpcTransport:
@@ -61,7 +62,7 @@ def odoo_datetime(moment: datetime) -> str:
     """``YYYY-MM-DD HH:MM:SS`` in UTC, as Odoo stores ``create_date``; naive means UTC."""
     if moment.tzinfo is not None:
         moment = moment.astimezone(UTC).replace(tzinfo=None)
-    return moment.strftime(_ODOO_DATETIME)
+    return moment.strftime(LEDGER_TIMESTAMP)
 
 
 class _FailedTry(Exception):
@@ -191,6 +192,16 @@ class OdooClient:
         args = [odoo_datetime(since), odoo_datetime(until), limit, offset]
         result = self._execute("ledger_window", args, changing=False)
         return replies.ledger_page(result)
+
+    def quote(self, user_id: str, spec: GenerationSpec) -> Quote:
+        """What a new request with ``spec`` would cost and whether the tier allows it."""
+        result = self._execute("quote", [user_id, spec.as_odoo_spec()], changing=False)
+        return replies.quote(result, user_id)
+
+    def ledger_for_user(self, user_id: str, limit: int = 20, offset: int = 0) -> LedgerPage:
+        """The user's own entries, newest first."""
+        result = self._execute("ledger_for_user", [user_id, limit, offset], changing=False)
+        return replies.user_ledger_page(result)
 
     def call(self, model: str, method: str, *args: Any, **kwargs: Any) -> Any:
         """Any method of any model, raw result; for diagnostics and the contract suite only.

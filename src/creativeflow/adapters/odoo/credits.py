@@ -24,6 +24,7 @@ from creativeflow.domain.credits import (
     GenerationSpec,
     LedgerEntry,
     LedgerPage,
+    Quote,
 )
 
 logger = logging.getLogger(__name__)
@@ -91,6 +92,12 @@ class AsyncOdooCredits:
         self, since: datetime, until: datetime, limit: int = 1000, offset: int = 0
     ) -> LedgerPage:
         return await self._run(lambda client: client.ledger_window(since, until, limit, offset))
+
+    async def quote(self, user_id: str, spec: GenerationSpec) -> Quote:
+        return await self._run(lambda client: client.quote(user_id, spec))
+
+    async def ledger_for_user(self, user_id: str, limit: int = 20, offset: int = 0) -> LedgerPage:
+        return await self._run(lambda client: client.ledger_for_user(user_id, limit, offset))
 
     async def ping(self) -> bool:
         """Readiness: whether Odoo answers ``common.version`` (no login, one try)."""

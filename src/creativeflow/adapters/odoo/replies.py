@@ -8,15 +8,19 @@ the domain type is optional. Integers must be ints (a bool is not one).
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 from creativeflow.adapters.odoo.errors import OdooContractError, OdooRejected
 from creativeflow.domain.credits import (
+    LEDGER_TIMESTAMP,
     CreditReceipt,
     Entitlements,
     LedgerEntry,
     LedgerPage,
     Prices,
+    Quote,
+    QuotedPrices,
     TierLimits,
 )
 
@@ -35,6 +39,8 @@ REFUSALS: dict[str, frozenset[str]] = {
     "refund": frozenset({"nothing_to_refund", "invalid_request"}),
     "ledger_by_requests": frozenset({"invalid_request"}),
     "ledger_window": frozenset({"invalid_request"}),
+    "quote": frozenset({"unknown_account", "invalid_request"}),
+    "ledger_for_user": frozenset({"unknown_account", "invalid_request"}),
 }
 _FIGURE_TYPES: dict[str, dict[str, type]] = {
     "insufficient_credits": {"required": int, "balance": int},
@@ -85,6 +91,15 @@ class _Reply:
             return None
         if not isinstance(value, str):
             raise self._wrong(key, "a str or false", value)
+        return value
+
+    def timestamp(self, key: str) -> str:
+        """A ``"YYYY-MM-DD HH:MM:SS"`` text, as Odoo writes a Datetime."""
+        value = self.text(key)
+        try:
+            datetime.strptime(value, LEDGER_TIMESTAMP)
+        except ValueError:
+            raise self._wrong(key, "a 'YYYY-MM-DD HH:MM:SS' timestamp", value) from None
         return value
 
     def flag(self, key: str) -> bool:
@@ -188,6 +203,36 @@ def receipt(
     )
 
 
+def quote(value: Any, user_id: str) -> Quote:
+    reply = accepted("quote", value, "quoted")
+    _expect_echo(reply, "user_id", user_id)
+    allowed = reply.flag("allowed")
+    reason = reply.optional_text("reason")
+    if allowed == (reason is not None):
+        raise OdooContractError("quote: a reason must be given exactly when it is not allowed")
+    figures = {key: reply.integer(key) for key in _REASON_FIGURE_TYPES.get(reason or "", {})}
+    prices = reply.child("prices")
+    return Quote(
+        user_id=reply.text("user_id"),
+        tier_code=reply.text("tier"),
+        allowed=allowed,
+        reason=reason,
+        prices=QuotedPrices(
+            samples=prices.integer("samples"),
+            final=prices.integer("final"),
+            regeneration=prices.integer("regeneration"),
+        ),
+        balance=reply.integer("balance"),
+        affordable=reply.flag("affordable"),
+        figures=figures,
+    )
+
+
+def user_ledger_page(value: Any) -> LedgerPage:
+    reply = accepted("ledger_for_user", value, "ok")
+    return LedgerPage(entries=_entries(reply), has_more=reply.flag("has_more"))
+
+
 def ledger_entries(value: Any) -> tuple[LedgerEntry, ...]:
     reply = accepted("ledger_by_requests", value, "ok")
     return _entries(reply)
@@ -219,7 +264,7 @@ def _entry(item: _Reply) -> LedgerEntry:
         balance_after=item.integer("balance_after"),
         reason=item.optional_text("reason"),
         correlation_id=item.optional_text("correlation_id"),
-        created_at=item.text("created_at"),
+        created_at=item.timestamp("created_at"),
     )
 
 

@@ -15,6 +15,8 @@ SERVICE_PARAMETERS: dict[str, tuple[str, ...]] = {
     "refund": ("request_id", "action", "reason", "correlation_id"),
     "ledger_by_requests": ("request_ids",),
     "ledger_window": ("since", "until", "limit", "offset"),
+    "quote": ("platform_user_id", "spec"),
+    "ledger_for_user": ("platform_user_id", "limit", "offset"),
 }
 
 # Other models' methods the adapter calls: ``res.users.context_get`` takes no argument.

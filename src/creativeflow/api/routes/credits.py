@@ -1,12 +1,22 @@
-"""The caller's tier, limits, prices and balance, as Odoo knows them."""
+"""The caller's tier, limits, prices, balance and credit history, as Odoo knows them."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated
 
-from creativeflow.api.dependencies import AccountDep
+from fastapi import APIRouter, Depends, Query
+
+from creativeflow.api.dependencies import AccountDep, only_query_parameters
 from creativeflow.api.identity import CurrentUser
-from creativeflow.api.schemas import CreditsView, LimitsView, PricesView, TierView
+from creativeflow.api.openapi_problems import problem_responses
+from creativeflow.api.schemas import (
+    CreditHistoryView,
+    CreditMovementView,
+    CreditsView,
+    LimitsView,
+    PricesView,
+    TierView,
+)
 
 router = APIRouter(prefix="/api/v1/credits", tags=["credits"])
 
@@ -40,4 +50,30 @@ async def get_credits(user_id: CurrentUser, account: AccountDep) -> CreditsView:
             regeneration_sample=found.prices.regeneration_sample,
         ),
         balance=found.balance,
+    )
+
+
+@router.get(
+    "/history",
+    response_model=CreditHistoryView,
+    summary="The caller's credit movements in Odoo's ledger, newest first",
+    responses={
+        **problem_responses(
+            401, 403, 422, 500, 503, s403="no credit account in Odoo for this user"
+        ),
+    },
+    dependencies=[Depends(only_query_parameters("limit", "offset"))],
+)
+async def get_credit_history(
+    user_id: CurrentUser,
+    account: AccountDep,
+    limit: Annotated[int, Query(ge=1, le=100, description="entries per page")] = 20,
+    offset: Annotated[int, Query(ge=0, le=100_000, description="entries to skip")] = 0,
+) -> CreditHistoryView:
+    page = await account.history(user_id, limit=limit, offset=offset)
+    return CreditHistoryView(
+        items=[CreditMovementView.of(entry) for entry in page.entries],
+        limit=limit,
+        offset=offset,
+        has_more=page.has_more,
     )

@@ -17,10 +17,9 @@ from fastapi import (
     Request,
     Response,
 )
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from creativeflow.api.dependencies import GenerationsDep, SettingsDep
+from creativeflow.api.dependencies import GenerationsDep, SettingsDep, only_query_parameters
 from creativeflow.api.identity import CurrentUser
 from creativeflow.api.openapi_problems import problem_responses
 from creativeflow.api.problems import problem_body, stored_answer
@@ -30,6 +29,7 @@ from creativeflow.api.schemas import (
     GenerationPage,
     GenerationView,
     IsoMoment,
+    QuoteView,
     Regeneration,
     SampleSelection,
 )
@@ -132,6 +132,32 @@ _ACCEPTED = {
 _PAID_STEP_ERRORS = problem_responses(401, 402, 403, 404, 409, 413, 422, 429, 500, 503)
 
 
+def _command(body: GenerationCreate) -> SubmitGeneration:
+    return SubmitGeneration(
+        prompt=body.prompt,
+        format=body.format,
+        width=body.width,
+        height=body.height,
+        samples=body.samples,
+        style_guidance=body.style_guidance,
+        brand_elements=body.brand_elements.model_dump(mode="json") if body.brand_elements else None,
+        project_id=body.project_id,
+        advanced_model=body.advanced_model,
+    )
+
+
+@router.post(
+    "/quote",
+    response_model=QuoteView,
+    summary="What a request would cost and whether it would be accepted now; nothing is charged",
+    responses=problem_responses(401, 403, 413, 422, 500, 503),
+)
+async def quote_generation(
+    body: GenerationCreate, user_id: CurrentUser, generations: GenerationsDep
+) -> QuoteView:
+    return QuoteView.of(await generations.quote(user_id, _command(body)))
+
+
 @router.post(
     "",
     status_code=202,
@@ -163,17 +189,7 @@ async def submit_generation(
     background: BackgroundTasks,
     idempotency_key: IdempotencyHeader = None,
 ) -> GenerationView | JSONResponse:
-    command = SubmitGeneration(
-        prompt=body.prompt,
-        format=body.format,
-        width=body.width,
-        height=body.height,
-        samples=body.samples,
-        style_guidance=body.style_guidance,
-        brand_elements=body.brand_elements.model_dump(mode="json") if body.brand_elements else None,
-        project_id=body.project_id,
-        advanced_model=body.advanced_model,
-    )
+    command = _command(body)
     keyed = _idempotency(settings, user_id, "submit", idempotency_key, body.model_dump(mode="json"))
     correlation_id = _correlation_id(request)
     if settings.use_sync_credit_check:
@@ -190,28 +206,6 @@ async def submit_generation(
     return await _answer(accept, response)
 
 
-LIST_PARAMETERS = frozenset(
-    {"status", "project_id", "created_from", "created_before", "limit", "offset"}
-)
-
-
-async def _only_known_parameters(request: Request) -> None:
-    """A filter the service does not know would be silently ignored, and the client would read
-    the wrong list as the right one: refuse it."""
-    unknown = sorted(set(request.query_params) - LIST_PARAMETERS)
-    if unknown:
-        raise RequestValidationError(
-            [
-                {
-                    "loc": ("query", name),
-                    "msg": "unknown query parameter; known: " + ", ".join(sorted(LIST_PARAMETERS)),
-                    "type": "extra_forbidden",
-                }
-                for name in unknown
-            ]
-        )
-
-
 def _utc(moment: datetime | None) -> datetime | None:
     if moment is None or moment.tzinfo is not None:
         return moment
@@ -223,7 +217,13 @@ def _utc(moment: datetime | None) -> datetime | None:
     response_model=GenerationPage,
     summary="List the caller's generation requests, newest first",
     responses=problem_responses(401, 422, 500),
-    dependencies=[Depends(_only_known_parameters)],
+    dependencies=[
+        Depends(
+            only_query_parameters(
+                "status", "project_id", "created_from", "created_before", "limit", "offset"
+            )
+        )
+    ],
 )
 async def list_generations(
     user_id: CurrentUser,
