@@ -25,7 +25,6 @@ from creativeflow.adapters.webhook import (
     WebhookServerError,
     WebhookTimedOut,
     WebhookUnreachable,
-    encode_job,
 )
 from creativeflow.bootstrap import build_container
 from creativeflow.domain.errors import DispatchUnavailable
@@ -223,7 +222,7 @@ def test_the_body_is_the_job_json_and_the_headers_verify(receiver: JobReceiver) 
     [sent] = receiver.posts()
     assert sent.path == WEBHOOK_PATH
     assert json.loads(sent.body) == job.to_json_dict()
-    assert sent.body == encode_job(job)
+    assert sent.body == job.encode()
     assert sent.headers["content-type"] == "application/json"
     assert sent.headers["webhook-id"] == job.job_id
     assert sent.headers["x-request-id"] == job.correlation_id
@@ -519,7 +518,7 @@ def test_the_simulator_refuses_a_job_whose_webhook_id_is_not_its_job_id(
 ) -> None:
     job = make_job(callbacks.base_url)
 
-    response = post_signed(simulator.url, encode_job(job), "msg_another_id")
+    response = post_signed(simulator.url, job.encode(), "msg_another_id")
 
     assert response.status_code == 422  # de-duplication by webhook-id needs webhook-id = job_id
     assert simulator.jobs() == []

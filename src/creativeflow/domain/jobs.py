@@ -7,6 +7,7 @@ Schema (also published in ``docs/``).
 from __future__ import annotations
 
 import enum
+import json
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -58,6 +59,11 @@ class JobMessage:
     parameters: dict[str, Any]
     callbacks: CallbackUrls
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def encode(self) -> bytes:
+        """The message as compact UTF-8 JSON: the bytes published to RabbitMQ, or signed and
+        posted to n8n's webhook."""
+        return json.dumps(self.to_json_dict(), separators=(",", ":"), ensure_ascii=False).encode()
 
     def to_json_dict(self) -> dict[str, Any]:
         return {

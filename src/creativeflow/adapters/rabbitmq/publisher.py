@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-import json
 import logging
 import threading
 import time
@@ -64,10 +63,6 @@ class JobPublisher(Protocol):
     async def publish(self, job: JobMessage) -> None: ...
 
     async def check(self) -> bool: ...
-
-
-def encode_job(job: JobMessage) -> bytes:
-    return json.dumps(job.to_json_dict(), separators=(",", ":"), ensure_ascii=False).encode()
 
 
 def job_properties(job: JobMessage, app_id: str, now: float) -> pika.BasicProperties:
@@ -124,7 +119,7 @@ class PikaJobPublisher:
 
     async def publish(self, job: JobMessage) -> None:
         """Return once the broker confirmed ``job``; otherwise raise :class:`PublishFailed`."""
-        body = encode_job(job)
+        body = job.encode()
         deadline = time.monotonic() + self._config.confirm_timeout
         try:
             await asyncio.wait_for(

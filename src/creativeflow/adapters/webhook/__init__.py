@@ -2,7 +2,7 @@
 ``JobPublisher``, chosen by ``DISPATCH_MODE=webhook``)."""
 
 from creativeflow.adapters.webhook.config import WebhookConfig
-from creativeflow.adapters.webhook.dispatcher import WebhookJobDispatcher, encode_job
+from creativeflow.adapters.webhook.dispatcher import WebhookJobDispatcher
 from creativeflow.adapters.webhook.errors import (
     WebhookDispatchFailed,
     WebhookRejected,
@@ -19,5 +19,4 @@ __all__ = [
     "WebhookServerError",
     "WebhookTimedOut",
     "WebhookUnreachable",
-    "encode_job",
 ]

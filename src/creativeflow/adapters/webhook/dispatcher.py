@@ -17,7 +17,6 @@ debit as for a failed RabbitMQ publish.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import random
 import time
@@ -52,11 +51,6 @@ _SENT_AND_TIMED_OUT: tuple[type[httpx.TransportError], ...] = (
 )
 # the URL itself is unusable: trying again cannot help
 _MISCONFIGURED: tuple[type[httpx.TransportError], ...] = (httpx.UnsupportedProtocol,)
-
-
-def encode_job(job: JobMessage) -> bytes:
-    """The job message as compact UTF-8 JSON, the bytes that are signed and sent."""
-    return json.dumps(job.to_json_dict(), separators=(",", ":"), ensure_ascii=False).encode()
 
 
 def is_retryable_status(status: int) -> bool:
@@ -97,7 +91,7 @@ class WebhookJobDispatcher:
         """POST the job until n8n answers 2xx; raise a :class:`WebhookDispatchFailed` otherwise."""
         if self._client.is_closed:  # shutting down: say so the way every failure says it
             raise WebhookUnreachable("the dispatcher is closed", job_id=job.job_id, attempts=0)
-        body = encode_job(job)
+        body = job.encode()
         maybe_taken = False
         for attempt in range(1, self._config.max_attempts + 1):
             response, failure = await self._try_once(job, body, attempt)
