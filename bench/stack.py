@@ -307,6 +307,7 @@ class StackNames:
             queue=f"bench.{self.tag}.jobs",
             dead_letter_exchange=f"bench.{self.tag}.dlx",
             dead_letter_queue=f"bench.{self.tag}.jobs.dead",
+            cancel_queue=f"bench.{self.tag}.cancellations",
             connection_name=f"bench-{self.tag}",
         )
 
@@ -406,7 +407,12 @@ class BenchStack:
             return
         try:
             channel = connection.channel()
-            for queue in (rabbit.queue, rabbit.dead_letter_queue, self.tap_queue):
+            for queue in (
+                rabbit.queue,
+                rabbit.dead_letter_queue,
+                rabbit.cancel_queue,
+                self.tap_queue,
+            ):
                 channel.queue_delete(queue)
             for exchange in (rabbit.exchange, rabbit.dead_letter_exchange):
                 channel.exchange_delete(exchange)
@@ -510,6 +516,7 @@ class BenchStack:
             "RABBITMQ_N8N_JOB_ROUTING_KEY": rabbit.routing_key,
             "RABBITMQ_DEAD_LETTER_EXCHANGE": rabbit.dead_letter_exchange,
             "RABBITMQ_DEAD_LETTER_QUEUE": rabbit.dead_letter_queue,
+            "RABBITMQ_N8N_CANCEL_QUEUE": rabbit.cancel_queue,
             "ODOO_URL": self.emulator.url,
             "ODOO_DB": self.emulator.database,
             "ODOO_LOGIN": ODOO_LOGIN,

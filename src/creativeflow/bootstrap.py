@@ -64,6 +64,8 @@ def rabbit_config(settings: Settings) -> RabbitConfig:
         exchange=settings.rabbitmq_exchange,
         queue=settings.rabbitmq_queue,
         routing_key=settings.rabbitmq_routing_key,
+        cancel_queue=settings.rabbitmq_cancel_queue,
+        cancel_routing_key=settings.rabbitmq_cancel_routing_key,
         dead_letter_exchange=settings.rabbitmq_dead_letter_exchange,
         dead_letter_queue=settings.rabbitmq_dead_letter_queue,
         quorum=settings.rabbitmq_quorum_queue,

@@ -61,6 +61,12 @@ class Settings(BaseSettings):
     rabbitmq_routing_key: str = Field(
         "generation.job", validation_alias="RABBITMQ_N8N_JOB_ROUTING_KEY"
     )
+    rabbitmq_cancel_queue: str = Field(
+        "creativeflow.n8n.cancellations", validation_alias="RABBITMQ_N8N_CANCEL_QUEUE"
+    )
+    rabbitmq_cancel_routing_key: str = Field(
+        "generation.cancel", validation_alias="RABBITMQ_N8N_CANCEL_ROUTING_KEY"
+    )
     rabbitmq_dead_letter_exchange: str = Field(
         "creativeflow.generation.dlx", validation_alias="RABBITMQ_DEAD_LETTER_EXCHANGE"
     )

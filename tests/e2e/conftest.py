@@ -127,6 +127,7 @@ def stack_settings(
         rabbitmq_queue=f"{prefix}.{tag}.jobs",
         rabbitmq_dead_letter_exchange=f"{prefix}.{tag}.dlx",
         rabbitmq_dead_letter_queue=f"{prefix}.{tag}.jobs.dead",
+        rabbitmq_cancel_queue=f"{prefix}.{tag}.cancellations",
         odoo_url=emulator.url,
         odoo_db=emulator.database,
         odoo_login="orchestrator",
@@ -158,7 +159,12 @@ def delete_rabbit_names(settings: Settings, tap_queue: str) -> None:
     connection = pika.BlockingConnection(pika.URLParameters(RABBITMQ_URL))
     try:
         channel = connection.channel()
-        for queue in (settings.rabbitmq_queue, settings.rabbitmq_dead_letter_queue, tap_queue):
+        for queue in (
+            settings.rabbitmq_queue,
+            settings.rabbitmq_dead_letter_queue,
+            settings.rabbitmq_cancel_queue,
+            tap_queue,
+        ):
             channel.queue_delete(queue)
         for exchange in (settings.rabbitmq_exchange, settings.rabbitmq_dead_letter_exchange):
             channel.exchange_delete(exchange)
@@ -188,6 +194,7 @@ def stack(tracking_database_url: str) -> Iterator[Stack]:
                             rabbitmq_url=RABBITMQ_URL,
                             secret=CALLBACK_SECRET,
                             queue=settings.rabbitmq_queue,
+                            cancel_queue=settings.rabbitmq_cancel_queue,
                             delay=0.05,
                             connection_name=f"e2e-simulator-{tag}",
                         )

@@ -184,7 +184,11 @@ def _delete_names(settings: Settings) -> None:
     connection = pika.BlockingConnection(pika.URLParameters(RABBITMQ_URL))
     try:
         channel = connection.channel()
-        for queue in (settings.rabbitmq_queue, settings.rabbitmq_dead_letter_queue):
+        for queue in (
+            settings.rabbitmq_queue,
+            settings.rabbitmq_dead_letter_queue,
+            settings.rabbitmq_cancel_queue,
+        ):
             channel.queue_delete(queue)
         for exchange in (settings.rabbitmq_exchange, settings.rabbitmq_dead_letter_exchange):
             channel.exchange_delete(exchange)
@@ -227,6 +231,7 @@ async def rig(
         rabbitmq_queue=f"faults.{tag}.jobs",
         rabbitmq_dead_letter_exchange=f"faults.{tag}.dlx",
         rabbitmq_dead_letter_queue=f"faults.{tag}.jobs.dead",
+        rabbitmq_cancel_queue=f"faults.{tag}.cancellations",
         odoo_url=emulator.url,
         odoo_db=emulator.database,
         odoo_login="orchestrator",

@@ -107,6 +107,7 @@ async def test_the_reconcile_command_exits_non_zero_on_a_planted_mismatch(rig: R
         "RABBITMQ_N8N_JOB_QUEUE": rig.settings.rabbitmq_queue,
         "RABBITMQ_DEAD_LETTER_EXCHANGE": rig.settings.rabbitmq_dead_letter_exchange,
         "RABBITMQ_DEAD_LETTER_QUEUE": rig.settings.rabbitmq_dead_letter_queue,
+        "RABBITMQ_N8N_CANCEL_QUEUE": rig.settings.rabbitmq_cancel_queue,
         "ENVIRONMENT": "test",
         "LOG_LEVEL": "WARNING",
     }

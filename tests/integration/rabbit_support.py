@@ -40,6 +40,7 @@ def unique_config(**overrides: Any) -> RabbitConfig:
         routing_key="generation.job",
         dead_letter_exchange=f"test.{tag}.generation.dlx",
         dead_letter_queue=f"test.{tag}.jobs.dead",
+        cancel_queue=f"test.{tag}.cancellations",
         connection_name=f"test-publisher-{tag}",
     )
     return replace(config, **overrides)
@@ -58,7 +59,7 @@ def channel() -> Iterator[BlockingChannel]:
 def delete_topology(config: RabbitConfig) -> None:
     """Remove the test's queues and exchanges; missing ones are fine."""
     with channel() as ch:
-        for queue in (config.queue, config.dead_letter_queue):
+        for queue in (config.queue, config.dead_letter_queue, config.cancel_queue):
             ch.queue_delete(queue)
         for exchange in (config.exchange, config.dead_letter_exchange):
             ch.exchange_delete(exchange)

@@ -31,6 +31,7 @@ def queues() -> Iterator[dict[str, str]]:
         "RABBITMQ_N8N_JOB_QUEUE": rabbit.queue,
         "RABBITMQ_DEAD_LETTER_EXCHANGE": rabbit.dead_letter_exchange,
         "RABBITMQ_DEAD_LETTER_QUEUE": rabbit.dead_letter_queue,
+        "RABBITMQ_N8N_CANCEL_QUEUE": rabbit.cancel_queue,
     }
     delete_topology(rabbit)
 

@@ -9,6 +9,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import replace
+from datetime import UTC, datetime
 from importlib.resources import files
 
 import jsonschema
@@ -24,7 +25,7 @@ from creativeflow.adapters.rabbitmq import (
 )
 from creativeflow.adapters.rabbitmq.worker_pool import WorkerPool
 from creativeflow.domain.errors import DispatchUnavailable
-from creativeflow.domain.jobs import JOB_SCHEMA, Stage
+from creativeflow.domain.jobs import JOB_SCHEMA, JobCancellation, Stage
 from tests.integration.rabbit_support import (
     broker_connections,
     channel,
@@ -207,6 +208,47 @@ def test_a_published_job_arrives_persistent_and_valid(
     job_validator().validate(body)
     assert body["job_id"] == job.job_id
     assert body["stage"] == "final"
+
+
+def test_a_cancellation_arrives_on_the_cancellation_queue_only(
+    config: RabbitConfig, publisher: PikaJobPublisher
+) -> None:
+    job = make_job()
+    cancellation = JobCancellation(
+        job_id=job.job_id,
+        request_id=job.request_id,
+        stage=job.stage,
+        action=job.action,
+        correlation_id=job.correlation_id,
+        cancelled_at=datetime.now(UTC),
+    )
+
+    asyncio.run(publisher.cancel(cancellation))
+
+    assert queue_depth(config.queue) == 0
+    received = get_message(config.cancel_queue)
+    assert received is not None
+    properties = received.properties
+    assert (properties.delivery_mode, properties.type) == (2, "AIGenerationJobCancelled")
+    assert properties.message_id == f"cancel-{job.job_id}"
+    assert properties.headers["schema"] == "creativeflow.generation-cancel.v1"
+    schema = json.loads(
+        (files("creativeflow") / "schemas" / "generation-cancel.v1.json").read_text()
+    )
+    body = received.json()
+    jsonschema.Draft202012Validator(
+        schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
+    ).validate(body)
+    assert (body["job_id"], body["reason"]) == (job.job_id, "cancelled_by_user")
+
+
+def test_cancellations_expire_from_their_queue(config: RabbitConfig) -> None:
+    """Nobody may consume them (a deployment without the workflow's cancellation trigger): they
+    must not pile up for ever."""
+    PikaJobPublisher(config).declare_topology()
+    ttl = {"x-message-ttl": config.cancel_ttl_seconds * 1000, "x-queue-type": "quorum"}
+    assert not queue_is_refused(config.cancel_queue, durable=True, arguments=ttl)
+    assert queue_is_refused(config.cancel_queue, durable=True, arguments={"x-queue-type": "quorum"})
 
 
 def test_an_unroutable_job_is_a_failed_publish(config: RabbitConfig) -> None:

@@ -144,6 +144,7 @@ def local_stack(tmp_path: Path) -> Iterator[LocalStack]:
         "RABBITMQ_N8N_JOB_QUEUE": rabbit.queue,
         "RABBITMQ_DEAD_LETTER_EXCHANGE": rabbit.dead_letter_exchange,
         "RABBITMQ_DEAD_LETTER_QUEUE": rabbit.dead_letter_queue,
+        "RABBITMQ_N8N_CANCEL_QUEUE": rabbit.cancel_queue,
         "RECOVERY_INTERVAL_SECONDS": "0",
         "LOG_FORMAT": "text",
     }

@@ -9,6 +9,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -18,7 +19,7 @@ import pytest
 from pika.exceptions import AMQPConnectionError
 
 from creativeflow.adapters.rabbitmq import PikaJobPublisher, RabbitConfig
-from creativeflow.domain.jobs import JobMessage, Stage
+from creativeflow.domain.jobs import JobCancellation, JobMessage, Stage
 from creativeflow.webhook_signature import SignatureError, verify
 from creativeflow_devstack.n8n_simulator import (
     N8nSimulator,
@@ -152,6 +153,7 @@ def start_simulator(config: RabbitConfig) -> Iterator[Callable[..., N8nSimulator
             rabbitmq_url=RABBITMQ_URL,
             secret=SECRET,
             queue=config.queue,
+            cancel_queue=config.cancel_queue,
             delay=0.0,
             retry_backoff=0.05,
         )
@@ -401,6 +403,39 @@ def test_a_held_job_never_gets_a_callback(
     assert len(receiver.for_job(answered)) == 1
     assert simulator.stats().held == 1
     assert queue_depth(config.queue) == 0
+
+
+def test_a_job_cancelled_before_its_answer_gets_no_callback(
+    receiver: CallbackReceiver,
+    publish: Callable[[JobMessage], None],
+    start_simulator: Callable[..., N8nSimulator],
+    config: RabbitConfig,
+) -> None:
+    simulator = start_simulator()
+    cancelled = make_job(receiver.base_url, prompt="slow [wait:1.5]")
+    answered = make_job(receiver.base_url, prompt="slow too [wait:1.5]")
+    publish(cancelled)
+    publish(answered)
+    assert wait_until(lambda: queue_depth(config.queue) == 0)  # both taken, answers pending
+
+    asyncio.run(
+        PikaJobPublisher(config).cancel(
+            JobCancellation(
+                job_id=cancelled.job_id,
+                request_id=cancelled.request_id,
+                stage=cancelled.stage,
+                action=cancelled.action,
+                correlation_id=cancelled.correlation_id,
+                cancelled_at=datetime.now(UTC),
+            )
+        )
+    )
+
+    assert wait_until(lambda: simulator.handled == 2)
+    assert receiver.for_job(cancelled) == []
+    assert len(receiver.for_job(answered)) == 1
+    assert (simulator.stats().cancellations, simulator.stats().cancelled) == (1, 1)
+    assert queue_depth(config.cancel_queue) == 0
 
 
 def test_a_duplicate_trigger_sends_the_callback_twice(

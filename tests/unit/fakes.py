@@ -20,7 +20,7 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from creativeflow.adapters.rabbitmq.errors import BrokerUnreachable, PublishFailed
-from creativeflow.domain.jobs import JobMessage
+from creativeflow.domain.jobs import JobCancellation, JobMessage
 from creativeflow.domain.model import CreditOperation, GenerationRequest, Job
 from creativeflow.domain.states import CreditOperationKind, CreditOperationStatus, JobStatus, Status
 from creativeflow.services.ports import EarlierClaim, Tracking
@@ -316,6 +316,7 @@ class RecordingPublisher:
 
     def __init__(self) -> None:
         self.published: list[JobMessage] = []
+        self.cancelled: list[JobCancellation] = []
         self.attempts = 0
         self.healthy = True
         self._failures: list[PublishFailed] = []
@@ -332,6 +333,12 @@ class RecordingPublisher:
             failure.job_id = failure.job_id or job.job_id
             raise failure
         self.published.append(job)
+
+    async def cancel(self, cancellation: JobCancellation) -> None:
+        self.attempts += 1
+        if self._failures:
+            raise self._failures.pop(0)
+        self.cancelled.append(cancellation)
 
     async def check(self) -> bool:
         return self.healthy

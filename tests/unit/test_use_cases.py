@@ -331,6 +331,95 @@ async def test_cancel_awaiting_a_selection_refunds_nothing_and_cancel_twice_is_4
     assert world.ledger(request_id) == [("samples", "debit", 4)]
 
 
+async def test_cancel_while_samples_are_processing_refunds_them_and_tells_n8n(
+    world: World,
+) -> None:
+    request_id = await world.submit()
+    cancelled = await world.generations.cancel(USER, request_id)
+    assert cancelled.status is Status.CANCELLED
+    assert [(c.action, c.charged, c.refunded) for c in cancelled.charges] == [("samples", 4, 4)]
+    assert world.ledger(request_id) == [("samples", "debit", 4), ("samples", "refund", 4)]
+    assert world.credits.balance(USER) == 100
+    [job] = world.publisher.jobs_for(request_id)
+    [told] = world.publisher.cancelled
+    assert (told.job_id, told.request_id, told.stage.value, told.action) == (
+        job.job_id,
+        request_id,
+        "samples",
+        "samples",
+    )
+    assert [j.status for j in world.db.jobs(request_id)] == [JobStatus.SUPERSEDED]
+    await world.reconcile_clean()
+
+
+async def test_a_result_after_a_cancel_is_late_and_changes_nothing(world: World) -> None:
+    request_id = await world.submit()
+    await world.generations.cancel(USER, request_id)
+    samples = (Sample("s1", "https://assets.test/1.png"),)
+    late = await world.callback(request_id, CallbackEvent.SAMPLES_READY, samples=samples)
+    failed = await world.callback(
+        request_id,
+        CallbackEvent.FAILED,
+        failure=Failure(FailureCategory.PLATFORM, "provider_unavailable", "down"),
+    )
+    assert (late, failed) == (CallbackOutcome.LATE, CallbackOutcome.LATE)
+    request = world.db.request(request_id)
+    assert (request.status, request.samples) == (Status.CANCELLED, [])
+    assert world.ledger(request_id) == [("samples", "debit", 4), ("samples", "refund", 4)]
+
+
+async def test_cancel_while_the_final_is_processing_refunds_the_final_only(world: World) -> None:
+    request_id = await world.submit()
+    await world.samples_arrive(request_id)
+    await world.generations.select(USER, request_id, "s1")
+    cancelled = await world.generations.cancel(USER, request_id)
+    assert cancelled.status is Status.CANCELLED
+    assert world.ledger(request_id) == [
+        ("samples", "debit", 4),
+        ("final", "debit", 10),
+        ("final", "refund", 10),
+    ]
+    assert [c.stage.value for c in world.publisher.cancelled] == ["final"]
+    await world.reconcile_clean()
+
+
+async def test_a_cancel_refund_odoo_misses_is_made_by_recovery_once(world: World) -> None:
+    request_id = await world.submit()
+    world.credits.fail_next("refund", OdooUnavailable("connection refused odoo:8069"))
+    cancelled = await world.generations.cancel(USER, request_id)
+    assert cancelled.status is Status.CANCELLED
+    assert world.ledger(request_id) == [("samples", "debit", 4)]
+    world.clock.advance(timedelta(minutes=2))  # past recovery's grace
+    await world.recovery.sweep()
+    await world.recovery.sweep()
+    assert world.ledger(request_id) == [("samples", "debit", 4), ("samples", "refund", 4)]
+    assert world.credits.balance(USER) == 100
+
+
+async def test_a_cancel_n8n_cannot_be_told_of_still_cancels_and_refunds(world: World) -> None:
+    request_id = await world.submit()
+    world.publisher.fail_next()
+    cancelled = await world.generations.cancel(USER, request_id)
+    assert cancelled.status is Status.CANCELLED
+    assert world.publisher.cancelled == []
+    assert world.ledger(request_id)[-1] == ("samples", "refund", 4)
+
+
+async def test_cancel_while_a_step_is_being_paid_for_is_409_and_changes_nothing(
+    world: World,
+) -> None:
+    request_id = await world.submit()
+    await world.samples_arrive(request_id)
+    world.credits.fail_next("debit", OdooOutcomeUnknown("read timeout"))
+    world.credits.fail_next("ledger_by_requests", OdooUnavailable("down"))
+    with pytest.raises(CreditOutcomeUnknown):
+        await world.generations.regenerate(USER, request_id)
+    with pytest.raises(Conflict):
+        await world.generations.cancel(USER, request_id)
+    assert world.db.request(request_id).status is Status.AWAITING_SELECTION
+    assert world.publisher.cancelled == []
+
+
 async def test_another_users_request_is_not_found(world: World) -> None:
     request_id = await world.submit()
     with pytest.raises(Exception) as missing:

@@ -229,6 +229,7 @@ def _n8n_simulator(settings: Settings) -> N8nSimulator | N8nWebhookSimulator:
             rabbitmq_url=settings.rabbitmq_url,
             secret=settings.callback_secrets[0],
             queue=settings.rabbitmq_queue,
+            cancel_queue=settings.rabbitmq_cancel_queue,
             delay=1.0,
         )
     )

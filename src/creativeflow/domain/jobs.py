@@ -1,7 +1,7 @@
 """The job message n8n consumes, and the callback vocabulary it answers with.
 
-The message is versioned JSON; ``src/creativeflow/schemas/generation-job.v1.json`` is its JSON
-Schema (also published in ``docs/``).
+The messages are versioned JSON; ``src/creativeflow/schemas/generation-job.v1.json`` and
+``generation-cancel.v1.json`` are their JSON Schemas (also published in ``docs/``).
 """
 
 from __future__ import annotations
@@ -10,10 +10,12 @@ import enum
 import json
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
 
 JOB_SCHEMA = "creativeflow.generation-job.v1"
 JOB_EVENT = "AIGenerationJobRequested"
+CANCEL_SCHEMA = "creativeflow.generation-cancel.v1"
+CANCEL_EVENT = "AIGenerationJobCancelled"
 
 
 class Stage(enum.StrEnum):
@@ -59,16 +61,22 @@ class JobMessage:
     parameters: dict[str, Any]
     callbacks: CallbackUrls
     extra: dict[str, Any] = field(default_factory=dict)
+    event: ClassVar[str] = JOB_EVENT
+
+    @property
+    def message_id(self) -> str:
+        """Consumers de-duplicate jobs on it."""
+        return self.job_id
 
     def encode(self) -> bytes:
         """The message as compact UTF-8 JSON: the bytes published to RabbitMQ, or signed and
         posted to n8n's webhook."""
-        return json.dumps(self.to_json_dict(), separators=(",", ":"), ensure_ascii=False).encode()
+        return _compact_json(self.to_json_dict())
 
     def to_json_dict(self) -> dict[str, Any]:
         return {
             "schema": JOB_SCHEMA,
-            "event": JOB_EVENT,
+            "event": self.event,
             "job_id": self.job_id,
             "request_id": self.request_id,
             "user_id": self.user_id,
@@ -88,3 +96,43 @@ class JobMessage:
             },
             **self.extra,
         }
+
+
+@dataclass(frozen=True, slots=True)
+class JobCancellation:
+    """Tells n8n that a job's request was cancelled: the work is no longer wanted, and a result
+    sent anyway is acknowledged as late and changes nothing."""
+
+    job_id: str
+    request_id: str
+    stage: Stage
+    action: str
+    correlation_id: str
+    cancelled_at: datetime
+    reason: str = "cancelled_by_user"
+    event: ClassVar[str] = CANCEL_EVENT
+
+    @property
+    def message_id(self) -> str:
+        """Unique per job, and never a job's own message id (consumers de-duplicate jobs on it)."""
+        return f"cancel-{self.job_id}"
+
+    def encode(self) -> bytes:
+        return _compact_json(self.to_json_dict())
+
+    def to_json_dict(self) -> dict[str, Any]:
+        return {
+            "schema": CANCEL_SCHEMA,
+            "event": self.event,
+            "job_id": self.job_id,
+            "request_id": self.request_id,
+            "stage": self.stage.value,
+            "action": self.action,
+            "correlation_id": self.correlation_id,
+            "cancelled_at": self.cancelled_at.isoformat(),
+            "reason": self.reason,
+        }
+
+
+def _compact_json(document: dict[str, Any]) -> bytes:
+    return json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode()

@@ -417,6 +417,21 @@ class RequestRecord:
     def add_job(self, job: Job) -> None:
         self.jobs.append(job)
 
+    def cancel(self, at: datetime) -> Job | None:
+        """Cancel the request. A job still open is superseded, so its result, if one comes, is
+        late and changes nothing; the debit that paid for it is journalled for refund, since
+        nothing it paid for was delivered. Returns that job, for n8n to be told."""
+        self.request.transition(Status.CANCELLED, at)
+        self.request.deadline_at = None
+        job = self.open_job()
+        if job is None:
+            return None
+        job.superseded()
+        debit = self.debit(job.action)
+        if debit is not None and debit.status is CreditOperationStatus.APPLIED:
+            self.journal_refund(debit)
+        return job
+
     # --- saving -------------------------------------------------------------------------------
 
     def changes(self) -> RecordChanges:

@@ -49,14 +49,17 @@ TRANSITIONS: dict[Status, frozenset[Status]] = {
         {Status.PUBLISHING_TO_QUEUE, Status.FAILED, Status.REFUSED}
     ),
     Status.PUBLISHING_TO_QUEUE: frozenset({Status.PROCESSING_SAMPLES, Status.FAILED}),
+    # a request being processed may be cancelled: its job's result is no longer wanted
     Status.PROCESSING_SAMPLES: frozenset(
-        {Status.AWAITING_SELECTION, Status.FAILED, Status.CONTENT_REJECTED}
+        {Status.AWAITING_SELECTION, Status.FAILED, Status.CONTENT_REJECTED, Status.CANCELLED}
     ),
     # regeneration goes back to PROCESSING_SAMPLES; selection moves on to PROCESSING_FINAL
     Status.AWAITING_SELECTION: frozenset(
         {Status.PROCESSING_SAMPLES, Status.PROCESSING_FINAL, Status.CANCELLED}
     ),
-    Status.PROCESSING_FINAL: frozenset({Status.COMPLETED, Status.FAILED, Status.CONTENT_REJECTED}),
+    Status.PROCESSING_FINAL: frozenset(
+        {Status.COMPLETED, Status.FAILED, Status.CONTENT_REJECTED, Status.CANCELLED}
+    ),
     Status.COMPLETED: frozenset(),
     Status.FAILED: frozenset(),
     Status.CONTENT_REJECTED: frozenset(),

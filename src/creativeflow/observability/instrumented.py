@@ -42,7 +42,7 @@ from creativeflow.domain.errors import (
     CreditServiceUnavailable,
     CreditsRefused,
 )
-from creativeflow.domain.jobs import JobMessage
+from creativeflow.domain.jobs import JobCancellation, JobMessage
 from creativeflow.domain.notifications import Notification
 from creativeflow.observability.metrics import (
     Metrics,
@@ -189,20 +189,25 @@ class InstrumentedJobPublisher(_Delegating):
         metrics.watch_pools(self._in_flight.usage)
 
     async def publish(self, job: JobMessage) -> None:
+        await self._timed(job.stage.value, self._inner.publish(job))
+
+    async def cancel(self, cancellation: JobCancellation) -> None:
+        # counted under the stage label "cancel"
+        await self._timed("cancel", self._inner.cancel(cancellation))
+
+    async def _timed(self, stage: str, call: Awaitable[None]) -> None:
         started = time.perf_counter()
         self._in_flight.count += 1
         error: BaseException | None = None
         try:
-            await self._inner.publish(job)
+            await call
         except BaseException as raised:
             error = raised
             raise
         finally:
             self._in_flight.count -= 1
             if not isinstance(error, asyncio.CancelledError):
-                self._metrics.publish(
-                    job.stage.value, publish_outcome(error), time.perf_counter() - started
-                )
+                self._metrics.publish(stage, publish_outcome(error), time.perf_counter() - started)
 
     async def check(self) -> bool:
         return await self._inner.check()

@@ -28,7 +28,7 @@ from creativeflow.domain.errors import (
     DispatchUnavailable,
     NotFound,
 )
-from creativeflow.domain.jobs import FailureCategory, Stage
+from creativeflow.domain.jobs import FailureCategory, JobCancellation, Stage
 from creativeflow.domain.model import Failure, GenerationRequest, Job, RequestRecord
 from creativeflow.domain.states import Status
 
@@ -69,6 +69,24 @@ class RequestFilter:
     project_id: str | None = None
     created_from: datetime | None = None  # inclusive
     created_before: datetime | None = None  # exclusive
+
+
+# a step being paid for (VALIDATING_CREDITS, PUBLISHING_TO_QUEUE) waits for its outcome first
+CANCELLABLE = (
+    Status.PENDING,
+    Status.PROCESSING_SAMPLES,
+    Status.AWAITING_SELECTION,
+    Status.PROCESSING_FINAL,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class _Stopped:
+    """A cancelled request, the job it stopped and the debit journalled for refund."""
+
+    request: GenerationRequest
+    job: Job | None
+    refund_action: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -376,17 +394,58 @@ class GenerationService:
         )
 
     async def cancel(self, user_id: str, request_id: str) -> GenerationRequest:
-        def _cancel(repo: Tracking) -> GenerationRequest:
-            record = self._owned_record(repo, user_id, request_id)
-            request = record.request
-            request.require_status(Status.PENDING, Status.AWAITING_SELECTION, action="cancel")
-            _refuse_if_paying(record)
-            request.transition(Status.CANCELLED, self._clock.now())
-            request.deadline_at = None
-            repo.save_record(record, self._clock.now())
-            return _with_charges(record)
+        """Cancel a request that is pending, being processed or awaiting a selection.
 
-        return await self._db.run(_cancel)
+        A stage being processed is refunded (nothing it paid for was delivered) and n8n is told
+        to stop its job; a result that comes anyway is late and changes nothing. A step being
+        paid for right now is refused (409): its outcome is not known yet."""
+        stopped = await self._db.run(lambda repo: self._cancel(repo, user_id, request_id))
+        request = stopped.request
+        correlation.set_current(request.correlation_id)
+        log.info(
+            "request %s cancelled%s",
+            request.id,
+            f" while job {stopped.job.id} was processing" if stopped.job else "",
+            extra={"request_id": request.id},
+        )
+        if stopped.job is None:
+            return request
+        await self._tell_n8n(request, stopped.job)
+        if stopped.refund_action is None:
+            return request
+        await self._refunder.refund(
+            request.id, stopped.refund_action, "cancelled_by_user", request.correlation_id
+        )
+        return await self.get(user_id, request_id)
+
+    def _cancel(self, repo: Tracking, user_id: str, request_id: str) -> _Stopped:
+        record = self._owned_record(repo, user_id, request_id)
+        record.request.require_status(*CANCELLABLE, action="cancel")
+        _refuse_if_paying(record)
+        job = record.cancel(self._clock.now())
+        refund = record.refund(job.action) if job is not None else None
+        repo.save_record(record, self._clock.now())
+        return _Stopped(_with_charges(record), job, refund.action if refund is not None else None)
+
+    async def _tell_n8n(self, request: GenerationRequest, job: Job) -> None:
+        """Best effort: a cancellation n8n never hears of costs it work, never credits."""
+        cancellation = JobCancellation(
+            job_id=job.id,
+            request_id=request.id,
+            stage=job.stage,
+            action=job.action,
+            correlation_id=request.correlation_id,
+            cancelled_at=self._clock.now(),
+        )
+        try:
+            await self._publisher.cancel(cancellation)
+        except DispatchUnavailable as failure:
+            log.warning(
+                "n8n was not told that job %s is cancelled (%s); its result will be ignored",
+                job.id,
+                failure,
+                extra={"request_id": request.id, "job_id": job.id},
+            )
 
     def _owned_record(self, repo: Tracking, user_id: str, request_id: str) -> RequestRecord:
         record = repo.load_record(request_id)

@@ -19,7 +19,7 @@ from creativeflow.domain.credits import (
     LedgerPage,
     Quote,
 )
-from creativeflow.domain.jobs import JobMessage
+from creativeflow.domain.jobs import JobCancellation, JobMessage
 from creativeflow.domain.model import CreditOperation, GenerationRequest, Job, RequestRecord
 from creativeflow.domain.notifications import Notification
 from creativeflow.domain.states import CreditOperationKind, CreditOperationStatus, JobStatus, Status
@@ -220,9 +220,12 @@ class CreditLedger(Protocol):
 
 
 class JobPublisher(Protocol):
-    """Raises ``DispatchUnavailable`` when the broker did not confirm the job."""
+    """Raises ``DispatchUnavailable`` when the broker did not confirm the message."""
 
     async def publish(self, job: JobMessage) -> None: ...
+
+    # tells n8n a job is no longer wanted (its request was cancelled)
+    async def cancel(self, cancellation: JobCancellation) -> None: ...
 
     async def check(self) -> bool: ...
 

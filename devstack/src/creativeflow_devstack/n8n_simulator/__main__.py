@@ -52,7 +52,15 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         default=os.environ.get("RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/"),
         help="AMQP URL (env RABBITMQ_URL)",
     )
-    parser.add_argument("--queue", default="creativeflow.n8n.jobs")
+    parser.add_argument(
+        "--queue", default=os.environ.get("RABBITMQ_N8N_JOB_QUEUE", "creativeflow.n8n.jobs")
+    )
+    parser.add_argument(
+        "--cancel-queue",
+        default=os.environ.get("RABBITMQ_N8N_CANCEL_QUEUE", "creativeflow.n8n.cancellations"),
+        help="the orchestrator's cancellation queue; '' to not consume it "
+        "(env RABBITMQ_N8N_CANCEL_QUEUE)",
+    )
     parser.add_argument(
         "--secret",
         default=_secret_from_environment(),
@@ -84,6 +92,7 @@ def _rabbitmq_simulator(args: argparse.Namespace) -> N8nSimulator:
             rabbitmq_url=args.rabbitmq_url,
             secret=args.secret,
             queue=args.queue,
+            cancel_queue=args.cancel_queue or None,
             delay=args.delay,
             platform_failure_rate=args.platform_failure_rate,
             content_rejection_rate=args.content_rejection_rate,

@@ -1,7 +1,10 @@
 """What the simulator does with a job once it has arrived, whichever way it came (RabbitMQ or the
 webhook): check it against the JSON Schema, draw its outcome, wait ``delay``, post the signed
 callback, count. Both modes share one :class:`JobAnswerer`; only the way a job arrives and is
-settled (acked, or answered 202) differs."""
+settled (acked, or answered 202) differs.
+
+A cancellation (``creativeflow.generation-cancel.v1``) is remembered by job id; a job cancelled
+before its answer is due is settled without a callback, as the n8n workflow does."""
 
 from __future__ import annotations
 
@@ -10,6 +13,7 @@ import json
 import logging
 import random
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -75,6 +79,19 @@ class SimulatorStats:
     unauthorized: int = 0  # webhook mode: a job whose signature did not verify
     duplicates: int = 0  # webhook mode: a job id already taken, dropped
     faulted: int = 0  # webhook mode: refused on purpose (answer_dispatches_with)
+    cancellations: int = 0  # cancellation messages received
+    cancelled: int = 0  # jobs settled without a callback because they were cancelled
+
+
+# cancellations remembered at most (the oldest forgotten first): far more than jobs in flight
+REMEMBERED_CANCELLATIONS = 10_000
+
+
+def load_cancel_validator() -> jsonschema.Draft202012Validator:
+    schema = json.loads(
+        (files("creativeflow") / "schemas" / "generation-cancel.v1.json").read_text()
+    )
+    return jsonschema.Draft202012Validator(schema)
 
 
 def load_job_validator() -> jsonschema.Draft202012Validator:
@@ -99,6 +116,8 @@ class JobAnswerer:
         self._rng_lock = threading.Lock()
         self._stats_lock = threading.Lock()
         self._stats = SimulatorStats()
+        self._cancel_validator = load_cancel_validator()
+        self._cancelled: OrderedDict[str, None] = OrderedDict()
 
     @property
     def config(self) -> AnswerConfig:
@@ -139,6 +158,28 @@ class JobAnswerer:
             return None
         return job if isinstance(job, dict) else None
 
+    def cancel(self, body: bytes) -> str | None:
+        """Remember the job a cancellation names; its id, or None when ``body`` is not one."""
+        try:
+            message = json.loads(body)
+        except ValueError:
+            message = None
+        if not isinstance(message, dict) or not self._cancel_validator.is_valid(message):
+            log.warning("ignoring a message that is not a job cancellation")
+            return None
+        job_id = str(message["job_id"])
+        with self._stats_lock:
+            self._stats.cancellations += 1
+            self._cancelled[job_id] = None
+            if len(self._cancelled) > REMEMBERED_CANCELLATIONS:
+                self._cancelled.popitem(last=False)
+        log.info("job %s cancelled: its callback will not be sent", job_id)
+        return job_id
+
+    def is_cancelled(self, job_id: str) -> bool:
+        with self._stats_lock:
+            return job_id in self._cancelled
+
     def decide(self, job: dict[str, Any]) -> Outcome:
         with self._rng_lock:
             return decide_outcome(
@@ -173,7 +214,11 @@ class JobAnswerer:
 
         When the simulator stops during the wait, nothing is sent and ``done`` is not called.
         """
-        if self._stop.wait(self._config.delay):
+        if self._stop.wait(self._config.delay + outcome.extra_wait):
+            return
+        if self.is_cancelled(job["job_id"]):
+            self.count(cancelled=1)
+            done()
             return
         try:
             payload = build_callback(job, outcome, self._config.asset_base_url)

@@ -6,19 +6,24 @@ Prompt triggers make a test's outcome certain; without one, the configured failu
     [fail:timeout]    failed, category platform, code provider_timeout
     [fail:content]    failed, category content_policy, code content_policy_violation
     [hold]            no callback at all (the job is acked and dropped, to test deadlines)
+    [wait:N]          the answer comes N more seconds later (at most 60), e.g. to cancel meanwhile
     [duplicate]       the callback is sent twice, each with its own webhook-id
 """
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import random
+import re
 from dataclasses import dataclass
 from typing import Any
 
 from creativeflow.domain.jobs import CallbackEvent, FailureCategory, Stage
 
 DEFAULT_ASSET_BASE_URL = "https://assets.creativeflow.local"
+MAX_EXTRA_WAIT = 60.0
+_WAIT = re.compile(r"\[wait:(\d{1,2}(?:\.\d+)?)\]")
 
 _FAILURE_MESSAGES = {
     "provider_timeout": "The image provider did not answer in time (simulated).",
@@ -39,6 +44,7 @@ class Outcome:
     category: FailureCategory | None = None
     code: str | None = None
     duplicate: bool = False
+    extra_wait: float = 0.0
 
 
 def _platform_failure(code: str) -> Outcome:
@@ -64,9 +70,12 @@ def decide_outcome(
             outcome = _CONTENT_REJECTION
         else:
             outcome = Outcome(OutcomeKind.SUCCESS)
-    if duplicate:
-        outcome = Outcome(outcome.kind, outcome.category, outcome.code, duplicate=True)
-    return outcome
+    wait = _WAIT.search(prompt)
+    return dataclasses.replace(
+        outcome,
+        duplicate=duplicate,
+        extra_wait=min(float(wait.group(1)), MAX_EXTRA_WAIT) if wait else 0.0,
+    )
 
 
 def _triggered_outcome(prompt: str) -> Outcome | None:

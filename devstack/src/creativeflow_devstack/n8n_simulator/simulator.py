@@ -41,6 +41,8 @@ class SimulatorConfig:
     rabbitmq_url: str
     secret: str = field(repr=False)
     queue: str = "creativeflow.n8n.jobs"
+    # the orchestrator's cancellation queue (declared by it); None: cancellations not consumed
+    cancel_queue: str | None = None
     delay: float = 0.5
     platform_failure_rate: float = 0.0
     content_rejection_rate: float = 0.0
@@ -181,6 +183,10 @@ class N8nSimulator:
             try:
                 on_message = functools.partial(self._on_message, connection, answers, sender)
                 tag = channel.basic_consume(self._config.queue, on_message_callback=on_message)
+                if self._config.cancel_queue is not None:
+                    channel.basic_consume(
+                        self._config.cancel_queue, on_message_callback=self._on_cancellation
+                    )
                 log.info(
                     "n8n simulator consuming %s at %s",
                     self._config.queue,
@@ -228,6 +234,16 @@ class N8nSimulator:
             return
         ack = functools.partial(self._ack_from_answer_thread, connection, channel, tag)
         answers.submit(self._answerer.answer, sender, job, outcome, ack)
+
+    def _on_cancellation(
+        self,
+        channel: BlockingChannel,
+        method: Basic.Deliver,
+        properties: BasicProperties,
+        body: bytes,
+    ) -> None:
+        self._answerer.cancel(body)
+        channel.basic_ack(method.delivery_tag)
 
     # -- answer threads --------------------------------------------------------------------------
 

@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from creativeflow.domain.jobs import CANCEL_EVENT
 from creativeflow.webhook_signature import SignatureError, verify
 from creativeflow_devstack.n8n_simulator.answering import AnswerConfig, JobAnswerer, SimulatorStats
 from creativeflow_devstack.n8n_simulator.outcomes import OutcomeKind
@@ -209,6 +210,11 @@ class N8nWebhookSimulator:
             log.warning("refusing a job with a bad signature: %s", refusal)
             self._answerer.count(unauthorized=1)
             return Reply(401, {"message": str(refusal)})
+        if headers.get("x-event-type") == CANCEL_EVENT:
+            job_id = self._answerer.cancel(body)
+            if job_id is None or headers["webhook-id"] != f"cancel-{job_id}":
+                return Reply(422, {"message": "not a valid cancellation for this webhook-id"})
+            return Reply(200, {"status": "cancelled", "job_id": job_id})
         job = self._answerer.parse(body)
         if job is None or job["job_id"] != headers["webhook-id"]:
             self._answerer.count(handled=1, rejected=1)

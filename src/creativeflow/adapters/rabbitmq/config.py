@@ -34,6 +34,10 @@ class RabbitConfig:
     exchange: str = "creativeflow.generation"
     queue: str = "creativeflow.n8n.jobs"
     routing_key: str = "generation.job"
+    # cancellations of jobs n8n may be working on; kept no longer than any job can run
+    cancel_queue: str = "creativeflow.n8n.cancellations"
+    cancel_routing_key: str = "generation.cancel"
+    cancel_ttl_seconds: int = 86400
     dead_letter_exchange: str = "creativeflow.generation.dlx"
     dead_letter_queue: str = "creativeflow.n8n.jobs.dead"
     quorum: bool = True
@@ -59,6 +63,7 @@ class RabbitConfig:
         return (
             f"RabbitConfig(url={self.safe_url!r}, exchange={self.exchange!r}, "
             f"queue={self.queue!r}, routing_key={self.routing_key!r}, "
+            f"cancel_queue={self.cancel_queue!r}, cancel_routing_key={self.cancel_routing_key!r}, "
             f"dead_letter_exchange={self.dead_letter_exchange!r}, "
             f"dead_letter_queue={self.dead_letter_queue!r}, quorum={self.quorum!r}, "
             f"connect_timeout={self.connect_timeout!r}, confirm_timeout={self.confirm_timeout!r}, "

@@ -47,11 +47,12 @@ from creativeflow.adapters.rabbitmq.errors import (
 )
 from creativeflow.adapters.rabbitmq.topology import DeclaredTopology, declare_topology
 from creativeflow.adapters.rabbitmq.worker_pool import WorkerPool
-from creativeflow.domain.jobs import JOB_EVENT, JOB_SCHEMA, JobMessage
+from creativeflow.domain.jobs import CANCEL_SCHEMA, JOB_SCHEMA, JobCancellation, JobMessage
 
 log = logging.getLogger(__name__)
 
 _T = TypeVar("_T")
+_M = TypeVar("_M", JobMessage, JobCancellation)
 
 # a channel or connection in one of these states is thrown away and opened again
 _LINK_ERRORS: tuple[type[BaseException], ...] = (AMQPConnectionError, AMQPChannelError, OSError)
@@ -62,20 +63,41 @@ class JobPublisher(Protocol):
 
     async def publish(self, job: JobMessage) -> None: ...
 
+    async def cancel(self, cancellation: JobCancellation) -> None: ...
+
     async def check(self) -> bool: ...
 
 
 def job_properties(job: JobMessage, app_id: str, now: float) -> pika.BasicProperties:
+    return _properties(
+        job, app_id, now, {"schema": JOB_SCHEMA, "stage": job.stage.value, "attempt": job.attempt}
+    )
+
+
+def cancellation_properties(
+    cancellation: JobCancellation, app_id: str, now: float
+) -> pika.BasicProperties:
+    return _properties(
+        cancellation,
+        app_id,
+        now,
+        {"schema": CANCEL_SCHEMA, "stage": cancellation.stage.value, "job_id": cancellation.job_id},
+    )
+
+
+def _properties(
+    message: JobMessage | JobCancellation, app_id: str, now: float, headers: dict[str, Any]
+) -> pika.BasicProperties:
     return pika.BasicProperties(
         content_type="application/json",
         content_encoding="utf-8",
         delivery_mode=pika.DeliveryMode.Persistent,
-        message_id=job.job_id,
-        correlation_id=job.correlation_id,
-        type=JOB_EVENT,
+        message_id=message.message_id,
+        correlation_id=message.correlation_id,
+        type=message.event,
         timestamp=int(now),
         app_id=app_id,
-        headers={"schema": JOB_SCHEMA, "stage": job.stage.value, "attempt": job.attempt},
+        headers=headers,
     )
 
 
@@ -119,16 +141,34 @@ class PikaJobPublisher:
 
     async def publish(self, job: JobMessage) -> None:
         """Return once the broker confirmed ``job``; otherwise raise :class:`PublishFailed`."""
-        body = job.encode()
+        await self._send(job, self._config.routing_key, job_properties)
+
+    async def cancel(self, cancellation: JobCancellation) -> None:
+        """Return once the broker confirmed the cancellation onto the cancellation queue."""
+        await self._send(cancellation, self._config.cancel_routing_key, cancellation_properties)
+
+    async def _send(
+        self,
+        message: _M,
+        routing_key: str,
+        properties: Callable[[_M, str, float], pika.BasicProperties],
+    ) -> None:
+        body = message.encode()
         deadline = time.monotonic() + self._config.confirm_timeout
+
+        def stamped() -> pika.BasicProperties:
+            return properties(message, self._config.connection_name, time.time())
+
         try:
             await asyncio.wait_for(
-                self._run_in_pool(self._publish_blocking, job, body, deadline),
+                self._run_in_pool(
+                    self._publish_blocking, message.job_id, routing_key, body, stamped, deadline
+                ),
                 timeout=self._config.confirm_timeout,
             )
         except TimeoutError:
             raise PublishTimedOut(
-                f"no confirmation within {self._config.confirm_timeout}s", job_id=job.job_id
+                f"no confirmation within {self._config.confirm_timeout}s", job_id=message.job_id
             ) from None
 
     async def check(self) -> bool:
@@ -183,8 +223,15 @@ class PikaJobPublisher:
             raise BrokerUnreachable("the job publisher is closed") from exc
         return await future
 
-    def _publish_blocking(self, job: JobMessage, body: bytes, deadline: float) -> None:
-        properties = job_properties(job, self._config.connection_name, time.time())
+    def _publish_blocking(
+        self,
+        job_id: str,
+        routing_key: str,
+        body: bytes,
+        stamped: Callable[[], pika.BasicProperties],
+        deadline: float,
+    ) -> None:
+        properties = stamped()
         last_error: BaseException | None = None
         maybe_sent = False
         for attempt in (1, 2):
@@ -196,7 +243,7 @@ class PikaJobPublisher:
                 sending = True
                 channel.basic_publish(
                     self._config.exchange,
-                    self._config.routing_key,
+                    routing_key,
                     body,
                     properties=properties,
                     mandatory=True,
@@ -204,36 +251,36 @@ class PikaJobPublisher:
             except UnroutableError:
                 raise JobUnroutable(
                     f"no queue bound to exchange {self._config.exchange!r} "
-                    f"for routing key {self._config.routing_key!r}",
-                    job_id=job.job_id,
+                    f"for routing key {routing_key!r}",
+                    job_id=job_id,
                 ) from None
             except NackError:
-                raise JobNacked("the broker nacked the message", job_id=job.job_id) from None
+                raise JobNacked("the broker nacked the message", job_id=job_id) from None
             except _LINK_ERRORS as exc:
                 self._drop_thread_link()
                 last_error = exc
                 maybe_sent = maybe_sent or sending
                 if attempt == 1:
                     log.warning(
-                        "publish of job %s lost its connection (%r); reconnecting", job.job_id, exc
+                        "publish for job %s lost its connection (%r); reconnecting", job_id, exc
                     )
                 continue
             except AMQPError as exc:  # a protocol fault: no point retrying on a new connection
                 self._drop_thread_link()
                 raise BrokerUnreachable(
-                    f"publishing failed: {exc!r}", job_id=job.job_id, sent=sending
+                    f"publishing failed: {exc!r}", job_id=job_id, sent=sending
                 ) from exc
             if time.monotonic() > deadline:
-                log.warning("job %s was confirmed after its caller gave up", job.job_id)
-            log.debug("published job %s (attempt %d)", job.job_id, attempt)
+                log.warning("message for job %s was confirmed after its caller gave up", job_id)
+            log.debug("published message for job %s (attempt %d)", job_id, attempt)
             return
         if last_error is None:
             raise PublishTimedOut(
-                "the caller's time ran out before a worker was free", job_id=job.job_id
+                "the caller's time ran out before a worker was free", job_id=job_id
             )
         raise BrokerUnreachable(
             f"publishing failed after one reconnect: {last_error!r}",
-            job_id=job.job_id,
+            job_id=job_id,
             sent=maybe_sent,
         )
 

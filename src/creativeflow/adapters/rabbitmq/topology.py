@@ -5,6 +5,9 @@
                                                    v
     dead-letter exchange (fanout, durable) ----> dead-letter queue (durable)
 
+    exchange --cancel_routing_key--> cancellation queue (durable; messages expire after
+                                     cancel_ttl_seconds, by which time every job has ended)
+
 A quorum queue is replicated and survives a broker node loss; when the broker refuses one (too old,
 or the queue already exists as a classic queue) the queue is declared classic and durable instead,
 with a warning, so a development broker still works.
@@ -58,6 +61,16 @@ def declare_topology(connection: pika.BlockingConnection, config: RabbitConfig) 
             quorum_arguments={"x-delivery-limit": config.delivery_limit},
         )
         channel.queue_bind(config.queue, config.exchange, routing_key=config.routing_key)
+        channel, _ = _declare_durable_queue(
+            connection,
+            channel,
+            config.cancel_queue,
+            {"x-message-ttl": config.cancel_ttl_seconds * 1000},
+            config.quorum,
+        )
+        channel.queue_bind(
+            config.cancel_queue, config.exchange, routing_key=config.cancel_routing_key
+        )
         channel.close()
     except TopologyError:
         raise

@@ -33,7 +33,7 @@ from creativeflow.adapters.webhook.errors import (
     WebhookTimedOut,
     WebhookUnreachable,
 )
-from creativeflow.domain.jobs import JOB_EVENT, JobMessage
+from creativeflow.domain.jobs import JobCancellation, JobMessage
 from creativeflow.webhook_signature import signed_headers
 
 log = logging.getLogger(__name__)
@@ -89,6 +89,14 @@ class WebhookJobDispatcher:
 
     async def publish(self, job: JobMessage) -> None:
         """POST the job until n8n answers 2xx; raise a :class:`WebhookDispatchFailed` otherwise."""
+        await self._deliver(job)
+
+    async def cancel(self, cancellation: JobCancellation) -> None:
+        """POST the cancellation to the same webhook (``x-event-type`` tells it apart), with the
+        same signature and retries as a job."""
+        await self._deliver(cancellation)
+
+    async def _deliver(self, job: JobMessage | JobCancellation) -> None:
         if self._client.is_closed:  # shutting down: say so the way every failure says it
             raise WebhookUnreachable("the dispatcher is closed", job_id=job.job_id, attempts=0)
         body = job.encode()
@@ -161,7 +169,7 @@ class WebhookJobDispatcher:
     # -- one try -----------------------------------------------------------------------------------
 
     async def _try_once(
-        self, job: JobMessage, body: bytes, attempt: int
+        self, job: JobMessage | JobCancellation, body: bytes, attempt: int
     ) -> tuple[httpx.Response | None, WebhookDispatchFailed | None]:
         headers = self._headers(job, body)
         try:
@@ -170,7 +178,8 @@ class WebhookJobDispatcher:
             return None, _transport_failure(error, job.job_id, attempt)
         if response.is_success:
             log.debug(
-                "job %s dispatched to n8n (HTTP %d, try %d)",
+                "%s for job %s dispatched to n8n (HTTP %d, try %d)",
+                job.event,
                 job.job_id,
                 response.status_code,
                 attempt,
@@ -179,11 +188,11 @@ class WebhookJobDispatcher:
             return response, None
         return response, _status_failure(response.status_code, job.job_id, attempt)
 
-    def _headers(self, job: JobMessage, body: bytes) -> dict[str, str]:
-        headers = signed_headers(self._config.secret, job.job_id, int(self._clock()), body)
+    def _headers(self, job: JobMessage | JobCancellation, body: bytes) -> dict[str, str]:
+        headers = signed_headers(self._config.secret, job.message_id, int(self._clock()), body)
         headers["user-agent"] = self._config.user_agent
         headers["x-request-id"] = job.correlation_id
-        headers["x-event-type"] = JOB_EVENT
+        headers["x-event-type"] = job.event
         return headers
 
     @staticmethod
