@@ -72,6 +72,14 @@ class Stack(RunningStack):
 
     def jobs_published(self) -> list[dict[str, Any]]:
         """Every job message the tap queue saw so far (the simulator consumes its own copy)."""
+        return self._tapped(self.tap_queue)
+
+    def cancellations_published(self) -> list[dict[str, Any]]:
+        """Every cancellation the service published so far, from the cancellations' tap."""
+        return self._tapped(f"{self.tap_queue}.cancellations")
+
+    @staticmethod
+    def _tapped(queue: str) -> list[dict[str, Any]]:
         import json
 
         connection = pika.BlockingConnection(pika.URLParameters(RABBITMQ_URL))
@@ -79,7 +87,7 @@ class Stack(RunningStack):
             channel = connection.channel()
             seen = []
             while True:
-                method, _properties, body = channel.basic_get(self.tap_queue, auto_ack=False)
+                method, _properties, body = channel.basic_get(queue, auto_ack=False)
                 if method is None:
                     return seen
                 seen.append(json.loads(body))
@@ -151,6 +159,11 @@ def declare_tap(settings: Settings, tap_queue: str) -> None:
         channel = connection.channel()
         channel.queue_declare(tap_queue, durable=False, auto_delete=False)
         channel.queue_bind(tap_queue, settings.rabbitmq_exchange, settings.rabbitmq_routing_key)
+        cancellations = f"{tap_queue}.cancellations"
+        channel.queue_declare(cancellations, durable=False, auto_delete=False)
+        channel.queue_bind(
+            cancellations, settings.rabbitmq_exchange, settings.rabbitmq_cancel_routing_key
+        )
     finally:
         connection.close()
 
@@ -164,6 +177,7 @@ def delete_rabbit_names(settings: Settings, tap_queue: str) -> None:
             settings.rabbitmq_dead_letter_queue,
             settings.rabbitmq_cancel_queue,
             tap_queue,
+            f"{tap_queue}.cancellations",
         ):
             channel.queue_delete(queue)
         for exchange in (settings.rabbitmq_exchange, settings.rabbitmq_dead_letter_exchange):

@@ -34,6 +34,8 @@ from tests.e2e.conftest import CALLBACK_SECRET, Stack, wait_for, wait_for_status
 from tests.e2e.test_generation_flow import submit
 
 WORKFLOW_PATH = Path(__file__).parents[2] / "docs/n8n/creativeflow-generation.json"
+JOB_QUEUE = "creativeflow.n8n.jobs"  # RABBITMQ_N8N_JOB_QUEUE's default
+CANCEL_QUEUE = "creativeflow.n8n.cancellations"  # RABBITMQ_N8N_CANCEL_QUEUE's default
 NODE = shutil.which("node")
 
 pytestmark = pytest.mark.skipif(NODE is None, reason="Node.js runs the workflow's JavaScript")
@@ -46,7 +48,7 @@ pytestmark = pytest.mark.skipif(NODE is None, reason="Node.js runs the workflow'
 HARNESS = r"""
 const crypto = require('crypto');
 const AsyncFunction = Object.getPrototypeOf(async function () {}).constructor;
-const BINDINGS = ['$json', '$input', '$', '$execution', '$env', '$runIndex'];
+const BINDINGS = ['$json', '$input', '$', '$execution', '$env', '$runIndex', '$getWorkflowStaticData'];
 
 function bindings(ctx) {
   const items = [{ json: ctx.json }];
@@ -62,6 +64,12 @@ function bindings(ctx) {
     { id: ctx.executionId },
     ctx.env,
     ctx.runIndex || 0,
+    // the workflow's static data: kept by the harness from one execution to the next
+    (type) => {
+      ctx.staticData = ctx.staticData || {};
+      ctx.staticData[type] = ctx.staticData[type] || {};
+      return ctx.staticData[type];
+    },
   ];
 }
 
@@ -109,7 +117,9 @@ async function main() {
     const signature = crypto.createHmac(p.type, secret).update(value).digest(p.encoding);
     result = { value, signature };
   }
-  process.stdout.write(JSON.stringify({ result: result === undefined ? null : result }));
+  process.stdout.write(
+    JSON.stringify({ result: result === undefined ? null : result, staticData: ctx.staticData || {} }),
+  );
 }
 main().catch((error) => {
   process.stderr.write(String((error && error.stack) || error));
@@ -129,6 +139,7 @@ class Context:
     env: dict[str, str]
     now_ms: int = 0
     run_index: int = 0
+    static_data: dict[str, Any] = field(default_factory=dict)
 
     def for_item(self, item: Any) -> dict[str, Any]:
         return {
@@ -138,6 +149,7 @@ class Context:
             "env": self.env,
             "nowMs": self.now_ms,
             "runIndex": self.run_index,
+            "staticData": self.static_data,
         }
 
 
@@ -236,26 +248,44 @@ def n8n_error(request: CallbackRequest, answer: httpx.Response | Exception) -> d
 class WorkflowRun:
     """Follows the workflow's connections from its trigger for one job message."""
 
-    def __init__(self, definition: dict[str, Any], env: dict[str, str]) -> None:
+    def __init__(
+        self,
+        definition: dict[str, Any],
+        env: dict[str, str],
+        static_data: dict[str, Any] | None = None,
+        now_ms: int | None = None,
+    ) -> None:
         self.nodes = {node["name"]: node for node in definition["nodes"]}
         self.connections = definition["connections"]
         self.context = Context(
             nodes={},
             execution_id=f"e2e{uuid.uuid4().hex[:12]}",
             env=env,
-            now_ms=int(time.time() * 1000),
+            now_ms=int(time.time() * 1000) if now_ms is None else now_ms,
+            static_data=static_data if static_data is not None else {},
         )
+        # runs while the provider works (another execution, say a cancellation, meanwhile)
+        self.during_provider: Callable[[], None] | None = None
         self.visited: list[str] = []
+        self.provider_called = False
         self.runs: dict[str, int] = {}
         self.delivery = Delivery()
         self.signed_value = ""
         # n8n 1.x lays an error output's `error` over the input item it failed on
         self.errors_keep_the_input = True
 
-    def trigger(self) -> dict[str, Any]:
-        triggers = [n for n in self.nodes.values() if n["type"] == "n8n-nodes-base.rabbitmqTrigger"]
-        assert len(triggers) == 1
-        return triggers[0]
+    def trigger(self, queue: str = JOB_QUEUE) -> dict[str, Any]:
+        [trigger] = [
+            n
+            for n in self.nodes.values()
+            if n["type"] == "n8n-nodes-base.rabbitmqTrigger" and n["parameters"]["queue"] == queue
+        ]
+        return trigger
+
+    def cancel(self, cancellation: Any) -> None:
+        """One execution of the cancellation trigger, for one message."""
+        trigger = self.trigger(CANCEL_QUEUE)
+        self.run_from(trigger["name"], self.message(cancellation), ProviderAnswer(), None)
 
     @staticmethod
     def message(job: Any) -> dict[str, Any]:
@@ -357,7 +387,10 @@ class WorkflowRun:
         )
         if done.returncode != 0:
             raise ExecutionFailed(node["name"], done.stderr)
-        result = json.loads(done.stdout)["result"]
+        out = json.loads(done.stdout)
+        self.context.static_data.clear()  # in place: other runs may share it
+        self.context.static_data.update(out["staticData"])
+        result = out["result"]
         if mode == "runOnceForAllItems":
             assert len(result) <= 1, "one job, one item"
             return result[0] if result else None
@@ -376,6 +409,9 @@ class WorkflowRun:
         raise AssertionError(f"{node['name']} routes the item nowhere")
 
     def provider_step(self, node: dict[str, Any], answer: ProviderAnswer) -> tuple[Any, int]:
+        self.provider_called = True
+        if self.during_provider is not None:
+            self.during_provider()
         if answer.error is not None:
             assert node.get("onError") == "continueErrorOutput"
             return {"error": answer.error}, 1
@@ -794,7 +830,7 @@ def test_the_workflow_is_importable_as_n8n_stores_it() -> None:
     """What n8n checks on import and activation, and what it measured in 1.123: 16-character
     workflow and credential ids (a longer id broke n8n's insights at every save), unique node
     names and ids, connections only between nodes that exist, every node but the note reached
-    from the trigger, and no wait n8n would park in its database (65 s or more: the execution
+    from a trigger, and no wait n8n would park in its database (65 s or more: the execution
     would leave memory and the trigger would acknowledge the job before its callback)."""
     definition = workflow()
     assert len(definition["id"]) == 16 and definition["id"].isalnum()
@@ -805,8 +841,9 @@ def test_the_workflow_is_importable_as_n8n_stores_it() -> None:
     for node in nodes:
         for credential in node.get("credentials", {}).values():
             assert len(credential["id"]) == 16 and credential["id"].isalnum()
-    reached = {"Job queue"}
-    frontier = ["Job queue"]
+    triggers = [n["name"] for n in nodes if n["type"] == "n8n-nodes-base.rabbitmqTrigger"]
+    reached = set(triggers)
+    frontier = list(triggers)
     for source, outputs in definition["connections"].items():
         assert source in names
         for targets in outputs["main"]:
@@ -1004,3 +1041,110 @@ def test_the_provider_gets_the_job_id_as_its_idempotency_key() -> None:
             for h in node["parameters"]["headerParameters"]["parameters"]
         }
         assert headers == {"Idempotency-Key": "job-42"}
+
+
+# --- cancellations -----------------------------------------------------------------------------
+
+
+def never_sent(request: CallbackRequest) -> httpx.Response:
+    raise AssertionError(f"a callback of a cancelled job was sent: {request.body}")
+
+
+def cancelled_job(stack: Stack) -> tuple[str, dict[str, Any], dict[str, Any]]:
+    """A held request cancelled through the service: its job and the cancellation the service
+    published for it, both as n8n's triggers receive them."""
+    user, request_id = held_request(stack)
+    job = published_job(stack, request_id, "samples")
+    with stack.client(user) as client:
+        assert client.post(f"/api/v1/generations/{request_id}/cancel").status_code == 200
+    cancellation = wait_for(
+        lambda: next(
+            (c for c in stack.cancellations_published() if c["job_id"] == job["job_id"]), None
+        )
+    )
+    return request_id, job, cancellation
+
+
+def test_the_cancellation_trigger_consumes_the_orchestrators_cancellation_queue() -> None:
+    definition = workflow()
+    triggers = {
+        n["parameters"]["queue"]: n
+        for n in definition["nodes"]
+        if n["type"] == "n8n-nodes-base.rabbitmqTrigger"
+    }
+    assert set(triggers) == {JOB_QUEUE, CANCEL_QUEUE}
+    cancellations = triggers[CANCEL_QUEUE]
+    assert cancellations["parameters"]["options"]["assertQueue"] is False  # declared with a TTL
+    assert cancellations["credentials"] == triggers[JOB_QUEUE]["credentials"]
+
+
+def test_a_job_cancelled_before_it_runs_never_reaches_the_provider(stack: Stack) -> None:
+    request_id, job, cancellation = cancelled_job(stack)
+    definition = workflow()
+    static_data: dict[str, Any] = {}
+    WorkflowRun(definition, env_for(definition), static_data).cancel(cancellation)
+    run = WorkflowRun(definition, env_for(definition), static_data)
+    remembered = run.context.static_data["global"]["cancelledJobs"]
+    assert list(remembered) == [job["job_id"]]
+
+    delivery = run.deliver(job, ProviderAnswer(result=images(job, 3)), never_sent)
+
+    assert delivery.tries == []
+    assert not run.provider_called
+    assert run.visited == ["Check job", "Still wanted?"]
+    assert [e["operation"] for e in stack.ledger_for(request_id)] == ["debit", "refund"]
+
+
+def test_a_job_cancelled_while_the_provider_works_sends_no_result(stack: Stack) -> None:
+    _, job, cancellation = cancelled_job(stack)
+    definition = workflow()
+    run = WorkflowRun(definition, env_for(definition))
+
+    def cancellation_arrives() -> None:
+        WorkflowRun(definition, env_for(definition), run.context.static_data).cancel(cancellation)
+
+    run.during_provider = cancellation_arrives
+    delivery = run.deliver(job, ProviderAnswer(result=images(job, 3)), never_sent)
+
+    assert run.provider_called and delivery.tries == []
+    assert run.visited[-1] == "Still wanted after the provider?"
+
+
+def test_other_jobs_still_run_while_cancellations_are_remembered(stack: Stack) -> None:
+    _, _, cancellation = cancelled_job(stack)
+    user, request_id = held_request(stack)
+    job = published_job(stack, request_id, "samples")
+    definition = workflow()
+    static_data: dict[str, Any] = {}
+    WorkflowRun(definition, env_for(definition), static_data).cancel(cancellation)
+    run = WorkflowRun(definition, env_for(definition), static_data)
+    delivery = run.deliver(job, ProviderAnswer(result=images(job, 2)), send)
+    assert delivery.answers == [200]
+    assert "Still wanted after the provider?" in run.visited
+    with stack.client(user) as client:
+        assert client.get(f"/api/v1/generations/{request_id}").json()["status"] == (
+            "AWAITING_SELECTION"
+        )
+
+
+@pytest.mark.parametrize("content", ["not json", "[]", '{"schema": "creativeflow.other.v1"}'])
+def test_a_message_that_is_not_a_cancellation_is_dropped_without_failing(content: str) -> None:
+    definition = workflow()
+    run = WorkflowRun(definition, env_for(definition))
+    run.cancel(content)
+    assert run.context.static_data["global"]["cancelledJobs"] == {}
+
+
+def test_remembered_cancellations_are_forgotten_after_a_day() -> None:
+    definition = workflow()
+    day_ms = 24 * 60 * 60 * 1000
+    start = int(time.time() * 1000)
+    first = {"schema": "creativeflow.generation-cancel.v1", "job_id": str(uuid.uuid4())}
+    second = {**first, "job_id": str(uuid.uuid4())}
+    earlier = WorkflowRun(definition, env_for(definition), now_ms=start)
+    earlier.cancel(first)
+    later = WorkflowRun(
+        definition, env_for(definition), earlier.context.static_data, now_ms=start + day_ms + 1
+    )
+    later.cancel(second)
+    assert list(later.context.static_data["global"]["cancelledJobs"]) == [second["job_id"]]

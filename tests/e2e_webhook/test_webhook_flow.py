@@ -152,6 +152,24 @@ def test_a_held_job_is_dispatched_once_and_left_to_its_deadline(stack: WebhookSt
     assert [e["operation"] for e in stack.ledger_for(created["id"])] == ["debit"]
 
 
+def test_a_cancel_while_processing_is_posted_to_the_webhook_and_the_job_dropped(
+    stack: WebhookStack,
+) -> None:
+    user = stack.new_user(balance=50)
+    before = stack.simulator.stats()
+    created = submit(stack, user, prompt="[wait:3] a quiet bay", samples=2)
+    with stack.client(user) as client:
+        cancelled = client.post(f"/api/v1/generations/{created['id']}/cancel")
+        assert cancelled.status_code == 200, cancelled.text
+        assert cancelled.json()["status"] == "CANCELLED"
+        assert stack.simulator.stats().cancellations == before.cancellations + 1
+        wait_for(lambda: stack.simulator.stats().cancelled == before.cancelled + 1, timeout=30)
+        after = client.get(f"/api/v1/generations/{created['id']}").json()
+    assert (after["status"], after["samples"]) == ("CANCELLED", [])
+    assert [e["operation"] for e in stack.ledger_for(created["id"])] == ["debit", "refund"]
+    assert stack.emulator.balance(user) == 50
+
+
 def test_ready_when_database_webhook_and_odoo_answer(stack: WebhookStack) -> None:
     with stack.client(None) as client:
         ready = client.get("/readyz")

@@ -177,8 +177,15 @@ def test_the_callback_base_url_and_queue_match_what_n8n_uses(
     environment = services["orchestrator"]["environment"]
     assert environment["N8N_CALLBACK_BASE_URL"] == "http://orchestrator:8000"
     workflow = json.loads(WORKFLOW.read_text())
-    trigger = next(n for n in workflow["nodes"] if n["type"] == "n8n-nodes-base.rabbitmqTrigger")
-    assert trigger["parameters"]["queue"] == environment["RABBITMQ_N8N_JOB_QUEUE"]
+    queues = {
+        n["parameters"]["queue"]
+        for n in workflow["nodes"]
+        if n["type"] == "n8n-nodes-base.rabbitmqTrigger"
+    }
+    assert queues == {
+        environment["RABBITMQ_N8N_JOB_QUEUE"],
+        environment["RABBITMQ_N8N_CANCEL_QUEUE"],
+    }
     secret_variable = (
         next(n for n in workflow["nodes"] if n["type"] == "n8n-nodes-base.crypto")["parameters"][
             "secret"

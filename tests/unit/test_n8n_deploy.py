@@ -64,12 +64,14 @@ def test_the_workflow_of_the_orchestrators_dispatch_mode_is_imported(
         WEBHOOK_WORKFLOW.name: json.loads(WEBHOOK_WORKFLOW.read_text())["id"],
         QUEUE_WORKFLOW.name: json.loads(QUEUE_WORKFLOW.read_text())["id"],
     }
-    [trigger] = [
+    triggers = [
         n
         for n in json.loads(QUEUE_WORKFLOW.read_text())["nodes"]
         if n["type"] == "n8n-nodes-base.rabbitmqTrigger"
     ]
-    assert f'id: "{trigger["credentials"]["rabbitmq"]["id"]}"' in script
+    assert len(triggers) == 2  # the jobs and the cancellations
+    for trigger in triggers:
+        assert f'id: "{trigger["credentials"]["rabbitmq"]["id"]}"' in script
 
 
 def test_webhook_dispatch_reaches_the_webhook_workflow_with_its_secret(
