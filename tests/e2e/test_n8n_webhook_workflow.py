@@ -10,12 +10,14 @@ import itertools
 import json
 import subprocess
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
 
+from creativeflow.domain.jobs import JobCancellation, Stage
 from creativeflow.webhook_signature import signed_headers
 from tests.e2e.conftest import Stack, wait_for_status
 from tests.e2e.test_n8n_workflow import (
@@ -55,12 +57,16 @@ def env() -> dict[str, str]:
 
 
 def webhook_item(
-    job: dict[str, Any], *, signed_at: int | None = None, **header_changes: str
+    job: dict[str, Any],
+    *,
+    signed_at: int | None = None,
+    webhook_id: str | None = None,
+    **header_changes: str,
 ) -> dict[str, Any]:
     """What n8n's Webhook node emits for the orchestrator's signed POST of ``job``."""
     body = json.dumps(job, separators=(",", ":"), ensure_ascii=False).encode()
     at = int(time.time()) if signed_at is None else signed_at
-    headers = signed_headers(JOB_SECRET, job["job_id"], at, body)
+    headers = signed_headers(JOB_SECRET, webhook_id or job["job_id"], at, body)
     headers.update(header_changes)
     return {"headers": {k.lower(): v for k, v in headers.items()}, "body": json.loads(body)}
 
@@ -97,7 +103,15 @@ def test_the_variant_listens_where_the_orchestrator_dispatches() -> None:
     ]
     assert webhooks[0]["parameters"]["responseMode"] == "responseNode"
     # verified, then answered 202, before any provider is called
-    order = ["Job webhook", "Verify signature", "Check job", "Accept job", "Route by stage"]
+    order = [
+        "Job webhook",
+        "Verify signature",
+        "Check job",
+        "Job or cancellation?",
+        "Accept job",
+        "Still wanted?",
+        "Route by stage",
+    ]
     for before, after in itertools.pairwise(order):
         assert definition["connections"][before]["main"][0][0]["node"] == after
     assert nodes()["Accept job"]["parameters"]["options"]["responseCode"] == 202
@@ -211,3 +225,41 @@ def test_a_job_changed_after_signing_fails() -> None:
     item["body"]["stage"] = "final"
     done = verified(item)
     assert done.returncode != 0 and "does not match" in done.stderr
+
+
+def cancellation_of(job: dict[str, Any]) -> JobCancellation:
+    return JobCancellation(
+        job_id=job["job_id"],
+        request_id=job["request_id"],
+        stage=Stage(job["stage"]),
+        action=job.get("action", "samples"),
+        correlation_id=job.get("correlation_id", "c-1"),
+        cancelled_at=datetime.now(UTC),
+    )
+
+
+def test_a_signed_cancellation_is_remembered_and_the_job_then_dropped(stack: Stack) -> None:
+    _, request_id = held_request(stack, balance=100)
+    job = published_job(stack, request_id, "samples")
+    cancellation = cancellation_of(job)
+    item = webhook_item(cancellation.to_json_dict(), webhook_id=cancellation.message_id)
+    static_data: dict[str, Any] = {}
+    run = WorkflowRun(variant(), env(), static_data)
+    signed = run.sign(nodes()["Verify signature"], item)
+    run.run_from("Verify signature", signed, ProviderAnswer(), send)
+    assert run.visited[-2:] == ["Remember cancellation", "Accept cancellation"]
+    assert run.responded == 200
+    assert list(static_data["global"]["cancelledJobs"]) == [job["job_id"]]
+
+    later = WorkflowRun(variant(), env(), static_data)
+    job_item = later.sign(nodes()["Verify signature"], webhook_item(job))
+    later.run_from("Verify signature", job_item, ProviderAnswer(result=images(job, 2)), send)
+    assert later.responded == 202  # taken, then dropped: the orchestrator counts it dispatched
+    assert later.visited[-1] == "Still wanted?"
+    assert not later.provider_called and later.delivery.tries == []
+
+
+def test_a_cancellation_signed_as_a_job_is_refused() -> None:
+    cancellation = cancellation_of(_a_job())
+    done = verified(webhook_item(cancellation.to_json_dict(), webhook_id=cancellation.job_id))
+    assert done.returncode != 0 and "cancel-<job id>" in done.stderr

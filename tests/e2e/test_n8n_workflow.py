@@ -48,7 +48,9 @@ pytestmark = pytest.mark.skipif(NODE is None, reason="Node.js runs the workflow'
 HARNESS = r"""
 const crypto = require('crypto');
 const AsyncFunction = Object.getPrototypeOf(async function () {}).constructor;
-const BINDINGS = ['$json', '$input', '$', '$execution', '$env', '$runIndex', '$getWorkflowStaticData'];
+const BINDINGS = [
+  '$json', '$input', '$', '$execution', '$env', '$runIndex', '$getWorkflowStaticData',
+];
 
 function bindings(ctx) {
   const items = [{ json: ctx.json }];
@@ -118,7 +120,10 @@ async function main() {
     result = { value, signature };
   }
   process.stdout.write(
-    JSON.stringify({ result: result === undefined ? null : result, staticData: ctx.staticData || {} }),
+    JSON.stringify({
+      result: result === undefined ? null : result,
+      staticData: ctx.staticData || {},
+    }),
   );
 }
 main().catch((error) => {
