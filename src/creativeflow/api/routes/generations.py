@@ -338,9 +338,14 @@ async def regenerate_samples(
 @router.post(
     "/{request_id}/cancel",
     response_model=GenerationView,
-    summary="Cancel a request that is pending or awaiting a selection",
+    summary="Cancel a request; a stage still being processed is refunded and n8n told to stop",
     responses=problem_responses(
-        401, 404, 409, 422, 500, s409="the request cannot be cancelled now"
+        401,
+        404,
+        409,
+        422,
+        500,
+        s409="the request has ended, or a step of it is being paid for right now",
     ),
 )
 async def cancel_generation(
