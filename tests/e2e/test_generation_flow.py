@@ -13,7 +13,7 @@ from tests.e2e.conftest import Stack, wait_for, wait_for_status
 from tests.integration.rabbit_support import RABBITMQ_URL
 
 SCHEMA = json.loads(
-    (Path(__file__).parents[2] / "src/creativeflow/schemas/generation-job.v1.json").read_text()
+    (Path(__file__).parents[2] / "src/creativeflow/schemas/generation-job.v2.json").read_text()
 )
 
 A_REQUEST = {
@@ -280,3 +280,31 @@ def test_a_final_selected_again_after_a_failed_dispatch_is_paid_as_final_2_and_c
     [job] = [j for j in stack.jobs_published() if j["action"] == "final-2"]
     jsonschema.validate(job, SCHEMA)
     assert done["credits_charged"] == 6 + 10 + 10 and done["credits_refunded"] == 10
+
+
+def test_the_creative_brief_is_stored_shown_and_sent_to_n8n(stack: Stack) -> None:
+    user = stack.new_user()
+    brief = {
+        "template": "spring-sale.square",
+        "tone": "elegant",
+        "cultural_adaptation": {"locale": "zh-Hant-TW", "notes": "red for luck, no white bows"},
+        "target_platform": "pinterest_pin",
+    }
+    created = submit(stack, user, prompt="[hold] tea set, studio light", **brief)
+    with stack.client(user) as client:
+        shown = client.get(f"/api/v1/generations/{created['id']}").json()
+    assert {key: shown[key] for key in brief} == brief
+    assert {key: created[key] for key in brief} == brief
+    job = next(j for j in stack.jobs_published() if j["request_id"] == created["id"])
+    jsonschema.validate(job, SCHEMA)
+    assert job["schema"] == "creativeflow.generation-job.v2"
+    assert {key: job["parameters"][key] for key in brief} == brief
+
+
+def test_a_request_without_a_brief_shows_and_sends_nulls(stack: Stack) -> None:
+    user = stack.new_user()
+    created = submit(stack, user, prompt="[hold] plain")
+    job = next(j for j in stack.jobs_published() if j["request_id"] == created["id"])
+    keys = ("template", "tone", "cultural_adaptation", "target_platform")
+    assert [created[key] for key in keys] == [None] * 4
+    assert [job["parameters"][key] for key in keys] == [None] * 4

@@ -1048,6 +1048,42 @@ def test_the_provider_gets_the_job_id_as_its_idempotency_key() -> None:
         assert headers == {"Idempotency-Key": "job-42"}
 
 
+def test_the_provider_gets_the_creative_brief_and_nulls_from_a_v1_job(stack: Stack) -> None:
+    user = stack.new_user()
+    brief = {
+        "template": "spring-sale.square",
+        "tone": "playful",
+        "cultural_adaptation": {"locale": "ja-JP", "notes": "avoid the number four"},
+        "target_platform": "instagram_feed",
+    }
+    created = submit(stack, user, prompt="[hold] a kite festival", **brief)
+    job = published_job(stack, str(created["id"]), "samples")
+    assert job["schema"] == "creativeflow.generation-job.v2"
+    definition = workflow()
+    [provider] = [
+        n for n in definition["nodes"] if n["name"] == "AI provider: samples (placeholder)"
+    ]
+    context = Context({}, "e", env_for(definition))
+    sent = json.loads(expression(provider["parameters"]["jsonBody"], job, context))
+    assert {key: sent[key] for key in brief} == brief
+    assert (sent["prompt"], sent["count"]) == ("[hold] a kite festival", 3)
+
+    v1 = {**job, "schema": "creativeflow.generation-job.v1"}
+    for key in brief:
+        del v1["parameters"][key]
+    checked = run_js(
+        {
+            "kind": "code",
+            "code": next(n for n in definition["nodes"] if n["name"] == "Check job")["parameters"][
+                "jsCode"
+            ],
+            "context": Context({}, "e", env_for(definition)).for_item(WorkflowRun.message(v1)),
+        }
+    )
+    sent_v1 = json.loads(expression(provider["parameters"]["jsonBody"], checked, context))
+    assert {key: sent_v1[key] for key in brief} == dict.fromkeys(brief)
+
+
 # --- cancellations -----------------------------------------------------------------------------
 
 

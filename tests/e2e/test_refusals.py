@@ -27,6 +27,17 @@ BAD_BODIES = {
     "unknown field": {**A_REQUEST, "priority": "high"},
     "bad brand colour": {**A_REQUEST, "brand_elements": {"colors": ["orange"]}},
     "list body": [A_REQUEST],
+    "unknown tone": {**A_REQUEST, "tone": "angry"},
+    "tone as a list": {**A_REQUEST, "tone": ["bold"]},
+    "upper-case template": {**A_REQUEST, "template": "Spring-Sale"},
+    "template with a slash": {**A_REQUEST, "template": "../sale"},
+    "locale in the wrong case": {**A_REQUEST, "cultural_adaptation": {"locale": "ja-jp"}},
+    "locale missing": {**A_REQUEST, "cultural_adaptation": {"notes": "no fours"}},
+    "NUL in the notes": {
+        **A_REQUEST,
+        "cultural_adaptation": {"locale": "ja", "notes": "no\u0000fours"},
+    },
+    "unknown platform": {**A_REQUEST, "target_platform": "myspace"},
 }
 
 

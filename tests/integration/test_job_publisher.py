@@ -63,7 +63,7 @@ def publisher(config: RabbitConfig) -> Iterator[PikaJobPublisher]:
 
 
 def job_validator() -> jsonschema.Draft202012Validator:
-    schema = json.loads((files("creativeflow") / "schemas" / "generation-job.v1.json").read_text())
+    schema = json.loads((files("creativeflow") / "schemas" / "generation-job.v2.json").read_text())
     return jsonschema.Draft202012Validator(
         schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
     )

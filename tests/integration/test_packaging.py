@@ -55,6 +55,7 @@ def test_the_product_wheel_holds_no_local_stack_and_no_fake(product_wheel: list[
 def test_the_product_wheel_keeps_its_data_files(product_wheel: list[str]) -> None:
     assert "creativeflow/py.typed" in product_wheel
     assert "creativeflow/schemas/generation-job.v1.json" in product_wheel
+    assert "creativeflow/schemas/generation-job.v2.json" in product_wheel
     assert "creativeflow/schemas/generation-cancel.v1.json" in product_wheel
     assert "creativeflow/adapters/tracking/migrations/script.py.mako" in product_wheel
 

@@ -18,7 +18,8 @@ from creativeflow_devstack.fake_credits import FakeCredits
 from creativeflow_devstack.odoo_emulator import rules
 
 ROOT = Path(__file__).parents[2]
-JOB_SCHEMA = json.loads((ROOT / "src/creativeflow/schemas/generation-job.v1.json").read_text())
+JOB_SCHEMA = json.loads((ROOT / "src/creativeflow/schemas/generation-job.v2.json").read_text())
+JOB_SCHEMA_V1 = json.loads((ROOT / "src/creativeflow/schemas/generation-job.v1.json").read_text())
 PUBLISHED_JOB_SCHEMA = json.loads((ROOT / "docs/job-message.schema.json").read_text())
 
 VALID = ["samples", "final", "final-2", "final-10", "regeneration-1", "regeneration-23"]
@@ -61,6 +62,7 @@ def test_each_next_attempt_is_the_following_name() -> None:
 
 def test_the_job_schema_pattern_is_the_grammar() -> None:
     assert JOB_SCHEMA["properties"]["action"]["pattern"] == f"^({PATTERN})$"
+    assert JOB_SCHEMA_V1["properties"]["action"]["pattern"] == f"^({PATTERN})$"
 
 
 def test_the_published_job_schema_is_the_one_the_service_validates_with() -> None:

@@ -22,6 +22,7 @@ from pydantic import (
     model_validator,
 )
 
+from creativeflow.domain.brief import CreativeBrief, CulturalAdaptation, TargetPlatform, Tone
 from creativeflow.domain.charges import ChargeState, StageCharge
 from creativeflow.domain.credits import LedgerEntry, Quote
 from creativeflow.domain.model import GenerationRequest, Sample
@@ -112,6 +113,57 @@ FormatText = Annotated[
     str, StringConstraints(max_length=16), _ONE_LINE, _schema_pattern(CONTROL, non_blank=False)
 ]
 MAX_SAMPLES = 16
+NotesText = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, max_length=500),
+    _LAID_OUT,
+    _schema_pattern(CONTROL_BUT_LAYOUT, non_blank=False),
+]
+_TEMPLATE_ID = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
+
+
+def _template_id(value: str) -> str:
+    # refused, not lower-cased: two spellings must never name one template by surprise
+    if not _TEMPLATE_ID.fullmatch(value):
+        raise ValueError(
+            "must be a template id: 1 to 64 lower-case letters, digits, '.', '_' or '-', "
+            "starting with a letter or a digit"
+        )
+    return value
+
+
+TemplateId = Annotated[
+    str,
+    AfterValidator(_template_id),
+    Field(
+        description="the id of a design template: lower-case letters, digits, . _ -",
+        json_schema_extra={"pattern": f"^{_TEMPLATE_ID.pattern}$"},
+    ),
+]
+# language[-Script][-REGION] in BCP 47's canonical case; other spellings are refused
+LOCALE = re.compile(r"[a-z]{2,3}(-[A-Z][a-z]{3})?(-(?:[A-Z]{2}|[0-9]{3}))?")
+
+
+class CulturalAdaptationIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    locale: str = Field(
+        description="the audience's locale, BCP 47 in canonical case: ja, ja-JP, zh-Hant-TW...",
+        json_schema_extra={"pattern": f"^{LOCALE.pattern}$"},
+    )
+    notes: NotesText | None = Field(
+        None, description="what to adapt for that audience (symbols, colours, customs to avoid)"
+    )
+
+    @field_validator("locale")
+    @classmethod
+    def _canonical_locale(cls, locale: str) -> str:
+        if not LOCALE.fullmatch(locale):
+            raise ValueError(
+                "must be a BCP 47 locale in canonical case, such as ja, ja-JP, zh-Hant-TW or "
+                "es-419 (language in lower case, region in upper case)"
+            )
+        return locale
 
 
 class BrandElements(BaseModel):
@@ -172,6 +224,26 @@ class GenerationCreate(BaseModel):
     advanced_model: bool = Field(
         False, description="ask for the advanced model; the tier must allow it"
     )
+    template: TemplateId | None = None
+    # JSON gives text: the enums take their values from it (strict mode would want instances)
+    tone: Tone | None = Field(None, strict=False, description="the mood of this piece")
+    cultural_adaptation: CulturalAdaptationIn | None = None
+    target_platform: TargetPlatform | None = Field(
+        None, strict=False, description="where the asset will be published"
+    )
+
+    def brief(self) -> CreativeBrief:
+        adaptation = self.cultural_adaptation
+        return CreativeBrief(
+            template=self.template,
+            tone=self.tone,
+            cultural_adaptation=(
+                CulturalAdaptation(adaptation.locale, adaptation.notes or None)
+                if adaptation
+                else None
+            ),
+            target_platform=self.target_platform,
+        )
 
 
 class SampleSelection(BaseModel):
@@ -241,6 +313,11 @@ class ChargeView(BaseModel):
         )
 
 
+class CulturalAdaptationView(BaseModel):
+    locale: str
+    notes: str | None
+
+
 class GenerationView(BaseModel):
     id: str
     status: Status
@@ -252,6 +329,10 @@ class GenerationView(BaseModel):
     style_guidance: str | None
     brand_elements: dict[str, Any] | None
     project_id: str | None
+    template: str | None
+    tone: Tone | None
+    cultural_adaptation: CulturalAdaptationView | None
+    target_platform: TargetPlatform | None
     model: str | None
     regeneration_count: int
     samples: list[AssetView]
@@ -279,6 +360,17 @@ class GenerationView(BaseModel):
             style_guidance=request.style_guidance,
             brand_elements=request.brand_elements,
             project_id=request.project_id,
+            template=request.brief.template,
+            tone=request.brief.tone,
+            cultural_adaptation=(
+                CulturalAdaptationView(
+                    locale=request.brief.cultural_adaptation.locale,
+                    notes=request.brief.cultural_adaptation.notes,
+                )
+                if request.brief.cultural_adaptation
+                else None
+            ),
+            target_platform=request.brief.target_platform,
             model=request.model,
             regeneration_count=request.regeneration_count,
             samples=[AssetView.of(s) for s in request.samples],

@@ -1,7 +1,8 @@
 """The job message n8n consumes, and the callback vocabulary it answers with.
 
-The messages are versioned JSON; ``src/creativeflow/schemas/generation-job.v1.json`` and
-``generation-cancel.v1.json`` are their JSON Schemas (also published in ``docs/``).
+The messages are versioned JSON; ``src/creativeflow/schemas/generation-job.v2.json`` and
+``generation-cancel.v1.json`` are their JSON Schemas (also published in ``docs/``). The service
+publishes v2 (v1 and the creative brief); consumers accept v1 as well while they move on.
 """
 
 from __future__ import annotations
@@ -12,7 +13,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, ClassVar
 
-JOB_SCHEMA = "creativeflow.generation-job.v1"
+JOB_SCHEMA = "creativeflow.generation-job.v2"
+# consumers accept the previous version as well while producers move on
+JOB_SCHEMAS_ACCEPTED = ("creativeflow.generation-job.v1", JOB_SCHEMA)
 JOB_EVENT = "AIGenerationJobRequested"
 CANCEL_SCHEMA = "creativeflow.generation-cancel.v1"
 CANCEL_EVENT = "AIGenerationJobCancelled"

@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from .actions import ActionKind
+from .brief import CreativeBrief
 from .credits import GenerationSpec
 from .errors import Conflict, InvalidTransition
 from .jobs import FailureCategory, Stage
@@ -111,6 +112,7 @@ class GenerationRequest:
     project_id: str | None = None
     advanced_model: bool = False
     model: str | None = None
+    brief: CreativeBrief = field(default_factory=CreativeBrief)
     status: Status = Status.PENDING
     regeneration_count: int = 0
     samples: list[Sample] = field(default_factory=list)

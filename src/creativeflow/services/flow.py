@@ -80,6 +80,7 @@ def build_job(
         "style_guidance": request.style_guidance,
         "brand_elements": request.brand_elements,
         "project_id": request.project_id,
+        **request.brief.to_dict(),
     }
     if stage is Stage.SAMPLES:
         parameters["samples"] = request.samples_count

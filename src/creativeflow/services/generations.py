@@ -8,7 +8,7 @@ settles everything. A publish that fails after the debit is refunded before the 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -20,6 +20,7 @@ from creativeflow.domain.actions import (
     Action,
     ActionKind,
 )
+from creativeflow.domain.brief import CreativeBrief
 from creativeflow.domain.charges import stage_charges
 from creativeflow.domain.credits import CreditReceipt, GenerationSpec, Quote
 from creativeflow.domain.errors import (
@@ -59,6 +60,7 @@ class SubmitGeneration:
     brand_elements: dict[str, Any] | None = None
     project_id: str | None = None
     advanced_model: bool = False
+    brief: CreativeBrief = field(default_factory=CreativeBrief)
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,6 +179,7 @@ class GenerationService:
             project_id=command.project_id,
             advanced_model=wants_advanced,
             model=self._config.model_for(wants_advanced),
+            brief=command.brief,
         )
         request.start(now)
         return request

@@ -23,6 +23,7 @@ from typing import Any
 import httpx
 import jsonschema
 
+from creativeflow.domain.jobs import JOB_SCHEMA, JOB_SCHEMAS_ACCEPTED
 from creativeflow_devstack.n8n_simulator.outcomes import (
     DEFAULT_ASSET_BASE_URL,
     Outcome,
@@ -87,19 +88,22 @@ class SimulatorStats:
 REMEMBERED_CANCELLATIONS = 10_000
 
 
-def load_cancel_validator() -> jsonschema.Draft202012Validator:
-    schema = json.loads(
-        (files("creativeflow") / "schemas" / "generation-cancel.v1.json").read_text()
-    )
-    return jsonschema.Draft202012Validator(schema)
-
-
-def load_job_validator() -> jsonschema.Draft202012Validator:
-    schema_text = (files("creativeflow") / "schemas" / "generation-job.v1.json").read_text()
-    schema = json.loads(schema_text)
+def _validator(file_name: str) -> jsonschema.Draft202012Validator:
+    schema = json.loads((files("creativeflow") / "schemas" / file_name).read_text())
     return jsonschema.Draft202012Validator(
         schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
     )
+
+
+def load_cancel_validator() -> jsonschema.Draft202012Validator:
+    return _validator("generation-cancel.v1.json")
+
+
+def load_job_validator(schema: str = JOB_SCHEMA) -> jsonschema.Draft202012Validator:
+    """The validator of one accepted job schema (``creativeflow.generation-job.vN``)."""
+    if schema not in JOB_SCHEMAS_ACCEPTED:
+        raise ValueError(f"not an accepted job schema: {schema}")
+    return _validator(schema.removeprefix("creativeflow.") + ".json")
 
 
 class JobAnswerer:
@@ -111,7 +115,8 @@ class JobAnswerer:
     def __init__(self, config: AnswerConfig, stop: threading.Event) -> None:
         self._config = config
         self._stop = stop
-        self._validator = load_job_validator()
+        # a job of any accepted version is answered, as n8n's workflow does during a transition
+        self._validators = {schema: load_job_validator(schema) for schema in JOB_SCHEMAS_ACCEPTED}
         self._rng = random.Random(config.seed)
         self._rng_lock = threading.Lock()
         self._stats_lock = threading.Lock()
@@ -148,7 +153,9 @@ class JobAnswerer:
         except ValueError as exc:
             log.warning("job message is not JSON: %s", exc)
             return None
-        error = jsonschema.exceptions.best_match(self._validator.iter_errors(job))
+        schema = job.get("schema") if isinstance(job, dict) else None
+        validator = self._validators.get(str(schema), self._validators[JOB_SCHEMA])
+        error = jsonschema.exceptions.best_match(validator.iter_errors(job))
         if error is not None:
             log.warning(
                 "job message breaks the schema at %s: %s",

@@ -31,6 +31,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
+from creativeflow.domain.brief import CreativeBrief
 from creativeflow.domain.jobs import FailureCategory, Stage
 from creativeflow.domain.model import CreditOperation, Failure, GenerationRequest, Job, Sample
 from creativeflow.domain.states import CreditOperationKind, CreditOperationStatus, JobStatus, Status
@@ -80,6 +81,7 @@ def request_from_row(row: GenerationRequestRow) -> GenerationRequest:
         project_id=row.project_id,
         advanced_model=row.advanced_model,
         model=row.model,
+        brief=CreativeBrief.from_dict(row.brief),
         status=Status(row.status),
         regeneration_count=row.regeneration_count,
         samples=[s for s in (_sample(d) for d in row.samples) if s is not None],
@@ -150,6 +152,7 @@ def _request_values(request: GenerationRequest) -> dict[str, Any]:
         "project_id": request.project_id,
         "advanced_model": request.advanced_model,
         "model": request.model,
+        "brief": request.brief.to_dict() if request.brief != CreativeBrief() else None,
         "regeneration_count": request.regeneration_count,
         "samples": [s.to_dict() for s in request.samples],
         "selected_sample_id": request.selected_sample_id,

@@ -56,6 +56,8 @@ class GenerationRequestRow(Base):
     project_id: Mapped[str | None] = mapped_column(String(128))
     advanced_model: Mapped[bool] = mapped_column(Boolean, default=False)
     model: Mapped[str | None] = mapped_column(String(128))
+    # the creative brief (template, tone, cultural adaptation, target platform); null: none given
+    brief: Mapped[dict[str, Any] | None]
     regeneration_count: Mapped[int] = mapped_column(Integer, default=0)
     samples: Mapped[list[Any]]
     selected_sample_id: Mapped[str | None] = mapped_column(String(128))

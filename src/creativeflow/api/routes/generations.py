@@ -143,6 +143,7 @@ def _command(body: GenerationCreate) -> SubmitGeneration:
         brand_elements=body.brand_elements.model_dump(mode="json") if body.brand_elements else None,
         project_id=body.project_id,
         advanced_model=body.advanced_model,
+        brief=body.brief(),
     )
 
 
