@@ -3,17 +3,22 @@ protection, and row locks that let several replicas share work without doing it 
 
 from __future__ import annotations
 
+import select
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
+import psycopg2
+import psycopg2.extensions
 import pytest
 from sqlalchemy import create_engine, inspect
 from sqlalchemy.exc import IntegrityError
 
 from creativeflow.adapters.tracking.database import DatabaseConfig, TrackingDatabase
 from creativeflow.adapters.tracking.migrate import downgrade, upgrade
-from creativeflow.adapters.tracking.repository import TrackingRepository
+from creativeflow.adapters.tracking.repository import EVENTS_CHANNEL, TrackingRepository
+from creativeflow.domain.events import EventType, RequestEvent
 from creativeflow.domain.model import CreditOperation, GenerationRequest
 from creativeflow.domain.states import CreditOperationKind, CreditOperationStatus, Status
 from tests.conftest import create_database, drop_database
@@ -101,6 +106,58 @@ def test_the_journal_holds_one_operation_per_request_action_and_kind(db: Trackin
         db.run_sync(journal_twice)
     # the failed unit of work left nothing behind
     assert db.run_sync(lambda repo: repo.get_request(request.id)) is None
+
+
+def _listener(url: str) -> Any:
+    connection = psycopg2.connect(url.replace("postgresql+psycopg2://", "postgresql://"))
+    connection.set_isolation_level(psycopg2.extensions.ISOLATION_LEVEL_AUTOCOMMIT)
+    with connection.cursor() as cursor:
+        cursor.execute(f"LISTEN {EVENTS_CHANNEL}")
+    return connection
+
+
+def _notified(connection: Any) -> list[str]:
+    select.select([connection], [], [], 0.5)
+    connection.poll()
+    told = [n.payload for n in connection.notifies]
+    connection.notifies.clear()
+    return told
+
+
+def test_events_are_numbered_read_from_an_id_on_and_announced_on_commit_only(
+    db: TrackingDatabase, tracking_database_url: str
+) -> None:
+    request = a_request()
+    listener = _listener(tracking_database_url)
+    try:
+        db.run_sync(lambda repo: repo.add_request(request))
+        assert _notified(listener) == [request.id]
+        more = [
+            RequestEvent(
+                request.id, request.user_id, EventType.CREDITS_CHARGED, NOW, "c-1", {"n": n}
+            )
+            for n in range(3)
+        ]
+        db.run_sync(lambda repo: repo.add_events(more))
+        assert _notified(listener) == [request.id]  # once per transaction
+
+        def rolled_back(repo: TrackingRepository) -> None:
+            repo.add_events(more[:1])
+            raise RuntimeError("the unit of work fails")
+
+        with pytest.raises(RuntimeError):
+            db.run_sync(rolled_back)
+        assert _notified(listener) == []
+    finally:
+        listener.close()
+    events = db.run_sync(lambda repo: repo.events_after(request.id, 0, 100))
+    assert [e.type for e in events] == [EventType.STATUS_CHANGED] + [EventType.CREDITS_CHARGED] * 3
+    assert [e.data.get("n") for e in events[1:]] == [0, 1, 2]
+    ids = [e.id or 0 for e in events]
+    assert ids == sorted(ids)
+    after_first = db.run_sync(lambda repo: repo.events_after(request.id, ids[0], 2))
+    assert [e.id for e in after_first] == ids[1:3]
+    assert db.run_sync(lambda repo: repo.events_after("no-such-request", 0, 10)) == []
 
 
 def test_a_webhook_id_is_accepted_once(db: TrackingDatabase) -> None:

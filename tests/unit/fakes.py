@@ -20,6 +20,7 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from creativeflow.adapters.rabbitmq.errors import BrokerUnreachable, PublishFailed
+from creativeflow.domain.events import RequestEvent, events_of
 from creativeflow.domain.jobs import JobCancellation, JobMessage
 from creativeflow.domain.model import CreditOperation, GenerationRequest, Job
 from creativeflow.domain.states import CreditOperationKind, CreditOperationStatus, JobStatus, Status
@@ -47,6 +48,7 @@ class _Tables:
     jobs: dict[str, tuple[Job, datetime]] = field(default_factory=dict)
     callbacks: dict[str, dict[str, Any]] = field(default_factory=dict)
     keys: dict[KeyId, _Key] = field(default_factory=dict)
+    events: list[RequestEvent] = field(default_factory=list)
 
 
 class DuplicateRow(Exception):
@@ -66,6 +68,7 @@ class _Transaction(Tracking):
         if request.id in self._t.requests:
             raise DuplicateRow(request.id)
         self._t.requests[request.id] = _stored(request)
+        self.add_events(events_of(None, request))
 
     def get_request(self, request_id: str, *, for_update: bool = False) -> GenerationRequest | None:
         found = self._t.requests.get(request_id)
@@ -121,6 +124,16 @@ class _Transaction(Tracking):
 
     def requests_created_between(self, since: datetime, until: datetime) -> list[str]:
         return [r.id for r in self._t.requests.values() if since <= r.created_at < until]
+
+    # --- what happened to requests --------------------------------------------------------
+
+    def add_events(self, events: Sequence[RequestEvent]) -> None:
+        for event in events:
+            self._t.events.append(replace(event, id=len(self._t.events) + 1))
+
+    def events_after(self, request_id: str, after_id: int, limit: int) -> list[RequestEvent]:
+        found = [e for e in self._t.events if e.request_id == request_id and (e.id or 0) > after_id]
+        return found[:limit]
 
     # --- the journal ---------------------------------------------------------------------
 
@@ -309,6 +322,9 @@ class InMemoryTracking:
 
     def requests(self) -> list[GenerationRequest]:
         return [copy.deepcopy(r) for r in self._tables.requests.values()]
+
+    def events(self, request_id: str) -> list[RequestEvent]:
+        return [e for e in self._tables.events if e.request_id == request_id]
 
 
 class RecordingPublisher:

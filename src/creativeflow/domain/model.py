@@ -12,6 +12,7 @@ from .actions import ActionKind
 from .brief import CreativeBrief
 from .credits import GenerationSpec
 from .errors import Conflict, InvalidTransition
+from .events import RequestEvent, events_of
 from .jobs import FailureCategory, Stage
 from .states import (
     JOB_TRANSITIONS,
@@ -446,6 +447,17 @@ class RequestRecord:
             ),
             new_jobs=tuple(job for job in self.jobs if job.id not in jobs),
             changed_jobs=tuple(job for job in self.jobs if job.id in jobs and job != jobs[job.id]),
+        )
+
+    def events(self) -> list[RequestEvent]:
+        """What the changes since the record was loaded (or last saved) tell its watchers."""
+        request, operations, _ = self._loaded
+        changes = self.changes()
+        return events_of(
+            request,
+            self.request,
+            changes.new_operations + changes.changed_operations,
+            operations,
         )
 
     def mark_saved(self) -> None:

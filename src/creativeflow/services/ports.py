@@ -19,6 +19,7 @@ from creativeflow.domain.credits import (
     LedgerPage,
     Quote,
 )
+from creativeflow.domain.events import RequestEvent
 from creativeflow.domain.jobs import JobCancellation, JobMessage
 from creativeflow.domain.model import CreditOperation, GenerationRequest, Job, RequestRecord
 from creativeflow.domain.notifications import Notification
@@ -91,6 +92,7 @@ class Tracking(Protocol):
         """Write what changed since the record was loaded: the request, new and changed
         operations, new jobs and the status of changed ones."""
         changes = record.changes()
+        events = record.events()
         if changes.request:
             self.save_request(record.request)
         for operation in changes.new_operations:
@@ -101,7 +103,14 @@ class Tracking(Protocol):
             self.add_job(job)
         for job in changes.changed_jobs:
             self.set_job_status(job.id, job.status, now)
+        if events:
+            self.add_events(events)
         record.mark_saved()
+
+    # what happened to requests, for their watchers (written with the change that caused it)
+    def add_events(self, events: Sequence[RequestEvent]) -> None: ...
+
+    def events_after(self, request_id: str, after_id: int, limit: int) -> list[RequestEvent]: ...
 
     # the journal of credit operations
     def add_operation(self, operation: CreditOperation, now: datetime) -> None: ...

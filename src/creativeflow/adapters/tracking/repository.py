@@ -32,6 +32,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from creativeflow.domain.brief import CreativeBrief
+from creativeflow.domain.events import EventType, RequestEvent, events_of
 from creativeflow.domain.jobs import FailureCategory, Stage
 from creativeflow.domain.model import CreditOperation, Failure, GenerationRequest, Job, Sample
 from creativeflow.domain.states import CreditOperationKind, CreditOperationStatus, JobStatus, Status
@@ -39,6 +40,7 @@ from creativeflow.services.ports import EarlierClaim, Tracking
 
 from .tables import (
     CreditOperationRow,
+    GenerationEventRow,
     GenerationRequestRow,
     IdempotencyKeyRow,
     JobRow,
@@ -103,6 +105,10 @@ _REQUESTS = cast(Table, GenerationRequestRow.__table__)
 _OPERATIONS = cast(Table, CreditOperationRow.__table__)
 _JOBS = cast(Table, JobRow.__table__)
 _CALLBACKS = cast(Table, ReceivedCallbackRow.__table__)
+_EVENTS = cast(Table, GenerationEventRow.__table__)
+
+EVENTS_CHANNEL = "creativeflow_generation_events"
+"""The PostgreSQL NOTIFY channel told, on commit, the id of each request with new events."""
 
 # Built once, executed with parameters: building a statement per call costs more CPU than
 # running it. The SET columns of an UPDATE are the keys of the parameters given.
@@ -125,6 +131,14 @@ _RECORD_CALLBACK = (
     .returning(_CALLBACKS.c.webhook_id)
 )
 _UPDATE_CALLBACK = update(_CALLBACKS).where(_CALLBACKS.c.webhook_id == bindparam("b_id"))
+_INSERT_EVENT = insert(_EVENTS)
+_NOTIFY_EVENTS = text(f"SELECT pg_notify('{EVENTS_CHANNEL}', :request_id)")
+_EVENTS_AFTER = (
+    select(_EVENTS)
+    .where(_EVENTS.c.request_id == bindparam("b_request_id"), _EVENTS.c.id > bindparam("b_after"))
+    .order_by(_EVENTS.c.id)
+    .limit(bindparam("b_limit"))
+)
 _LOCK_USER = text("SELECT pg_advisory_xact_lock(hashtextextended(:user_id, 0))")
 _COUNT_IN_FLIGHT = (
     select(func.count())
@@ -184,6 +198,18 @@ def _operation_from_row(row: CreditOperationRow) -> CreditOperation:
     )
 
 
+def _event_from_row(row: Any) -> RequestEvent:
+    return RequestEvent(
+        request_id=row.request_id,
+        user_id=row.user_id,
+        type=EventType(row.type),
+        at=row.created_at,
+        correlation_id=row.correlation_id,
+        data=row.data,
+        id=row.id,
+    )
+
+
 def _job_from_row(row: JobRow) -> Job:
     return Job(
         id=row.id,
@@ -205,7 +231,9 @@ class TrackingRepository(Tracking):
         self.session = session
         self._connection: Connection | None = None
 
-    def _run(self, statement: Executable, parameters: dict[str, Any]) -> Result[Any]:
+    def _run(
+        self, statement: Executable, parameters: dict[str, Any] | list[dict[str, Any]]
+    ) -> Result[Any]:
         """A prepared Core statement on this transaction's connection: nothing of the ORM's
         (plugins, autoflush) is needed for it, and skipping it saves a third of the CPU."""
         if self._connection is None:
@@ -216,6 +244,7 @@ class TrackingRepository(Tracking):
 
     def add_request(self, request: GenerationRequest) -> None:
         self._run(_INSERT_REQUEST, {"id": request.id, **_request_values(request)})
+        self.add_events(events_of(None, request))
 
     def get_request(self, request_id: str, *, for_update: bool = False) -> GenerationRequest | None:
         stmt = _LOCK_REQUEST if for_update else _SELECT_REQUEST
@@ -408,6 +437,37 @@ class TrackingRepository(Tracking):
             select(_JOBS).where(_JOBS.c.request_id == request_id).order_by(_JOBS.c.created_at)
         ).all()
         return [_job_from_row(r) for r in rows]  # type: ignore[arg-type]
+
+    # --- what happened to requests ------------------------------------------------------------
+
+    def add_events(self, events: Sequence[RequestEvent]) -> None:
+        if not events:
+            return
+        self._run(
+            _INSERT_EVENT,
+            [
+                {
+                    "request_id": event.request_id,
+                    "user_id": event.user_id,
+                    "type": event.type.value,
+                    "data": event.data,
+                    "correlation_id": event.correlation_id,
+                    "created_at": event.at,
+                    "publish_pending": event.type.is_published,
+                    "published_at": None,
+                }
+                for event in events
+            ],
+        )
+        # delivered on commit, once per request and transaction (PostgreSQL folds repeats)
+        for request_id in dict.fromkeys(event.request_id for event in events):
+            self._run(_NOTIFY_EVENTS, {"request_id": request_id})
+
+    def events_after(self, request_id: str, after_id: int, limit: int) -> list[RequestEvent]:
+        rows = self._run(
+            _EVENTS_AFTER, {"b_request_id": request_id, "b_after": after_id, "b_limit": limit}
+        ).all()
+        return [_event_from_row(row) for row in rows]
 
     # --- received callbacks -------------------------------------------------------------------
 

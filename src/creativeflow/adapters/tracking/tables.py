@@ -164,3 +164,30 @@ class IdempotencyKeyRow(Base):
     response_body: Mapped[dict[str, Any] | None]
     created_at: Mapped[datetime]
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+
+
+class GenerationEventRow(Base):
+    """What happened to each request, in commit order: the live status stream reads it from an
+    event's id on, and the events exchange's outbox is its rows still ``publish_pending``."""
+
+    __tablename__ = "generation_events"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    request_id: Mapped[str] = mapped_column(ForeignKey("generation_requests.id"))
+    user_id: Mapped[str] = mapped_column(String(128))
+    type: Mapped[str] = mapped_column(String(32))
+    data: Mapped[dict[str, Any]]
+    correlation_id: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime]
+    # the three result events go to the events exchange too: true until it confirmed them
+    publish_pending: Mapped[bool] = mapped_column(Boolean, default=False)
+    published_at: Mapped[datetime | None]
+
+    __table_args__ = (
+        Index("ix_generation_events_request", "request_id", "id"),
+        Index(
+            "ix_generation_events_unpublished",
+            "id",
+            postgresql_where=text("publish_pending"),
+        ),
+    )
