@@ -13,11 +13,13 @@ from datetime import timedelta
 from creativeflow.adapters.notifications.client import HttpNotifier, NotificationConfig
 from creativeflow.adapters.odoo import AsyncOdooCredits, OdooConfig
 from creativeflow.adapters.rabbitmq import PikaJobPublisher, RabbitConfig
+from creativeflow.adapters.rabbitmq.events import EventsConfig, PikaEventPublisher
 from creativeflow.adapters.tracking.database import DatabaseConfig, TrackingDatabase
 from creativeflow.adapters.webhook import WebhookConfig, WebhookJobDispatcher
 from creativeflow.clock import SystemClock
 from creativeflow.observability.instrumented import (
     InstrumentedCreditLedger,
+    InstrumentedEventPublisher,
     InstrumentedJobPublisher,
     InstrumentedNotifier,
 )
@@ -27,7 +29,8 @@ from creativeflow.services.account import CreditAccount, Readiness
 from creativeflow.services.callbacks import CallbackService
 from creativeflow.services.flow import FlowConfig
 from creativeflow.services.generations import GenerationService
-from creativeflow.services.ports import Clock, CreditLedger, JobPublisher, Notifier
+from creativeflow.services.outbox import EventRelay
+from creativeflow.services.ports import Clock, CreditLedger, EventPublisher, JobPublisher, Notifier
 from creativeflow.services.reconciliation import Reconciler
 from creativeflow.services.recovery import Recovery
 from creativeflow.services.refunds import Refunder
@@ -76,6 +79,15 @@ def rabbit_config(settings: Settings) -> RabbitConfig:
     )
 
 
+def events_config(settings: Settings) -> EventsConfig:
+    return EventsConfig(
+        exchange=settings.rabbitmq_events_exchange,
+        unrouted_exchange=settings.rabbitmq_events_unrouted_exchange,
+        unrouted_queue=settings.rabbitmq_events_unrouted_queue,
+        confirm_timeout=settings.rabbitmq_events_confirm_timeout,
+    )
+
+
 def flow_config(settings: Settings) -> FlowConfig:
     return FlowConfig(
         callback_base_url=settings.n8n_callback_base_url,
@@ -99,6 +111,8 @@ class Adapters:
     publisher: JobPublisher
     notifier: Notifier
     clock: Clock
+    # the events exchange; None: result events stay in the outbox (EVENTS_ENABLED=false)
+    events: EventPublisher | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,16 +133,35 @@ class Container:
     recovery: Recovery
     account: CreditAccount
     readiness: Readiness
+    events: EventRelay | None = None
 
     async def close(self) -> None:
         """Release every connection: notifications drain first, the database closes last."""
-        for port in (self.notifier, self.publisher, self.credits, self.db):
+        for port in (self.notifier, self.publisher, self.credits):
             await port.aclose()
+        if self._event_publisher is not None:
+            await self._event_publisher.aclose()
+        await self.db.aclose()
+
+    @property
+    def _event_publisher(self) -> EventPublisher | None:
+        return self.events.publisher if self.events is not None else None
 
 
 def _wire(settings: Settings, adapters: Adapters) -> Container:
     db, credits, clock = adapters.db, adapters.credits, adapters.clock
     refunder = Refunder(db, credits, clock)
+    events = (
+        EventRelay(
+            db,
+            adapters.events,
+            clock,
+            batch=settings.events_relay_batch,
+            pause_after_failure=timedelta(seconds=settings.events_retry_after_seconds),
+        )
+        if adapters.events is not None
+        else None
+    )
     return Container(
         settings=settings,
         db=db,
@@ -138,7 +171,7 @@ def _wire(settings: Settings, adapters: Adapters) -> Container:
         clock=clock,
         refunder=refunder,
         generations=GenerationService(
-            db, credits, adapters.publisher, clock, flow_config(settings), refunder
+            db, credits, adapters.publisher, clock, flow_config(settings), refunder, events
         ),
         callbacks=CallbackService(
             db,
@@ -147,6 +180,7 @@ def _wire(settings: Settings, adapters: Adapters) -> Container:
             clock,
             refund_on_system_failure=settings.enable_credit_refund_on_system_failure,
             detailed_error_logging=settings.enable_detailed_n8n_error_logging,
+            events=events,
         ),
         reconciler=Reconciler(db, credits),
         recovery=Recovery(
@@ -158,9 +192,11 @@ def _wire(settings: Settings, adapters: Adapters) -> Container:
             grace=timedelta(seconds=settings.recovery_grace_seconds),
             refund_on_system_failure=settings.enable_credit_refund_on_system_failure,
             callback_retention=timedelta(hours=settings.received_callback_retention_hours),
+            events=events,
         ),
         account=CreditAccount(credits),
         readiness=Readiness(db, adapters.publisher, credits),
+        events=events,
     )
 
 
@@ -169,8 +205,9 @@ def build_container(
 ) -> Container:
     """The one way to a container. Real adapters from the settings, unless ``adapters`` are
     given. The job publisher follows ``DISPATCH_MODE``: RabbitMQ (its topology declared here, so
-    a first publish can route) or n8n's webhook (no broker at all). With ``metrics``, the ports
-    report to it and its scrape-time sources are registered."""
+    a first publish can route) or n8n's webhook (no broker for jobs). Result events go to the
+    events exchange (its topology declared here too) unless ``EVENTS_ENABLED`` is off. With
+    ``metrics``, the ports report to it and its scrape-time sources are registered."""
     if adapters is not None:
         return _wire(settings, adapters)
     publisher: JobPublisher
@@ -187,6 +224,11 @@ def build_container(
         rabbit = PikaJobPublisher(rabbit_config(settings))
         rabbit.declare_topology()
         publisher = rabbit
+    events: EventPublisher | None = None
+    if settings.events_enabled:
+        event_publisher = PikaEventPublisher(rabbit_config(settings), events_config(settings))
+        event_publisher.declare_topology()
+        events = event_publisher
     db = TrackingDatabase(database_config(settings))
     credits: CreditLedger = AsyncOdooCredits(
         odoo_config(settings), max_workers=settings.odoo_workers
@@ -204,6 +246,8 @@ def build_container(
             publisher, metrics, pool_size=settings.rabbitmq_publish_workers
         )
         notifier = InstrumentedNotifier(notifier, metrics)
+        if events is not None:
+            events = InstrumentedEventPublisher(events, metrics)
         metrics.watch_tracking(tracking_snapshot(db))
         metrics.watch_pools(
             database_pool(db, capacity=settings.database_pool_size + settings.database_max_overflow)
@@ -213,6 +257,11 @@ def build_container(
     return _wire(
         settings,
         Adapters(
-            db=db, credits=credits, publisher=publisher, notifier=notifier, clock=SystemClock()
+            db=db,
+            credits=credits,
+            publisher=publisher,
+            notifier=notifier,
+            clock=SystemClock(),
+            events=events,
         ),
     )

@@ -30,7 +30,12 @@ from creativeflow_devstack.odoo_emulator import OdooEmulator
 from creativeflow_devstack.odoo_emulator.persistence import StateFile, StateUnreadable
 from tests.cli_support import GIVE_UP_SECONDS, command, environment, run_cli
 from tests.conftest import POSTGRES_ADMIN_URL, drop_database
-from tests.integration.rabbit_support import RABBITMQ_URL, delete_topology, unique_config
+from tests.integration.rabbit_support import (
+    RABBITMQ_URL,
+    delete_topology,
+    unique_config,
+    unique_events_env,
+)
 
 PNG = {"format": "png", "width": 512, "height": 512, "samples": 2, "advanced_model": False}
 SUBMIT = {"prompt": "a lighthouse at dawn", "format": "png", "width": 1024, "height": 1024}
@@ -145,6 +150,7 @@ def local_stack(tmp_path: Path) -> Iterator[LocalStack]:
         "RABBITMQ_DEAD_LETTER_EXCHANGE": rabbit.dead_letter_exchange,
         "RABBITMQ_DEAD_LETTER_QUEUE": rabbit.dead_letter_queue,
         "RABBITMQ_N8N_CANCEL_QUEUE": rabbit.cancel_queue,
+        **unique_events_env(rabbit),
         "RECOVERY_INTERVAL_SECONDS": "0",
         "LOG_FORMAT": "text",
     }

@@ -14,6 +14,9 @@ The rules (also in docs/decisions.md):
    never charged: it is FAILED. A job that was dispatched and never answered is a platform
    failure, refunded only while ``ENABLE_CREDIT_REFUND_ON_SYSTEM_FAILURE`` is on; a debit whose
    job was never dispatched is always refunded (docs/decisions.md, "Refunds and the toggle").
+4. Every result event still waiting in the outbox (a crash or a broker outage after its change
+   committed) is published, oldest first, after the steps above, so the failures they made go
+   out in the same sweep (``services/outbox.py``).
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from creativeflow.domain.model import CreditOperation, Failure
 from creativeflow.domain.notifications import Notification, NotificationType
 from creativeflow.domain.states import CreditOperationKind, CreditOperationStatus, JobStatus, Status
 
+from .outbox import EventRelay
 from .ports import Clock, CreditLedger, Notifier, Tracking, TrackingStore
 from .refunds import Refunder
 
@@ -48,6 +52,8 @@ class SweepReport:
     requests_timed_out: int = 0
     keys_purged: int = 0
     callbacks_purged: int = 0
+    events_published: int = 0
+    events_failed: int = 0
     errors: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
@@ -56,7 +62,8 @@ class SweepReport:
             f"{self.debits_refunded}, refunds applied: {self.refunds_applied}, refunds left: "
             f"{self.refunds_left}, requests timed out: {self.requests_timed_out}, "
             f"idempotency keys purged: {self.keys_purged}, callbacks purged: "
-            f"{self.callbacks_purged}"
+            f"{self.callbacks_purged}, events published: {self.events_published}"
+            + (f", events not published: {self.events_failed}" if self.events_failed else "")
             + (f", errors: {'; '.join(self.errors)}" if self.errors else "")
         )
 
@@ -91,6 +98,7 @@ class Recovery:
         batch: int = 100,
         refund_on_system_failure: bool = True,
         callback_retention: timedelta = timedelta(days=7),
+        events: EventRelay | None = None,
     ) -> None:
         self._db = db
         self._credits = credits
@@ -101,6 +109,7 @@ class Recovery:
         self._batch = batch
         self._refund_on_system_failure = refund_on_system_failure
         self._callback_retention = callback_retention
+        self._events = events
 
     async def sweep(self) -> SweepReport:
         report = SweepReport()
@@ -110,6 +119,7 @@ class Recovery:
             self._retry_refunds,
             self._purge_expired_keys,
             self._purge_old_callbacks,
+            self._publish_events,
         ):
             try:
                 # a full batch may mean more rows wait: go on until a batch comes back short
@@ -265,6 +275,20 @@ class Recovery:
             lambda repo: repo.purge_received_callbacks(before)
         )
         return 0
+
+    # --- 4. result events ---------------------------------------------------------------------
+
+    async def _publish_events(self, report: SweepReport) -> int:
+        if self._events is None:
+            return 0
+        relayed = await self._events.publish_batch()
+        report.events_published += relayed.published
+        report.events_failed += relayed.failed
+        if relayed.failed:
+            report.errors.append("_publish_events: the events exchange did not confirm")
+            return 0  # the broker is failing: the next sweep tries again
+        # a full batch may mean more are pending: tell the loop to go on
+        return self._batch if relayed.taken >= self._events.batch else 0
 
     # --- 3. refunds ---------------------------------------------------------------------------
 
