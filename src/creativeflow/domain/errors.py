@@ -72,6 +72,8 @@ _REFUSAL_STATUS = {
     "invalid_request": 422,
     "request_conflict": 409,
     "nothing_to_refund": 409,
+    "asset_conflict": 409,
+    "unknown_debit": 409,
 }
 _REFUSAL_TITLES = {
     "insufficient_credits": "Not enough credits",
@@ -80,6 +82,8 @@ _REFUSAL_TITLES = {
     "invalid_request": "Request not accepted",
     "request_conflict": "Request conflict",
     "nothing_to_refund": "Nothing to refund",
+    "asset_conflict": "Asset already recorded",
+    "unknown_debit": "Asset not paid for",
 }
 # what a tier refusal's reason means to the user, and what they can do about it
 _TIER_SENTENCES = {
@@ -119,6 +123,10 @@ def _refusal_sentence(code: str, figures: dict[str, Any]) -> str:
         return "The credit service could not price this request. Check its parameters."
     if code == "request_conflict":
         return "This request was already charged to another account. Contact support."
+    if code == "asset_conflict":
+        return "Another final asset was already recorded for this request. Contact support."
+    if code == "unknown_debit":
+        return "The credit service has no charge for this asset. Contact support."
     return "The credit service refused this operation."
 
 

@@ -21,6 +21,7 @@ from creativeflow.domain.credits import (
     Quote,
 )
 from creativeflow.domain.events import RequestEvent
+from creativeflow.domain.generated_assets import GeneratedAsset, RecordedAsset
 from creativeflow.domain.jobs import JobCancellation, JobMessage
 from creativeflow.domain.model import CreditOperation, GenerationRequest, Job, RequestRecord
 from creativeflow.domain.notifications import Notification
@@ -237,6 +238,13 @@ class CreditLedger(Protocol):
 
     async def ledger_for_user(self, user_id: str, limit: int = 20, offset: int = 0) -> LedgerPage:
         """The user's own ledger entries, newest first."""
+
+    async def record_generated_asset(self, asset: GeneratedAsset) -> RecordedAsset:
+        """Record a request's final asset in Odoo with the debits that paid for it, once per
+        request: the same asset again is the first record (``created`` False); other values for
+        a recorded request, an unknown user or debit are refused (``CreditsRefused``, codes
+        ``asset_conflict``, ``unknown_account``, ``unknown_debit``, ``request_conflict``,
+        ``invalid_request``). A lost reply is ``CreditOutcomeUnknown``: call it again."""
 
     async def ping(self) -> bool: ...
 
