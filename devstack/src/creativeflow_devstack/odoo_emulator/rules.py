@@ -286,10 +286,12 @@ def _debit_actions(actions: object) -> tuple[str, ...]:
         raise InvalidRequest("asset.debit_actions must be a non-empty list of actions")
     if len(actions) > MAX_DEBIT_ACTIONS:
         raise InvalidRequest(f"asset.debit_actions holds at most {MAX_DEBIT_ACTIONS} actions")
-    try:
-        checked = tuple(check_action(action) for action in actions)
-    except InvalidRequest as refused:
-        raise InvalidRequest(f"asset.debit_actions: {refused.detail}") from None
+    if not all(Action.is_valid(action) for action in actions):
+        raise InvalidRequest(
+            "asset.debit_actions: action must be samples, final, final-<n> (n >= 2) or "
+            "regeneration-<n> (n >= 1)"
+        )
+    checked = tuple(str(action) for action in actions)
     if len(set(checked)) != len(checked):
         raise InvalidRequest("asset.debit_actions must not name an action twice")
     return checked
