@@ -12,7 +12,12 @@ DomainError
 │                               429 when the tier's cap on unfinished requests is reached)
 ├── CreditServiceUnavailable    503  Odoo could not be reached; nothing was charged
 │   └── CreditOutcomeUnknown    503  Odoo may have applied the call; recovery settles it
-└── DispatchUnavailable         503  the job could not be published
+├── DispatchUnavailable         503  the job could not be published
+└── AssetCopyFailed                  an asset could not be copied to our storage (never shown
+    │                                to a client: the provider's URL is served meanwhile)
+    ├── AssetSourceRefused           the provider's answer is not a keepable image: not retried
+    ├── AssetSourceUnavailable       the provider's URL did not answer: retried
+    └── StorageUnavailable           object storage did not answer: retried
 """
 
 from __future__ import annotations
@@ -186,3 +191,23 @@ class DispatchUnavailable(DomainError):
     @property
     def public_extensions(self) -> dict[str, Any]:
         return {}
+
+
+class AssetCopyFailed(DomainError):
+    """A copy to object storage did not complete. ``permanent``: trying again cannot help."""
+
+    permanent = False
+
+
+class AssetSourceRefused(AssetCopyFailed):
+    """The provider's answer is not an image we keep (wrong host or type, too large, gone)."""
+
+    permanent = True
+
+
+class AssetSourceUnavailable(AssetCopyFailed):
+    """The provider's URL did not answer in time, or answered with a server error."""
+
+
+class StorageUnavailable(AssetCopyFailed):
+    """Object storage did not accept or answer a call."""
