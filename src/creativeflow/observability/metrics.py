@@ -11,6 +11,7 @@ observes something calls one of its small typed methods::
     metrics.callback_outcome(outcome)                                # every n8n callback
     metrics.notification_sent() / notification_failed()             # every notification
     metrics.dependency_checked(name, ok)                             # readiness probes
+    metrics.asset_copy(role, outcome)                                # every copy to storage
 
 Values that live elsewhere (rows in PostgreSQL, messages in RabbitMQ, busy worker threads) are
 read when Prometheus scrapes, through callbacks registered with :meth:`Metrics.watch_tracking`,
@@ -115,6 +116,8 @@ class TrackingSnapshot:
     # result events in the outbox not yet confirmed by the events exchange, and the oldest's age
     events_pending: int = 0
     oldest_pending_event_seconds: float | None = None
+    # copies of assets to object storage not done yet (running or due for a retry)
+    pending_asset_copies: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,6 +220,13 @@ class Metrics:
             ("outcome",),
             registry=r,
         )
+        self._asset_copies = Counter(
+            f"{PREFIX}_asset_copies",
+            "Attempts to copy an asset to object storage, by role (sample, final) and outcome "
+            "(stored, retrying: failed and due again, failed: given up).",
+            ("role", "outcome"),
+            registry=r,
+        )
         self._dependency_up = Gauge(
             f"{PREFIX}_dependency_up",
             "1 when the last readiness check reached the dependency, 0 when it did not.",
@@ -229,6 +239,9 @@ class Metrics:
             self._callbacks.labels(outcome=outcome.value)
         for name in ("sent", "failed"):
             self._notifications.labels(outcome=name)
+        for role in ("sample", "final"):
+            for name in ("stored", "retrying", "failed"):
+                self._asset_copies.labels(role=role, outcome=name)
         self._sources = _ScrapeSources(tracking_cache_seconds)
         r.register(self._sources)
 
@@ -266,6 +279,9 @@ class Metrics:
 
     def notification_failed(self) -> None:
         self._notifications.labels(outcome="failed").inc()
+
+    def asset_copy(self, role: str, outcome: str) -> None:
+        self._asset_copies.labels(role=role, outcome=outcome).inc()
 
     def dependency_checked(self, dependency: str, ok: bool) -> None:
         self._dependency_up.labels(dependency=dependency).set(1 if ok else 0)
@@ -327,6 +343,7 @@ class _ScrapeSources(Collector):
             _awaiting_callback_family(),
             _unsettled_family(),
             *_outbox_families(),
+            _pending_copies_family(),
             _queue_family(),
             _queue_consumers_family(),
             *_pool_families(),
@@ -430,6 +447,13 @@ def _outbox_families() -> tuple[GaugeMetricFamily, GaugeMetricFamily]:
     )
 
 
+def _pending_copies_family() -> GaugeMetricFamily:
+    return GaugeMetricFamily(
+        f"{PREFIX}_asset_copies_pending",
+        "Copies of assets to object storage not done yet (running, or due for a retry).",
+    )
+
+
 def _queue_family() -> GaugeMetricFamily:
     return GaugeMetricFamily(
         f"{PREFIX}_queue_messages",
@@ -492,6 +516,9 @@ def _tracking_families(snapshot: TrackingSnapshot) -> Iterator[Metric]:
     yield pending
     oldest_pending.add_metric([], max(0.0, snapshot.oldest_pending_event_seconds or 0.0))
     yield oldest_pending
+    copies = _pending_copies_family()
+    copies.add_metric([], snapshot.pending_asset_copies)
+    yield copies
 
 
 def _queue_families(depths: Sequence[QueueDepth]) -> Iterator[Metric]:

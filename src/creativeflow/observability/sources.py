@@ -56,6 +56,7 @@ def tracking_snapshot(
             oldest_awaiting_callback_seconds=_oldest_awaiting_callback(session),
             events_pending=pending,
             oldest_pending_event_seconds=oldest_pending,
+            pending_asset_copies=repo.count_pending_copies(),
         )
 
     return lambda: db.run_sync(read)

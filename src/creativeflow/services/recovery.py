@@ -14,7 +14,10 @@ The rules (also in docs/decisions.md):
    never charged: it is FAILED. A job that was dispatched and never answered is a platform
    failure, refunded only while ``ENABLE_CREDIT_REFUND_ON_SYSTEM_FAILURE`` is on; a debit whose
    job was never dispatched is always refunded (docs/decisions.md, "Refunds and the toggle").
-4. Every result event still waiting in the outbox (a crash or a broker outage after its change
+4. A copy of an asset to object storage that is due (its lease or retry time passed: a crash,
+   an outage) is tried again, and a stored final asset Odoo has not recorded yet is recorded
+   (``services/assets.py``).
+5. Every result event still waiting in the outbox (a crash or a broker outage after its change
    committed) is published, oldest first, after the steps above, so the failures they made go
    out in the same sweep (``services/outbox.py``).
 """
@@ -32,6 +35,7 @@ from creativeflow.domain.model import CreditOperation, Failure
 from creativeflow.domain.notifications import Notification, NotificationType
 from creativeflow.domain.states import CreditOperationKind, CreditOperationStatus, JobStatus, Status
 
+from .assets import AssetKeeper
 from .outbox import EventRelay
 from .ports import Clock, CreditLedger, Notifier, Tracking, TrackingStore
 from .refunds import Refunder
@@ -52,6 +56,11 @@ class SweepReport:
     requests_timed_out: int = 0
     keys_purged: int = 0
     callbacks_purged: int = 0
+    assets_stored: int = 0
+    assets_retrying: int = 0
+    assets_failed: int = 0
+    assets_recorded: int = 0
+    asset_records_left: int = 0
     events_published: int = 0
     events_failed: int = 0
     errors: list[str] = field(default_factory=list)
@@ -62,7 +71,11 @@ class SweepReport:
             f"{self.debits_refunded}, refunds applied: {self.refunds_applied}, refunds left: "
             f"{self.refunds_left}, requests timed out: {self.requests_timed_out}, "
             f"idempotency keys purged: {self.keys_purged}, callbacks purged: "
-            f"{self.callbacks_purged}, events published: {self.events_published}"
+            f"{self.callbacks_purged}, assets stored: {self.assets_stored}, asset copies "
+            f"retrying: {self.assets_retrying}, asset copies given up: {self.assets_failed}, "
+            f"final assets recorded in Odoo: {self.assets_recorded}, left: "
+            f"{self.asset_records_left}"
+            f", events published: {self.events_published}"
             + (f", events not published: {self.events_failed}" if self.events_failed else "")
             + (f", errors: {'; '.join(self.errors)}" if self.errors else "")
         )
@@ -98,8 +111,10 @@ class Recovery:
         batch: int = 100,
         refund_on_system_failure: bool = True,
         callback_retention: timedelta = timedelta(days=7),
+        assets: AssetKeeper | None = None,
         events: EventRelay | None = None,
     ) -> None:
+        self._assets = assets
         self._db = db
         self._credits = credits
         self._refunder = refunder
@@ -119,6 +134,8 @@ class Recovery:
             self._retry_refunds,
             self._purge_expired_keys,
             self._purge_old_callbacks,
+            self._copy_assets,
+            self._record_assets,
             self._publish_events,
         ):
             try:
@@ -276,7 +293,28 @@ class Recovery:
         )
         return 0
 
-    # --- 4. result events ---------------------------------------------------------------------
+    # --- 4. asset copies ---------------------------------------------------------------------
+
+    async def _copy_assets(self, report: SweepReport) -> int:
+        if self._assets is None:
+            return 0
+        claimed, copies = await self._assets.copy_due(self._batch)
+        report.assets_stored += copies.stored
+        report.assets_retrying += copies.retrying
+        report.assets_failed += copies.failed
+        report.assets_recorded += copies.recorded
+        report.asset_records_left += copies.records_left
+        return claimed
+
+    async def _record_assets(self, report: SweepReport) -> int:
+        if self._assets is None:
+            return 0
+        claimed, records = await self._assets.record_due(self._batch)
+        report.assets_recorded += records.recorded
+        report.asset_records_left += records.records_left
+        return claimed
+
+    # --- 5. result events ---------------------------------------------------------------------
 
     async def _publish_events(self, report: SweepReport) -> int:
         if self._events is None:
