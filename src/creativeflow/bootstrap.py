@@ -14,6 +14,7 @@ from creativeflow.adapters.notifications.client import HttpNotifier, Notificatio
 from creativeflow.adapters.odoo import AsyncOdooCredits, OdooConfig
 from creativeflow.adapters.rabbitmq import PikaJobPublisher, RabbitConfig
 from creativeflow.adapters.tracking.database import DatabaseConfig, TrackingDatabase
+from creativeflow.adapters.tracking.listener import EventsListener, ListenerConfig
 from creativeflow.adapters.webhook import WebhookConfig, WebhookJobDispatcher
 from creativeflow.clock import SystemClock
 from creativeflow.observability.instrumented import (
@@ -27,6 +28,7 @@ from creativeflow.services.account import CreditAccount, Readiness
 from creativeflow.services.callbacks import CallbackService
 from creativeflow.services.flow import FlowConfig
 from creativeflow.services.generations import GenerationService
+from creativeflow.services.live_events import LiveEvents, StreamLimits
 from creativeflow.services.ports import Clock, CreditLedger, JobPublisher, Notifier
 from creativeflow.services.reconciliation import Reconciler
 from creativeflow.services.recovery import Recovery
@@ -76,6 +78,15 @@ def rabbit_config(settings: Settings) -> RabbitConfig:
     )
 
 
+def stream_limits(settings: Settings) -> StreamLimits:
+    return StreamLimits(
+        max_streams=settings.event_streams_max,
+        max_streams_per_user=settings.event_streams_max_per_user,
+        keepalive_seconds=settings.event_stream_keepalive_seconds,
+        max_lifetime_seconds=settings.event_stream_max_lifetime_seconds,
+    )
+
+
 def flow_config(settings: Settings) -> FlowConfig:
     return FlowConfig(
         callback_base_url=settings.n8n_callback_base_url,
@@ -119,9 +130,15 @@ class Container:
     recovery: Recovery
     account: CreditAccount
     readiness: Readiness
+    live_events: LiveEvents
+    # started by the app's lifespan only: the command-line tools stream nothing
+    events_listener: EventsListener
 
     async def close(self) -> None:
-        """Release every connection: notifications drain first, the database closes last."""
+        """Release every connection: the listener stops and notifications drain first, the
+        database closes last."""
+        self.live_events.drain()
+        await self.events_listener.aclose()
         for port in (self.notifier, self.publisher, self.credits, self.db):
             await port.aclose()
 
@@ -129,6 +146,7 @@ class Container:
 def _wire(settings: Settings, adapters: Adapters) -> Container:
     db, credits, clock = adapters.db, adapters.credits, adapters.clock
     refunder = Refunder(db, credits, clock)
+    live_events = LiveEvents(db, stream_limits(settings))
     return Container(
         settings=settings,
         db=db,
@@ -161,6 +179,12 @@ def _wire(settings: Settings, adapters: Adapters) -> Container:
         ),
         account=CreditAccount(credits),
         readiness=Readiness(db, adapters.publisher, credits),
+        live_events=live_events,
+        events_listener=EventsListener(
+            ListenerConfig(url=settings.database_url),
+            on_wake=live_events.wake,
+            on_resync=live_events.wake_all,
+        ),
     )
 
 
@@ -210,9 +234,15 @@ def build_container(
         )
         if settings.dispatch_mode != "webhook":
             metrics.watch_queues(queue_depths(rabbit_config(settings)))
-    return _wire(
+    container = _wire(
         settings,
         Adapters(
             db=db, credits=credits, publisher=publisher, notifier=notifier, clock=SystemClock()
         ),
     )
+    if metrics is not None:
+        live, listener = container.live_events, container.events_listener
+        metrics.watch_event_streams(
+            open_streams=lambda: live.open_streams, listening=lambda: listener.connected
+        )
+    return container
