@@ -13,8 +13,10 @@ from datetime import timedelta
 from creativeflow.adapters.notifications.client import HttpNotifier, NotificationConfig
 from creativeflow.adapters.odoo import AsyncOdooCredits, OdooConfig
 from creativeflow.adapters.rabbitmq import PikaJobPublisher, RabbitConfig
+from creativeflow.adapters.rabbitmq.results import ResultsConfig, ResultsConsumer
 from creativeflow.adapters.tracking.database import DatabaseConfig, TrackingDatabase
 from creativeflow.adapters.webhook import WebhookConfig, WebhookJobDispatcher
+from creativeflow.api.callback_intake import QueuedResultIntake
 from creativeflow.clock import SystemClock
 from creativeflow.observability.instrumented import (
     InstrumentedCreditLedger,
@@ -76,6 +78,16 @@ def rabbit_config(settings: Settings) -> RabbitConfig:
     )
 
 
+def results_config(settings: Settings) -> ResultsConfig:
+    return ResultsConfig(
+        queue=settings.rabbitmq_results_queue,
+        routing_key=settings.rabbitmq_results_routing_key,
+        prefetch=settings.results_prefetch,
+        retry_delay_seconds=settings.results_retry_delay_seconds,
+        max_attempts=settings.results_max_attempts,
+    )
+
+
 def flow_config(settings: Settings) -> FlowConfig:
     return FlowConfig(
         callback_base_url=settings.n8n_callback_base_url,
@@ -119,16 +131,43 @@ class Container:
     recovery: Recovery
     account: CreditAccount
     readiness: Readiness
+    # n8n's results queue, consumed when ENABLE_N8N_RESULTS_QUEUE is on (started by the app)
+    results_consumer: ResultsConsumer | None = None
 
     async def close(self) -> None:
-        """Release every connection: notifications drain first, the database closes last."""
+        """Release every connection: the results consumer stops taking messages and lets those
+        in hand finish first, notifications drain next, the database closes last."""
+        if self.results_consumer is not None:
+            await self.results_consumer.aclose()
         for port in (self.notifier, self.publisher, self.credits, self.db):
             await port.aclose()
 
 
-def _wire(settings: Settings, adapters: Adapters) -> Container:
+def _results_consumer(
+    settings: Settings, callbacks: CallbackService, metrics: Metrics | None
+) -> ResultsConsumer | None:
+    if not settings.enable_n8n_results_queue:
+        return None
+    return ResultsConsumer(
+        rabbit_config(settings),
+        results_config(settings),
+        QueuedResultIntake(settings, callbacks, metrics),
+        on_settled=(lambda kind: metrics.result_message_settled(kind.value)) if metrics else None,
+    )
+
+
+def _wire(settings: Settings, adapters: Adapters, metrics: Metrics | None = None) -> Container:
     db, credits, clock = adapters.db, adapters.credits, adapters.clock
     refunder = Refunder(db, credits, clock)
+    callbacks = CallbackService(
+        db,
+        refunder,
+        adapters.notifier,
+        clock,
+        refund_on_system_failure=settings.enable_credit_refund_on_system_failure,
+        detailed_error_logging=settings.enable_detailed_n8n_error_logging,
+    )
+    results = _results_consumer(settings, callbacks, metrics)
     return Container(
         settings=settings,
         db=db,
@@ -140,14 +179,7 @@ def _wire(settings: Settings, adapters: Adapters) -> Container:
         generations=GenerationService(
             db, credits, adapters.publisher, clock, flow_config(settings), refunder
         ),
-        callbacks=CallbackService(
-            db,
-            refunder,
-            adapters.notifier,
-            clock,
-            refund_on_system_failure=settings.enable_credit_refund_on_system_failure,
-            detailed_error_logging=settings.enable_detailed_n8n_error_logging,
-        ),
+        callbacks=callbacks,
         reconciler=Reconciler(db, credits),
         recovery=Recovery(
             db,
@@ -160,7 +192,8 @@ def _wire(settings: Settings, adapters: Adapters) -> Container:
             callback_retention=timedelta(hours=settings.received_callback_retention_hours),
         ),
         account=CreditAccount(credits),
-        readiness=Readiness(db, adapters.publisher, credits),
+        readiness=Readiness(db, adapters.publisher, credits, results),
+        results_consumer=results,
     )
 
 
@@ -172,7 +205,7 @@ def build_container(
     a first publish can route) or n8n's webhook (no broker at all). With ``metrics``, the ports
     report to it and its scrape-time sources are registered."""
     if adapters is not None:
-        return _wire(settings, adapters)
+        return _wire(settings, adapters, metrics)
     publisher: JobPublisher
     if settings.dispatch_mode == "webhook":
         publisher = WebhookJobDispatcher(
@@ -208,11 +241,18 @@ def build_container(
         metrics.watch_pools(
             database_pool(db, capacity=settings.database_pool_size + settings.database_max_overflow)
         )
-        if settings.dispatch_mode != "webhook":
-            metrics.watch_queues(queue_depths(rabbit_config(settings)))
+        if settings.dispatch_mode != "webhook" or settings.enable_n8n_results_queue:
+            metrics.watch_queues(
+                queue_depths(
+                    rabbit_config(settings),
+                    jobs=settings.dispatch_mode != "webhook",
+                    results=results_config(settings) if settings.enable_n8n_results_queue else None,
+                )
+            )
     return _wire(
         settings,
         Adapters(
             db=db, credits=credits, publisher=publisher, notifier=notifier, clock=SystemClock()
         ),
+        metrics,
     )

@@ -9,6 +9,8 @@ as the tracking database is; ``--reset`` empties both together. ``--real-odoo`` 
 ``--real-n8n`` leave the emulator or the simulator out, for a stack against a real Odoo or a real
 n8n. A stand-in only takes the place of a URL on this machine: a ``NOTIFICATION_SERVICE_URL``
 elsewhere is used as it is, an ``ODOO_URL`` or ``N8N_WEBHOOK_URL`` elsewhere needs the flag.
+With ``ENABLE_N8N_RESULTS_QUEUE=true`` (or ``--results-queue``) the simulator answers on the
+results queue the API consumes, and no result comes back over HTTP.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from creativeflow_devstack.n8n_simulator import (
     AnswerConfig,
     N8nSimulator,
     N8nWebhookSimulator,
+    ResultsRoute,
     SimulatorConfig,
     WebhookSimulatorConfig,
 )
@@ -218,7 +221,11 @@ def _n8n_simulator(settings: Settings) -> N8nSimulator | N8nWebhookSimulator:
         return N8nWebhookSimulator(
             WebhookSimulatorConfig(
                 job_secret=settings.n8n_webhook_secret.get_secret_value(),
-                answering=AnswerConfig(secret=settings.callback_secrets[0], delay=1.0),
+                answering=AnswerConfig(
+                    secret=settings.callback_secrets[0],
+                    delay=1.0,
+                    results_route=results_route(settings),
+                ),
                 host=webhook.hostname or "127.0.0.1",
                 port=webhook.port or 80,
                 path=webhook.path or "/",
@@ -231,7 +238,20 @@ def _n8n_simulator(settings: Settings) -> N8nSimulator | N8nWebhookSimulator:
             queue=settings.rabbitmq_queue,
             cancel_queue=settings.rabbitmq_cancel_queue,
             delay=1.0,
+            results_route=results_route(settings),
         )
+    )
+
+
+def results_route(settings: Settings) -> ResultsRoute | None:
+    """With ``ENABLE_N8N_RESULTS_QUEUE`` the simulator answers on the results queue, as the n8n
+    workflow does with ``CREATIVEFLOW_RESULTS_BY_QUEUE``; otherwise it calls back over HTTP."""
+    if not settings.enable_n8n_results_queue:
+        return None
+    return ResultsRoute(
+        rabbitmq_url=settings.rabbitmq_url,
+        exchange=settings.rabbitmq_exchange,
+        routing_key=settings.rabbitmq_results_routing_key,
     )
 
 
@@ -246,11 +266,15 @@ def _banner(
         if odoo_url
         else f"Odoo              {settings.odoo_url} (real, as {settings.odoo_login})"
     )
+    answering = (
+        f"answering on the results queue {settings.rabbitmq_results_queue}"
+        if settings.enable_n8n_results_queue
+        else f"calling back {settings.n8n_callback_base_url}"
+    )
     n8n = (
-        f"n8n simulator     {_n8n_source(settings)}, calling back {settings.n8n_callback_base_url}"
+        f"n8n simulator     {_n8n_source(settings)}, {answering}"
         if options.simulate_n8n
-        else f"n8n               not simulated: a real n8n {_n8n_source(settings)}, calling "
-        f"back {settings.n8n_callback_base_url}"
+        else f"n8n               not simulated: a real n8n {_n8n_source(settings)}, {answering}"
     )
     notifications = (
         f"Notification sink {settings.notification_service_url}/api/v1/notifications"

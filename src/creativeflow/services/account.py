@@ -1,5 +1,6 @@
 """Small reads: the caller's credit account and its history as Odoo knows them, and whether the
-service can serve at all (its database, its job dispatch and Odoo answer)."""
+service can serve at all (its database, its job dispatch and Odoo answer, and the results queue
+is consumed when results come that way)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from dataclasses import dataclass
 
 from creativeflow.domain.credits import Entitlements, LedgerPage
 
-from .ports import CreditLedger, JobPublisher, TrackingStore
+from .ports import CreditLedger, JobPublisher, ResultsIntake, TrackingStore
 
 
 class CreditAccount:
@@ -30,22 +31,32 @@ class ReadinessReport:
     database: bool
     dispatch: bool
     odoo: bool
+    # the results queue's consumer; None when results come by callback only
+    results: bool | None = None
 
     @property
     def ready(self) -> bool:
-        return self.database and self.dispatch and self.odoo
+        return self.database and self.dispatch and self.odoo and self.results is not False
 
 
 class Readiness:
     """Asks each dependency at once; a slow one bounds the answer by its own timeout."""
 
-    def __init__(self, db: TrackingStore, publisher: JobPublisher, credits: CreditLedger) -> None:
+    def __init__(
+        self,
+        db: TrackingStore,
+        publisher: JobPublisher,
+        credits: CreditLedger,
+        results: ResultsIntake | None = None,
+    ) -> None:
         self._db = db
         self._publisher = publisher
         self._credits = credits
+        self._results = results
 
     async def check(self) -> ReadinessReport:
         database, dispatch, odoo = await asyncio.gather(
             self._db.ping(), self._publisher.check(), self._credits.ping()
         )
-        return ReadinessReport(database=database, dispatch=dispatch, odoo=odoo)
+        results = await self._results.check() if self._results is not None else None
+        return ReadinessReport(database=database, dispatch=dispatch, odoo=odoo, results=results)

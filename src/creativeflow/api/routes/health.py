@@ -21,7 +21,9 @@ async def healthz() -> dict[str, str]:
     summary="The database, the job dispatch and Odoo answer",
     description="`checks.broker` is the job dispatch named by `dispatch`: with `rabbitmq`, the "
     "broker and its exchange; with `webhook`, n8n saying (to a CORS preflight, which runs and "
-    "charges nothing) that an active workflow takes jobs on `N8N_WEBHOOK_URL`.",
+    "charges nothing) that an active workflow takes jobs on `N8N_WEBHOOK_URL`. With "
+    "`ENABLE_N8N_RESULTS_QUEUE`, `checks.results_queue` says whether this replica is consuming "
+    "n8n's results queue.",
     responses={503: {"description": "a dependency is unreachable"}},
 )
 async def readyz(
@@ -30,6 +32,8 @@ async def readyz(
     report = await readiness.check()
     # "broker" names the job dispatch, whichever DISPATCH_MODE carries it
     checks = {"database": report.database, "broker": report.dispatch, "odoo": report.odoo}
+    if report.results is not None:  # ENABLE_N8N_RESULTS_QUEUE: the results queue is consumed
+        checks["results_queue"] = report.results
     for dependency, ok in checks.items():
         metrics.dependency_checked(dependency, ok)
     ready = report.ready
