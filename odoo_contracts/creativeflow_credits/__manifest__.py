@@ -3,7 +3,7 @@
     "name": "CreativeFlow Credits",
     "summary": "Subscription tiers, credit balances and an immutable credit ledger "
     "for the CreativeFlow AI generation orchestrator",
-    "version": "18.0.1.3.0",
+    "version": "18.0.1.4.0",
     "category": "Sales/Subscriptions",
     "author": "CreativeFlow",
     "license": "LGPL-3",
@@ -13,6 +13,7 @@
         "security/ir.model.access.csv",
         "wizards/credit_adjust_wizard_views.xml",
         "views/subscription_tier_views.xml",
+        "views/generated_asset_views.xml",
         "views/credit_ledger_views.xml",
         "views/credit_account_views.xml",
         "views/creativeflow_credits_menus.xml",

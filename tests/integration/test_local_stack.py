@@ -376,3 +376,18 @@ def test_every_curl_command_of_the_banner_works_as_pasted(local_stack: LocalStac
     assert balance == DEMO_BALANCE - 6  # the quote charged nothing, the submit its samples
     history = outputs[-1]
     assert [item["change"] for item in history["items"]] == [-6]
+
+
+def test_the_local_stack_speaks_json2_when_asked(local_stack: LocalStack) -> None:
+    # JSON-2 exists from Odoo 19 on: the emulator then claims 19.0, so the API's version check
+    # passes and a submit is debited over /json/2
+    local_stack.settings["ODOO_PROTOCOL"] = "json2"
+    with local_stack.running():
+        version = httpx.post(
+            f"{local_stack.odoo}/web/webclient/version_info", json={"jsonrpc": "2.0", "params": {}}
+        ).json()["result"]
+        request = local_stack.submit()
+        balance = local_stack.balance()
+    assert version["server_version_info"][0] == 19
+    assert request["status"] == "PROCESSING_SAMPLES"
+    assert balance == DEMO_BALANCE - 8  # four samples by default, two credits each

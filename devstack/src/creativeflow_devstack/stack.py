@@ -45,12 +45,16 @@ from creativeflow_devstack.n8n_simulator import (
 from creativeflow_devstack.notification_sink import create_sink_app
 from creativeflow_devstack.odoo_emulator import OdooEmulator
 from creativeflow_devstack.odoo_emulator.persistence import StateFile, StateUnreadable
+from creativeflow_devstack.odoo_emulator.versions import DEFAULT_VERSION
+
+JSON2_VERSION = "19.0"  # the first Odoo serving /json/2
 
 log = logging.getLogger(__name__)
 
 # the technical user of the emulator's default seed (seed.json)
 EMULATOR_LOGIN = "orchestrator"
 EMULATOR_PASSWORD = "orchestrator"
+EMULATOR_API_KEY = "cf0de7e1a7f4b2c9d8e6f5a4b3c2d1e0f9a8b7c0"  # JSON-2 takes keys only
 # kept between runs (gitignored): the emulated Odoo's accounts and ledger
 STATE_DIR = Path(".devstack")
 EMULATOR_STATE = "odoo-emulator.json"
@@ -89,15 +93,25 @@ class LocalStackOptions:
     state_dir: Path = STATE_DIR
 
 
+def _emulated_version(settings: Settings) -> str:
+    """The Odoo the emulator claims to be: 18.0 (the addon's), or 19.0 for ``ODOO_PROTOCOL=json2``,
+    which only Odoo 19 and later serve."""
+    return JSON2_VERSION if settings.odoo_protocol == "json2" else DEFAULT_VERSION
+
+
 def with_emulator_user(settings: Settings) -> Settings:
-    """The emulator's technical user when no Odoo credentials are set; else as configured."""
+    """The emulator's technical user when no Odoo credentials are set (its API key for JSON-2,
+    which takes no password); else as configured."""
     if settings.odoo_secret.get_secret_value():
         return settings
     from pydantic import SecretStr
 
-    return settings.model_copy(
-        update={"odoo_login": EMULATOR_LOGIN, "odoo_password": SecretStr(EMULATOR_PASSWORD)}
+    secret = (
+        {"odoo_api_key": SecretStr(EMULATOR_API_KEY)}
+        if settings.odoo_protocol == "json2"
+        else {"odoo_password": SecretStr(EMULATOR_PASSWORD)}
     )
+    return settings.model_copy(update={"odoo_login": EMULATOR_LOGIN, **secret})
 
 
 def local_settings(settings: Settings, api_port: int, *, emulate_odoo: bool = True) -> Settings:
@@ -169,7 +183,9 @@ def run_local_stack(
     state = StateFile(options.state_dir / EMULATOR_STATE)
     if options.reset:
         _reset(settings, state)
-    emulator = OdooEmulator() if options.emulate_odoo else None
+    emulator = (
+        OdooEmulator(server_version=_emulated_version(settings)) if options.emulate_odoo else None
+    )
     if emulator is not None:
         try:
             if emulator.load_state(state.path):

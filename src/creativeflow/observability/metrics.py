@@ -12,6 +12,7 @@ observes something calls one of its small typed methods::
     metrics.result_message_settled(settlement)                       # every results message
     metrics.notification_sent() / notification_failed()             # every notification
     metrics.dependency_checked(name, ok)                             # readiness probes
+    metrics.asset_copy(role, outcome)                                # every copy to storage
 
 Values that live elsewhere (rows in PostgreSQL, messages in RabbitMQ, busy worker threads) are
 read when Prometheus scrapes, through callbacks registered with :meth:`Metrics.watch_tracking`,
@@ -113,6 +114,8 @@ class TrackingSnapshot:
     unsettled_operations: Mapping[tuple[str, str], int] = field(default_factory=dict)
     # how long the oldest job n8n was given (published, no callback yet) has waited; None: none
     oldest_awaiting_callback_seconds: float | None = None
+    # copies of assets to object storage not done yet (running or due for a retry)
+    pending_asset_copies: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,6 +218,13 @@ class Metrics:
             ("outcome",),
             registry=r,
         )
+        self._asset_copies = Counter(
+            f"{PREFIX}_asset_copies",
+            "Attempts to copy an asset to object storage, by role (sample, final) and outcome "
+            "(stored, retrying: failed and due again, failed: given up).",
+            ("role", "outcome"),
+            registry=r,
+        )
         self._dependency_up = Gauge(
             f"{PREFIX}_dependency_up",
             "1 when the last readiness check reached the dependency, 0 when it did not.",
@@ -229,6 +239,9 @@ class Metrics:
             self._notifications.labels(outcome=name)
         for name in ("acked", "retried", "dead_lettered"):
             self._results.labels(settlement=name)
+        for role in ("sample", "final"):
+            for name in ("stored", "retrying", "failed"):
+                self._asset_copies.labels(role=role, outcome=name)
         self._sources = _ScrapeSources(tracking_cache_seconds)
         r.register(self._sources)
 
@@ -266,6 +279,9 @@ class Metrics:
 
     def notification_failed(self) -> None:
         self._notifications.labels(outcome="failed").inc()
+
+    def asset_copy(self, role: str, outcome: str) -> None:
+        self._asset_copies.labels(role=role, outcome=outcome).inc()
 
     def dependency_checked(self, dependency: str, ok: bool) -> None:
         self._dependency_up.labels(dependency=dependency).set(1 if ok else 0)
@@ -326,6 +342,7 @@ class _ScrapeSources(Collector):
             _oldest_family(),
             _awaiting_callback_family(),
             _unsettled_family(),
+            _pending_copies_family(),
             _queue_family(),
             _queue_consumers_family(),
             *_pool_families(),
@@ -415,6 +432,13 @@ def _unsettled_family() -> GaugeMetricFamily:
     )
 
 
+def _pending_copies_family() -> GaugeMetricFamily:
+    return GaugeMetricFamily(
+        f"{PREFIX}_asset_copies_pending",
+        "Copies of assets to object storage not done yet (running, or due for a retry).",
+    )
+
+
 def _queue_family() -> GaugeMetricFamily:
     return GaugeMetricFamily(
         f"{PREFIX}_queue_messages",
@@ -472,6 +496,9 @@ def _tracking_families(snapshot: TrackingSnapshot) -> Iterator[Metric]:
     for kind, status in sorted(keys):
         unsettled.add_metric([kind, status], snapshot.unsettled_operations.get((kind, status), 0))
     yield unsettled
+    copies = _pending_copies_family()
+    copies.add_metric([], snapshot.pending_asset_copies)
+    yield copies
 
 
 def _queue_families(depths: Sequence[QueueDepth]) -> Iterator[Metric]:

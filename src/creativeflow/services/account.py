@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from creativeflow.domain.credits import Entitlements, LedgerPage
 
-from .ports import CreditLedger, JobPublisher, ResultsIntake, TrackingStore
+from .ports import CreditLedger, JobPublisher, ObjectStorage, ResultsIntake, TrackingStore
 
 
 class CreditAccount:
@@ -31,7 +31,11 @@ class ReadinessReport:
     database: bool
     dispatch: bool
     odoo: bool
-    # the results queue's consumer; None when results come by callback only
+    # the assets' storage; None: not configured. Reported, but not a reason to stop taking
+    # traffic: copies wait and are retried, and nothing else needs it
+    storage: bool | None = None
+    # the results queue's consumer; None when results come by callback only. A replica that
+    # is not consuming them is not ready: the results would wait for another one
     results: bool | None = None
 
     @property
@@ -47,16 +51,23 @@ class Readiness:
         db: TrackingStore,
         publisher: JobPublisher,
         credits: CreditLedger,
+        storage: ObjectStorage | None = None,
         results: ResultsIntake | None = None,
     ) -> None:
         self._db = db
         self._publisher = publisher
         self._credits = credits
+        self._storage = storage
         self._results = results
 
     async def check(self) -> ReadinessReport:
-        database, dispatch, odoo = await asyncio.gather(
-            self._db.ping(), self._publisher.check(), self._credits.ping()
+        database, dispatch, odoo, storage = await asyncio.gather(
+            self._db.ping(), self._publisher.check(), self._credits.ping(), self._check_storage()
         )
         results = await self._results.check() if self._results is not None else None
-        return ReadinessReport(database=database, dispatch=dispatch, odoo=odoo, results=results)
+        return ReadinessReport(
+            database=database, dispatch=dispatch, odoo=odoo, storage=storage, results=results
+        )
+
+    async def _check_storage(self) -> bool | None:
+        return None if self._storage is None else await self._storage.check()
