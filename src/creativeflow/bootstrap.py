@@ -224,6 +224,7 @@ def _wire(settings: Settings, adapters: Adapters, metrics: Metrics | None = None
             adapters.notifier,
             clock,
             asset_config(settings),
+            credits=credits,
             observe=metrics.asset_copy if metrics is not None else None,
         )
     callbacks = CallbackService(

@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from creativeflow.adapters.rabbitmq.errors import BrokerUnreachable, PublishFailed
-from creativeflow.domain.assets import CopyStatus, StoredAsset, sniff_image_type
+from creativeflow.domain.assets import CopyStatus, RecordStatus, StoredAsset, sniff_image_type
 from creativeflow.domain.errors import (
     AssetSourceRefused,
     AssetSourceUnavailable,
@@ -320,6 +320,33 @@ class _Transaction(Tracking):
             return False
         self._t.assets[asset.id] = copy.deepcopy(asset)
         return True
+
+    def claim_due_records(self, now: datetime, lease: timedelta, limit: int) -> list[StoredAsset]:
+        due = sorted(
+            (
+                a
+                for a in self._t.assets.values()
+                if a.record_status is RecordStatus.PENDING
+                and a.next_record_at is not None
+                and a.next_record_at <= now
+            ),
+            key=lambda a: a.next_record_at or now,
+        )[:limit]
+        for asset in due:
+            asset.claim_record(now, lease)
+        return [copy.deepcopy(a) for a in due]
+
+    def save_asset_record(self, asset: StoredAsset) -> None:
+        current = self._t.assets[asset.id]
+        for name in (
+            "odoo_record_id",
+            "recorded_at",
+            "record_status",
+            "record_attempts",
+            "next_record_at",
+            "record_error",
+        ):
+            setattr(current, name, getattr(asset, name))
 
     def count_pending_copies(self) -> int:
         return sum(1 for a in self._t.assets.values() if a.status is CopyStatus.PENDING)

@@ -10,10 +10,12 @@ from datetime import timedelta
 
 import pytest
 
+from creativeflow.adapters.odoo.errors import OdooOutcomeUnknown, OdooUnavailable
 from creativeflow.domain.assets import (
     AssetLink,
     AssetRole,
     CopyStatus,
+    RecordStatus,
     key_part,
     link_for,
     sniff_image_type,
@@ -55,6 +57,7 @@ class AssetWorld(World):
             self.notifier,
             self.clock,
             AssetConfig(**config),  # type: ignore[arg-type]
+            credits=self.credits,
         )
         self.callbacks = CallbackService(
             self.db, self.refunder, self.notifier, self.clock, assets=self.keeper
@@ -90,7 +93,7 @@ def world() -> AssetWorld:
     return AssetWorld()
 
 
-# --- the pure rules -----------------------------------------------------------------------------
+# --- the pure rules -------------------------------------------------------------------------------
 
 
 def test_a_storage_key_keeps_n8ns_ids_to_safe_characters() -> None:
@@ -271,3 +274,55 @@ async def test_without_storage_the_flow_is_unchanged_and_users_get_provider_urls
     assert world.notifier.types(request_id) == ["generation.samples_ready"]
     assert world.db.stored_assets(request_id) == []
     assert (await world.generations.get(USER, request_id)).links == {}
+
+
+# --- the final asset's record in Odoo -------------------------------------------------------------
+
+
+@pytest.mark.asyncio
+async def test_the_stored_final_asset_is_recorded_in_odoo_with_the_debits_that_paid_for_it(
+    world: AssetWorld,
+) -> None:
+    request_id = await world.submit()
+    await world.samples_arrive(request_id)
+    await world.final_arrives(request_id)
+    await world.keeper.aclose()
+    [final] = [a for a in world.db.stored_assets(request_id) if a.role is AssetRole.FINAL]
+    assert final.record_status is RecordStatus.RECORDED and final.odoo_record_id
+    [recorded] = [a for a in world.credits.assets() if a["request_id"] == request_id]
+    assert recorded["storage_key"] == final.storage_key
+    assert recorded["checksum_sha256"] == final.checksum_sha256
+    assert recorded["byte_size"] == final.byte_size
+    assert str(recorded["asset_id"]) == final.odoo_record_id
+    assert recorded["debit_actions"] == ["final", "samples"]
+    assert len(recorded["ledger_entry_ids"]) == 2
+    # samples are copies for choosing, not what was delivered: never recorded
+    samples = [a for a in world.db.stored_assets(request_id) if a.role is AssetRole.SAMPLE]
+    assert {a.record_status for a in samples} == {None}
+    assert (await world.recovery.sweep()).assets_recorded == 0
+
+
+@pytest.mark.asyncio
+async def test_a_record_odoo_missed_is_made_by_the_sweep_once(world: AssetWorld) -> None:
+    request_id = await world.submit()
+    await world.samples_arrive(request_id)
+    world.credits.fail_next("record_generated_asset", OdooUnavailable("down"))
+    await world.final_arrives(request_id)
+    await world.keeper.aclose()
+    [final] = [a for a in world.db.stored_assets(request_id) if a.role is AssetRole.FINAL]
+    assert final.status is CopyStatus.STORED and final.record_status is RecordStatus.PENDING
+    assert [a for a in world.credits.assets() if a["request_id"] == request_id] == []
+
+    # the reply of the next try is lost after Odoo recorded it: the one after is a replay
+    world.credits.fail_next("record_generated_asset", OdooOutcomeUnknown("lost"), apply_first=True)
+    world.clock.advance(timedelta(seconds=16))
+    lost = await world.recovery.sweep()
+    assert lost.assets_recorded == 0 and lost.asset_records_left == 1
+    world.clock.advance(timedelta(seconds=31))
+    report = await world.recovery.sweep()
+    assert report.assets_recorded == 1
+    assert len([a for a in world.credits.assets() if a["request_id"] == request_id]) == 1
+    [final] = [a for a in world.db.stored_assets(request_id) if a.role is AssetRole.FINAL]
+    assert final.record_status is RecordStatus.RECORDED and final.record_attempts == 3
+    world.clock.advance(timedelta(hours=1))
+    assert (await world.recovery.sweep()).assets_recorded == 0

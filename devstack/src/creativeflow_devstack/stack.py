@@ -1,5 +1,5 @@
 """The whole product on one machine: migrations, the Odoo emulator, the n8n simulator, the
-notification sink and the API, until Ctrl-C.
+notification sink, an S3 server for the assets and the API, until Ctrl-C.
 
 The settings decide where each piece listens: the emulator takes ``ODOO_URL``'s port, the sink
 ``NOTIFICATION_SERVICE_URL``'s, the API ``API_PORT``; a port already taken is refused before
@@ -9,6 +9,10 @@ as the tracking database is; ``--reset`` empties both together. ``--real-odoo`` 
 ``--real-n8n`` leave the emulator or the simulator out, for a stack against a real Odoo or a real
 n8n. A stand-in only takes the place of a URL on this machine: a ``NOTIFICATION_SERVICE_URL``
 elsewhere is used as it is, an ``ODOO_URL`` or ``N8N_WEBHOOK_URL`` elsewhere needs the flag.
+The S3 server (moto's: no MinIO server installs here) listens on ``S3_ENDPOINT_URL``'s port
+(``http://127.0.0.1:9000`` when it is not set) with the bucket created; the simulator's assets
+are real small images on it, behind provider-style signed URLs. A ``S3_ENDPOINT_URL`` elsewhere
+is used as it is (and the simulator's asset URLs then lead nowhere).
 With ``ENABLE_N8N_RESULTS_QUEUE=true`` (or ``--results-queue``) the simulator answers on the
 results queue the API consumes, and no result comes back over HTTP.
 """
@@ -43,6 +47,12 @@ from creativeflow_devstack.n8n_simulator import (
     WebhookSimulatorConfig,
 )
 from creativeflow_devstack.notification_sink import create_sink_app
+from creativeflow_devstack.object_storage import (
+    ProviderAssets,
+    S3Endpoint,
+    ensure_bucket,
+    s3_server,
+)
 from creativeflow_devstack.odoo_emulator import OdooEmulator
 from creativeflow_devstack.odoo_emulator.persistence import StateFile, StateUnreadable
 from creativeflow_devstack.odoo_emulator.versions import DEFAULT_VERSION
@@ -59,6 +69,8 @@ EMULATOR_API_KEY = "cf0de7e1a7f4b2c9d8e6f5a4b3c2d1e0f9a8b7c0"  # JSON-2 takes ke
 STATE_DIR = Path(".devstack")
 EMULATOR_STATE = "odoo-emulator.json"
 SAVE_EVERY_SECONDS = 2.0
+# where the stack's S3 server listens when S3_ENDPOINT_URL is not set
+LOCAL_S3_ENDPOINT = "http://127.0.0.1:9000"
 _THIS_MACHINE = frozenset({"127.0.0.1", "localhost", "::1", "0.0.0.0", "::"})
 
 
@@ -121,7 +133,19 @@ def local_settings(settings: Settings, api_port: int, *, emulate_odoo: bool = Tr
         settings = settings.model_copy(
             update={"n8n_callback_base_url": f"http://127.0.0.1:{api_port}"}
         )
+    if not settings.storage_enabled:
+        # the stack runs an S3 server: the assets are copied as in production
+        settings = settings.model_copy(update={"s3_endpoint_url": LOCAL_S3_ENDPOINT})
     return with_emulator_user(settings) if emulate_odoo else settings
+
+
+def _s3_endpoint(settings: Settings) -> S3Endpoint:
+    return S3Endpoint(
+        url=settings.s3_endpoint_url,
+        access_key_id=settings.s3_access_key_id,
+        secret_access_key=settings.s3_secret_access_key.get_secret_value(),
+        region=settings.s3_region,
+    )
 
 
 def _port(url: str) -> int:
@@ -156,6 +180,8 @@ def _check_ports(settings: Settings, api_port: int, options: LocalStackOptions) 
         )
     if options.emulate_odoo:
         wanted.append(("127.0.0.1", _port(settings.odoo_url), "ODOO_URL"))
+    if on_this_machine(settings.s3_endpoint_url):
+        wanted.append(("127.0.0.1", _port(settings.s3_endpoint_url), "S3_ENDPOINT_URL"))
     if options.simulate_n8n and settings.dispatch_mode == "webhook":
         wanted.append(("127.0.0.1", _port(settings.n8n_webhook_url), "N8N_WEBHOOK_URL"))
     for host, port, setting in wanted:
@@ -203,6 +229,13 @@ def run_local_stack(
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
     with ExitStack() as stack:
+        provider: ProviderAssets | None = None
+        if on_this_machine(settings.s3_endpoint_url):
+            # objects live in the server's memory: a restart starts with an empty bucket
+            stack.enter_context(s3_server("127.0.0.1", _port(settings.s3_endpoint_url)))
+            endpoint = _s3_endpoint(settings)
+            ensure_bucket(endpoint, settings.s3_bucket)
+            provider = ProviderAssets(endpoint)
         if emulator is not None:
             stack.enter_context(emulator.start("127.0.0.1", _port(settings.odoo_url)))
             stack.callback(emulator.save_state, state.path)
@@ -219,7 +252,7 @@ def run_local_stack(
             serve_in_thread(create_app(settings), settings.api_host, api_port, "api")
         )
         if options.simulate_n8n:
-            stack.enter_context(_n8n_simulator(settings))
+            stack.enter_context(_n8n_simulator(settings, provider))
         print(_banner(settings, api_port, emulator.url if emulator else None, options), flush=True)
         # the emulated ledger is saved as it goes, so a killed stack loses seconds, not the day
         while not stop.wait(SAVE_EVERY_SECONDS):
@@ -229,9 +262,13 @@ def run_local_stack(
     return 0
 
 
-def _n8n_simulator(settings: Settings) -> N8nSimulator | N8nWebhookSimulator:
+def _n8n_simulator(
+    settings: Settings, provider: ProviderAssets | None = None
+) -> N8nSimulator | N8nWebhookSimulator:
     """The n8n stand-in for the dispatch mode in use (a queue consumer, or a webhook), not yet
-    started: entering it starts it."""
+    started: entering it starts it. With ``provider``, its assets are real images behind
+    provider-style signed URLs on the stack's S3 server."""
+    publish = provider.publish if provider is not None else None
     if settings.dispatch_mode == "webhook":
         webhook = urlsplit(settings.n8n_webhook_url)
         return N8nWebhookSimulator(
@@ -241,6 +278,7 @@ def _n8n_simulator(settings: Settings) -> N8nSimulator | N8nWebhookSimulator:
                     secret=settings.callback_secrets[0],
                     delay=1.0,
                     results_route=results_route(settings),
+                    publish_asset=publish,
                 ),
                 host=webhook.hostname or "127.0.0.1",
                 port=webhook.port or 80,
@@ -255,6 +293,7 @@ def _n8n_simulator(settings: Settings) -> N8nSimulator | N8nWebhookSimulator:
             cancel_queue=settings.rabbitmq_cancel_queue,
             delay=1.0,
             results_route=results_route(settings),
+            publish_asset=publish,
         )
     )
 
@@ -297,6 +336,12 @@ def _banner(
         if on_this_machine(settings.notification_service_url)
         else f"Notifications     {settings.notification_service_url} (real)"
     )
+    storage = (
+        f"S3 server         {settings.s3_endpoint_url}   (bucket {settings.s3_bucket}; the "
+        "provider's images in provider-assets; kept in memory until Ctrl-C)"
+        if on_this_machine(settings.s3_endpoint_url)
+        else f"Object storage    {settings.s3_endpoint_url} (real, bucket {settings.s3_bucket})"
+    )
     command = _command()
     return f"""
 CreativeFlow AI Generation Orchestrator: the local stack is up.
@@ -304,6 +349,7 @@ CreativeFlow AI Generation Orchestrator: the local stack is up.
   API               {api}   (OpenAPI: {api}/docs)
   {odoo}
   {notifications}
+  {storage}
   {n8n}
 
 Try it (user demo-user starts with 500 credits on the pro tier). What it would cost, nothing
@@ -332,6 +378,16 @@ with ENVIRONMENT=development and no Odoo credentials they use the emulator's use
 
   {command} sweep       (one recovery sweep)
   {command} reconcile   (tracking against the ledger, the 24 hours ending 5 minutes ago)
+
+The samples and the final asset are copied to the S3 server a moment after n8n reports them:
+the request view then gives a signed link to our copy (url_source "storage", valid until
+url_expires_at; read the view again for a fresh one). The newest request's first sample, saved
+to sample.png:
+
+  curl -s '{api}/api/v1/generations?limit=1' \
+    -H 'X-Gateway-Secret: {gateway}' -H 'X-User-Id: demo-user' \
+    | python3 -c 'import json, sys; print(json.load(sys.stdin)["items"][0]["samples"][0]["url"])' \
+    | xargs curl -s -o sample.png -w '%{{http_code}} %{{content_type}} %{{size_download}} bytes\n'
 
 Ctrl-C stops everything.
 """

@@ -29,6 +29,14 @@ class AssetRole(enum.StrEnum):
     FINAL = "final"
 
 
+class RecordStatus(enum.StrEnum):
+    """The final asset's record in Odoo (samples are not recorded)."""
+
+    PENDING = "pending"  # stored, not recorded yet: recorded next, or retried by the sweep
+    RECORDED = "recorded"
+    REFUSED = "refused"  # Odoo refused it (a business code): an operator's to look at
+
+
 class CopyStatus(enum.StrEnum):
     PENDING = "pending"  # not in storage yet: a copy is running or due
     STORED = "stored"  # in storage, checksum and size known
@@ -101,6 +109,10 @@ class StoredAsset:
     # the final asset's record in Odoo, once recorded (samples are not recorded)
     odoo_record_id: str | None = None
     recorded_at: datetime | None = None
+    record_status: RecordStatus | None = None
+    record_attempts: int = 0
+    next_record_at: datetime | None = None
+    record_error: str | None = None
 
     @property
     def is_stored(self) -> bool:
@@ -133,9 +145,32 @@ class StoredAsset:
         else:
             self.next_attempt_at = retry_at
 
+    # --- the record in Odoo (the final asset only) -----------------------------------------
+
+    def owes_record(self) -> bool:
+        return self.role is AssetRole.FINAL
+
+    def claim_record(self, now: datetime, lease: timedelta) -> None:
+        """Start recording it in Odoo: nobody else tries until the lease ends."""
+        self.record_status = RecordStatus.PENDING
+        self.record_attempts += 1
+        self.next_record_at = now + lease
+
     def recorded(self, odoo_record_id: str, at: datetime) -> None:
+        self.record_status = RecordStatus.RECORDED
         self.odoo_record_id = odoo_record_id
         self.recorded_at = at
+        self.next_record_at = None
+        self.record_error = None
+
+    def record_failed(self, error: str, retry_at: datetime) -> None:
+        self.record_error = error[:500]
+        self.next_record_at = retry_at
+
+    def record_refused(self, error: str) -> None:
+        self.record_status = RecordStatus.REFUSED
+        self.record_error = error[:500]
+        self.next_record_at = None
 
 
 @dataclass(frozen=True, slots=True)

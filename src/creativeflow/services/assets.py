@@ -14,6 +14,10 @@ The rules (also in docs/decisions.md, "Stored assets"):
    an image we keep (or gone) is not retried. After ``max_attempts`` the copy is ``failed``.
 4. Users are given short-lived signed GET links to stored copies (with when they expire), and
    the provider's URL only until the copy is stored.
+5. Once the final asset is stored it is recorded in Odoo (``record_generated_asset``: its key,
+   checksum, size and the debits that paid for it), right away and, if Odoo did not answer,
+   by the sweep until it has; Odoo records a request's asset once, so a retry is safe. A
+   refusal is left to operators (logged, ``record_status`` refused).
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any
 
@@ -33,12 +37,22 @@ from creativeflow.domain.assets import (
     link_for,
     plan_copies,
 )
-from creativeflow.domain.errors import AssetCopyFailed
+from creativeflow.domain.errors import AssetCopyFailed, CreditServiceUnavailable, CreditsRefused
+from creativeflow.domain.generated_assets import GeneratedAsset
 from creativeflow.domain.jobs import Stage
-from creativeflow.domain.model import GenerationRequest, Sample
+from creativeflow.domain.model import CreditOperation, GenerationRequest, Sample
 from creativeflow.domain.notifications import Notification
+from creativeflow.domain.states import CreditOperationKind, CreditOperationStatus
 
-from .ports import AssetFetcher, Clock, Notifier, ObjectStorage, TrackingStore
+from .ports import (
+    AssetFetcher,
+    Clock,
+    CreditLedger,
+    Notifier,
+    ObjectStorage,
+    Tracking,
+    TrackingStore,
+)
 
 log = logging.getLogger(__name__)
 
@@ -63,14 +77,18 @@ class CopyReport:
     stored: int = 0
     retrying: int = 0
     failed: int = 0
-    # the copies this run stored, for the recording in Odoo
-    newly_stored: list[StoredAsset] = field(default_factory=list)
+    # the final asset's record in Odoo
+    recorded: int = 0
+    records_left: int = 0
+    records_refused: int = 0
 
     def add(self, other: CopyReport) -> None:
         self.stored += other.stored
         self.retrying += other.retrying
         self.failed += other.failed
-        self.newly_stored.extend(other.newly_stored)
+        self.recorded += other.recorded
+        self.records_left += other.records_left
+        self.records_refused += other.records_refused
 
 
 CopyObserver = Callable[[str, str], None]  # (role, outcome: stored / retrying / failed)
@@ -86,8 +104,10 @@ class AssetKeeper:
         clock: Clock,
         config: AssetConfig | None = None,
         *,
+        credits: CreditLedger | None = None,
         observe: CopyObserver | None = None,
     ) -> None:
+        self._credits = credits
         self._db = db
         self._fetcher = fetcher
         self._storage = storage
@@ -163,19 +183,21 @@ class AssetKeeper:
                 extra={"request_id": asset.request_id, "storage_key": asset.storage_key},
             )
         else:
+            now = self._clock.now()
             asset.stored(
                 checksum_sha256=fetched.checksum_sha256,
                 byte_size=fetched.byte_size,
                 content_type=fetched.content_type,
-                at=self._clock.now(),
+                at=now,
             )
+            if asset.owes_record() and self._credits is not None:
+                asset.claim_record(now, self.config.lease)  # recorded right below
             outcome = "stored"
         saved = await self._db.run(lambda repo: repo.save_stored_asset(asset))
         if not saved:
             return report  # another attempt finished first: its outcome stands
         if outcome == "stored":
             report.stored += 1
-            report.newly_stored.append(asset)
             log.info(
                 "stored %s %s of request %s (%d bytes)",
                 asset.role,
@@ -190,6 +212,41 @@ class AssetKeeper:
             report.retrying += 1
         if self._observe is not None:
             self._observe(asset.role.value, outcome)
+        if outcome == "stored" and asset.record_status is not None:
+            report.add(await self.record(asset))
+        return report
+
+    async def record(self, asset: StoredAsset) -> CopyReport:
+        """One attempt at recording a stored final asset in Odoo (its record lease held)."""
+        report = CopyReport()
+        if self._credits is None:
+            return report
+        generated = await self._db.run(lambda repo: _generated_asset(repo, asset))
+        try:
+            recorded = await self._credits.record_generated_asset(generated)
+        except CreditsRefused as refusal:
+            asset.record_refused(f"{refusal.code}: {refusal.detail}")
+            report.records_refused += 1
+            log.error(
+                "Odoo refused to record the final asset of request %s: %s",
+                asset.request_id,
+                refusal.code,
+                extra={"request_id": asset.request_id, "storage_key": asset.storage_key},
+            )
+        except CreditServiceUnavailable as fault:
+            retry_at = self._clock.now() + self.config.retry_delay(asset.record_attempts)
+            asset.record_failed(type(fault).__name__, retry_at)
+            report.records_left += 1
+            log.warning(
+                "the final asset of request %s is not recorded in Odoo yet: %s",
+                asset.request_id,
+                type(fault).__name__,
+                extra={"request_id": asset.request_id},
+            )
+        else:
+            asset.recorded(str(recorded.odoo_id), self._clock.now())
+            report.recorded += 1
+        await self._db.run(lambda repo: repo.save_asset_record(asset))
         return report
 
     # --- 3. the sweep -----------------------------------------------------------------------------
@@ -202,6 +259,19 @@ class AssetKeeper:
             lambda repo: repo.claim_due_copies(now, self.config.lease, limit)
         )
         return len(claimed), await self.copy_all(claimed)
+
+    async def record_due(self, limit: int) -> tuple[int, CopyReport]:
+        """Claim up to ``limit`` stored final assets Odoo has not recorded yet and try each."""
+        if self._credits is None:
+            return 0, CopyReport()
+        now = self._clock.now()
+        claimed = await self._db.run(
+            lambda repo: repo.claim_due_records(now, self.config.lease, limit)
+        )
+        report = CopyReport()
+        for asset in claimed:
+            report.add(await self.record(asset))
+        return len(claimed), report
 
     # --- 4. links ---------------------------------------------------------------------------------
 
@@ -230,6 +300,40 @@ class AssetKeeper:
             by_request.setdefault(asset.request_id, []).append(asset)
         for request in requests:
             request.links = self.links(by_request.get(request.id, ()))
+
+
+def paying_debits(operations: Iterable[CreditOperation]) -> tuple[str, ...]:
+    """The actions of the debits that paid for a request's work: applied, with no refund
+    asked for."""
+    operations = list(operations)
+    refunding = {
+        op.action
+        for op in operations
+        if op.kind is CreditOperationKind.REFUND and op.status is not CreditOperationStatus.REFUSED
+    }
+    return tuple(
+        op.action
+        for op in operations
+        if op.kind is CreditOperationKind.DEBIT
+        and op.status is CreditOperationStatus.APPLIED
+        and op.action not in refunding
+    )
+
+
+def _generated_asset(repo: Tracking, asset: StoredAsset) -> GeneratedAsset:
+    request = repo.get_request(asset.request_id)
+    assert request is not None and asset.checksum_sha256 and asset.byte_size
+    return GeneratedAsset(
+        request_id=asset.request_id,
+        user_id=asset.user_id,
+        storage_key=asset.storage_key,
+        format=request.format.lower(),
+        width=asset.width or request.width,
+        height=asset.height or request.height,
+        checksum_sha256=asset.checksum_sha256,
+        byte_size=asset.byte_size,
+        debit_actions=paying_debits(repo.operations_for_request(asset.request_id)),
+    )
 
 
 def _linked(

@@ -169,6 +169,13 @@ class Tracking(Protocol):
         """Write an attempt's outcome; False (and nothing written) when the row is no longer
         pending: another attempt finished first."""
 
+    def claim_due_records(self, now: datetime, lease: timedelta, limit: int) -> list[StoredAsset]:
+        """Stored final assets whose record in Odoo is pending and due, skipping rows another
+        replica holds, each claimed (record attempts + 1, leased until ``now + lease``)."""
+
+    def save_asset_record(self, asset: StoredAsset) -> None:
+        """Write the outcome of an attempt to record the asset in Odoo."""
+
     def count_pending_copies(self) -> int: ...
 
     # idempotency keys

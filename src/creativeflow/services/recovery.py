@@ -15,7 +15,8 @@ The rules (also in docs/decisions.md):
    failure, refunded only while ``ENABLE_CREDIT_REFUND_ON_SYSTEM_FAILURE`` is on; a debit whose
    job was never dispatched is always refunded (docs/decisions.md, "Refunds and the toggle").
 4. A copy of an asset to object storage that is due (its lease or retry time passed: a crash,
-   an outage) is tried again (``services/assets.py``).
+   an outage) is tried again, and a stored final asset Odoo has not recorded yet is recorded
+   (``services/assets.py``).
 """
 
 from __future__ import annotations
@@ -54,6 +55,8 @@ class SweepReport:
     assets_stored: int = 0
     assets_retrying: int = 0
     assets_failed: int = 0
+    assets_recorded: int = 0
+    asset_records_left: int = 0
     errors: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
@@ -63,7 +66,9 @@ class SweepReport:
             f"{self.refunds_left}, requests timed out: {self.requests_timed_out}, "
             f"idempotency keys purged: {self.keys_purged}, callbacks purged: "
             f"{self.callbacks_purged}, assets stored: {self.assets_stored}, asset copies "
-            f"retrying: {self.assets_retrying}, asset copies given up: {self.assets_failed}"
+            f"retrying: {self.assets_retrying}, asset copies given up: {self.assets_failed}, "
+            f"final assets recorded in Odoo: {self.assets_recorded}, left: "
+            f"{self.asset_records_left}"
             + (f", errors: {'; '.join(self.errors)}" if self.errors else "")
         )
 
@@ -120,6 +125,7 @@ class Recovery:
             self._purge_expired_keys,
             self._purge_old_callbacks,
             self._copy_assets,
+            self._record_assets,
         ):
             try:
                 # a full batch may mean more rows wait: go on until a batch comes back short
@@ -285,6 +291,16 @@ class Recovery:
         report.assets_stored += copies.stored
         report.assets_retrying += copies.retrying
         report.assets_failed += copies.failed
+        report.assets_recorded += copies.recorded
+        report.asset_records_left += copies.records_left
+        return claimed
+
+    async def _record_assets(self, report: SweepReport) -> int:
+        if self._assets is None:
+            return 0
+        claimed, records = await self._assets.record_due(self._batch)
+        report.assets_recorded += records.recorded
+        report.asset_records_left += records.records_left
         return claimed
 
     # --- 3. refunds ---------------------------------------------------------------------------

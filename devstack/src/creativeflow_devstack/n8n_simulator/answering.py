@@ -27,6 +27,7 @@ import jsonschema
 from creativeflow.domain.jobs import JOB_SCHEMA, JOB_SCHEMAS_ACCEPTED
 from creativeflow_devstack.n8n_simulator.outcomes import (
     DEFAULT_ASSET_BASE_URL,
+    AssetPublisher,
     Outcome,
     build_callback,
     callback_event,
@@ -60,6 +61,8 @@ class AnswerConfig:
     retry_backoff: float = 0.5
     # set: results are published to the orchestrator's results queue instead of posted back
     results_route: ResultsRoute | None = None
+    # makes each asset for real (the local stack's provider store); None: URLs lead nowhere
+    publish_asset: AssetPublisher | None = None
 
     def __post_init__(self) -> None:
         for name in ("platform_failure_rate", "content_rejection_rate"):
@@ -247,7 +250,9 @@ class JobAnswerer:
             done()
             return
         try:
-            payload = build_callback(job, outcome, self._config.asset_base_url)
+            payload = build_callback(
+                job, outcome, self._config.asset_base_url, self._config.publish_asset
+            )
             url = callback_url(job, callback_event(job, outcome), self._config.per_stage_routes)
             for _ in range(2 if outcome.duplicate else 1):
                 delivery = sender.send(url, payload)

@@ -29,7 +29,11 @@ from creativeflow_devstack.n8n_simulator.answering import (
     SimulatorStats,
     load_job_validator,
 )
-from creativeflow_devstack.n8n_simulator.outcomes import DEFAULT_ASSET_BASE_URL, OutcomeKind
+from creativeflow_devstack.n8n_simulator.outcomes import (
+    DEFAULT_ASSET_BASE_URL,
+    AssetPublisher,
+    OutcomeKind,
+)
 from creativeflow_devstack.n8n_simulator.sender import ResultSender, ResultsRoute
 
 __all__ = ["N8nSimulator", "SimulatorConfig", "SimulatorStats", "load_job_validator"]
@@ -59,6 +63,8 @@ class SimulatorConfig:
     # set: results go to the orchestrator's results queue (ENABLE_N8N_RESULTS_QUEUE) instead of
     # being posted to the job's callback URL
     results_route: ResultsRoute | None = None
+    # makes each asset for real (the local stack's provider store); None: URLs lead nowhere
+    publish_asset: AssetPublisher | None = None
 
     def __post_init__(self) -> None:
         self.answering()  # checks the answering settings
@@ -78,6 +84,7 @@ class SimulatorConfig:
             callback_attempts=self.callback_attempts,
             retry_backoff=self.retry_backoff,
             results_route=self.results_route,
+            publish_asset=self.publish_asset,
         )
 
     def __repr__(self) -> str:

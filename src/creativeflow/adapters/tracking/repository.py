@@ -31,7 +31,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
-from creativeflow.domain.assets import AssetRole, CopyStatus, StoredAsset
+from creativeflow.domain.assets import AssetRole, CopyStatus, RecordStatus, StoredAsset
 from creativeflow.domain.brief import CreativeBrief
 from creativeflow.domain.events import EventType, RequestEvent, events_of
 from creativeflow.domain.jobs import FailureCategory, Stage
@@ -258,6 +258,19 @@ def _asset_values(asset: StoredAsset) -> dict[str, Any]:
         "stored_at": asset.stored_at,
         "odoo_record_id": asset.odoo_record_id,
         "recorded_at": asset.recorded_at,
+        **_record_values(asset),
+    }
+
+
+def _record_values(asset: StoredAsset) -> dict[str, Any]:
+    """The columns of the final asset's record in Odoo."""
+    return {
+        "odoo_record_id": asset.odoo_record_id,
+        "recorded_at": asset.recorded_at,
+        "record_status": asset.record_status.value if asset.record_status else None,
+        "record_attempts": asset.record_attempts,
+        "next_record_at": asset.next_record_at,
+        "record_error": asset.record_error,
     }
 
 
@@ -285,6 +298,10 @@ def _asset_from_row(row: Any) -> StoredAsset:
         stored_at=row.stored_at,
         odoo_record_id=row.odoo_record_id,
         recorded_at=row.recorded_at,
+        record_status=RecordStatus(row.record_status) if row.record_status else None,
+        record_attempts=row.record_attempts,
+        next_record_at=row.next_record_at,
+        record_error=row.record_error,
     )
 
 
@@ -576,6 +593,26 @@ class TrackingRepository(Tracking):
     def save_stored_asset(self, asset: StoredAsset) -> bool:
         values = _asset_values(asset)
         return bool(_rows_changed(self._run(_UPDATE_PENDING_ASSET, {"b_id": asset.id, **values})))
+
+    def claim_due_records(self, now: datetime, lease: timedelta, limit: int) -> list[StoredAsset]:
+        rows = self.session.execute(
+            select(_ASSETS)
+            .where(
+                _ASSETS.c.record_status == RecordStatus.PENDING.value,
+                _ASSETS.c.next_record_at <= now,
+            )
+            .order_by(_ASSETS.c.next_record_at)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        ).all()
+        claimed = [_asset_from_row(r) for r in rows]
+        for asset in claimed:
+            asset.claim_record(now, lease)
+            self._run(_UPDATE_ASSET, {"b_id": asset.id, **_record_values(asset)})
+        return claimed
+
+    def save_asset_record(self, asset: StoredAsset) -> None:
+        self._run(_UPDATE_ASSET, {"b_id": asset.id, **_record_values(asset)})
 
     def count_pending_copies(self) -> int:
         return int(

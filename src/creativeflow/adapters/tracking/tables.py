@@ -222,6 +222,11 @@ class StoredAssetRow(Base):
     stored_at: Mapped[datetime | None]
     odoo_record_id: Mapped[str | None] = mapped_column(String(64))
     recorded_at: Mapped[datetime | None]
+    # the final asset's record in Odoo: pending (due at next_record_at), recorded, refused
+    record_status: Mapped[str | None] = mapped_column(String(16))
+    record_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_record_at: Mapped[datetime | None]
+    record_error: Mapped[str | None] = mapped_column(Text)
 
     __table_args__ = (
         UniqueConstraint("job_id", "asset_id", name="uq_stored_assets_job_asset"),
@@ -230,5 +235,10 @@ class StoredAssetRow(Base):
             "ix_stored_assets_due",
             "next_attempt_at",
             postgresql_where=text("status = 'pending'"),
+        ),
+        Index(
+            "ix_stored_assets_record_due",
+            "next_record_at",
+            postgresql_where=text("record_status = 'pending'"),
         ),
     )
