@@ -79,6 +79,22 @@ class Settings(BaseSettings):
         5, ge=1, validation_alias="RABBITMQ_JOB_DELIVERY_LIMIT"
     )
     rabbitmq_publish_workers: int = Field(8, ge=1, validation_alias="RABBITMQ_PUBLISH_WORKERS")
+    # n8n's results on a queue instead of (or beside) its HTTP callbacks; the queue's dead letters
+    # and its delayed retries are "<queue>.dead" and "<queue>.retry"
+    enable_n8n_results_queue: bool = Field(False, validation_alias="ENABLE_N8N_RESULTS_QUEUE")
+    rabbitmq_results_queue: str = Field(
+        "creativeflow.n8n.results", validation_alias="RABBITMQ_N8N_RESULTS_QUEUE"
+    )
+    rabbitmq_results_routing_key: str = Field(
+        "generation.result", validation_alias="RABBITMQ_N8N_RESULTS_ROUTING_KEY"
+    )
+    results_prefetch: int = Field(8, ge=1, le=256, validation_alias="N8N_RESULTS_PREFETCH")
+    results_retry_delay_seconds: float = Field(
+        10.0, ge=0.1, le=3600, validation_alias="N8N_RESULTS_RETRY_DELAY_SECONDS"
+    )
+    results_max_attempts: int = Field(
+        30, ge=1, le=1000, validation_alias="N8N_RESULTS_MAX_ATTEMPTS"
+    )
     rabbitmq_connect_timeout: float = Field(5.0, gt=0, validation_alias="RABBITMQ_CONNECT_TIMEOUT")
     rabbitmq_confirm_timeout: float = Field(10.0, gt=0, validation_alias="RABBITMQ_CONFIRM_TIMEOUT")
 

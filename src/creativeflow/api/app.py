@@ -52,6 +52,9 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         container = container_factory(settings)
         app.state.container = container
+        if container.results_consumer is not None:
+            # one consumer per replica, in its own thread; it hands results to this loop
+            container.results_consumer.start(asyncio.get_running_loop())
         sweeper = None
         if settings.recovery_interval_seconds > 0:
             sweeper = asyncio.create_task(

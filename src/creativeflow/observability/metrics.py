@@ -9,6 +9,7 @@ observes something calls one of its small typed methods::
     metrics.publish(stage, outcome, seconds)                         # every job publish
     metrics.credits_debited(action, amount) / credits_refunded(...)  # Odoo applied a movement
     metrics.callback_outcome(outcome)                                # every n8n callback
+    metrics.result_message_settled(settlement)                       # every results message
     metrics.notification_sent() / notification_failed()             # every notification
     metrics.dependency_checked(name, ok)                             # readiness probes
     metrics.asset_copy(role, outcome)                                # every copy to storage
@@ -204,6 +205,13 @@ class Metrics:
             ("outcome",),
             registry=r,
         )
+        self._results = Counter(
+            f"{PREFIX}_results_queue_messages",
+            "Messages of n8n's results queue by how they were settled (acked, retried later, "
+            "dead_lettered).",
+            ("settlement",),
+            registry=r,
+        )
         self._notifications = Counter(
             f"{PREFIX}_notifications",
             "Notifications to the Notification Service by outcome (sent, failed).",
@@ -229,6 +237,8 @@ class Metrics:
             self._callbacks.labels(outcome=outcome.value)
         for name in ("sent", "failed"):
             self._notifications.labels(outcome=name)
+        for name in ("acked", "retried", "dead_lettered"):
+            self._results.labels(settlement=name)
         for role in ("sample", "final"):
             for name in ("stored", "retrying", "failed"):
                 self._asset_copies.labels(role=role, outcome=name)
@@ -260,6 +270,9 @@ class Metrics:
 
     def callback_outcome(self, outcome: CallbackOutcome | str) -> None:
         self._callbacks.labels(outcome=CallbackOutcome(str(outcome)).value).inc()
+
+    def result_message_settled(self, settlement: str) -> None:
+        self._results.labels(settlement=settlement).inc()
 
     def notification_sent(self) -> None:
         self._notifications.labels(outcome="sent").inc()
