@@ -172,7 +172,7 @@ class Rig:
             LaterClock(timedelta(days=1)),
             grace=timedelta(0),
             refund_on_system_failure=self.settings.enable_credit_refund_on_system_failure,
-            events=self.container.events,
+            events=self.container.event_relay,
         )
         await recovery.sweep()
         await recovery.sweep()  # a second pass finds nothing new and changes nothing
