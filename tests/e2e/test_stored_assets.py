@@ -189,14 +189,20 @@ def test_the_final_asset_is_stored_recorded_and_served_after_the_provider_url_ex
     request_id = client.post("/api/v1/generations", json={**SUBMIT, "samples": 2}).json()["id"]
     wait_for_status(client, request_id, "AWAITING_SELECTION")
     samples_view = wait_for(lambda: _all_stored(client, request_id, "samples"))
+    bucket = f"{assets_stack.storage.url}/{assets_stack.settings.s3_bucket}/"
     for sample in samples_view["samples"]:
-        assert sample["url"].startswith(
-            f"{assets_stack.storage.url}/{assets_stack.settings.s3_bucket}/"
-        )
+        assert sample["url"].startswith(bucket)
         assert "X-Amz-Signature=" in sample["url"] and sample["url_expires_at"]
     answer = client.post(f"/api/v1/generations/{request_id}/selection", json={"sample_id": "s2"})
     assert answer.status_code == 202, answer.text
     wait_for_status(client, request_id, "COMPLETED")
+    # n8n was sent our copy of the chosen sample, not the provider's URL
+    [final_job] = [
+        j
+        for j in assets_stack.jobs_published()
+        if j["request_id"] == request_id and j["stage"] == "final"
+    ]
+    assert final_job["parameters"]["selected_sample"]["url"].startswith(bucket)
     view = wait_for(lambda: _all_stored(client, request_id, "final_asset"))
     final = view["final_asset"]
 
