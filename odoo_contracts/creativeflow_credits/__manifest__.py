@@ -3,7 +3,7 @@
     "name": "CreativeFlow Credits",
     "summary": "Subscription tiers, credit balances and an immutable credit ledger "
     "for the CreativeFlow AI generation orchestrator",
-    "version": "18.0.1.4.0",
+    "version": "18.0.1.5.0",
     "category": "Sales/Subscriptions",
     "author": "CreativeFlow",
     "license": "LGPL-3",
@@ -15,6 +15,7 @@
         "wizards/credit_adjust_wizard_views.xml",
         "views/ai_model_views.xml",
         "views/subscription_tier_views.xml",
+        "views/generated_asset_views.xml",
         "views/credit_ledger_views.xml",
         "views/credit_account_views.xml",
         "views/creativeflow_credits_menus.xml",

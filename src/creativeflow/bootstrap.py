@@ -13,6 +13,12 @@ from datetime import timedelta
 from creativeflow.adapters.notifications.client import HttpNotifier, NotificationConfig
 from creativeflow.adapters.odoo import AsyncOdooCredits, OdooConfig
 from creativeflow.adapters.rabbitmq import PikaJobPublisher, RabbitConfig
+from creativeflow.adapters.storage import (
+    FetchConfig,
+    HttpAssetFetcher,
+    S3ObjectStorage,
+    StorageConfig,
+)
 from creativeflow.adapters.tracking.database import DatabaseConfig, TrackingDatabase
 from creativeflow.adapters.webhook import WebhookConfig, WebhookJobDispatcher
 from creativeflow.clock import SystemClock
@@ -24,10 +30,18 @@ from creativeflow.observability.instrumented import (
 from creativeflow.observability.metrics import Metrics
 from creativeflow.observability.sources import database_pool, queue_depths, tracking_snapshot
 from creativeflow.services.account import CreditAccount, Readiness
+from creativeflow.services.assets import AssetConfig, AssetKeeper
 from creativeflow.services.callbacks import CallbackService
 from creativeflow.services.flow import FlowConfig
 from creativeflow.services.generations import GenerationService
-from creativeflow.services.ports import Clock, CreditLedger, JobPublisher, Notifier
+from creativeflow.services.ports import (
+    AssetFetcher,
+    Clock,
+    CreditLedger,
+    JobPublisher,
+    Notifier,
+    ObjectStorage,
+)
 from creativeflow.services.reconciliation import Reconciler
 from creativeflow.services.recovery import Recovery
 from creativeflow.services.refunds import Refunder
@@ -76,6 +90,37 @@ def rabbit_config(settings: Settings) -> RabbitConfig:
     )
 
 
+def storage_config(settings: Settings) -> StorageConfig:
+    return StorageConfig(
+        endpoint_url=settings.s3_endpoint_url,
+        public_endpoint_url=settings.s3_public_endpoint_url or None,
+        bucket=settings.s3_bucket,
+        access_key_id=settings.s3_access_key_id,
+        secret_access_key=settings.s3_secret_access_key.get_secret_value(),
+        region=settings.s3_region,
+        connect_timeout=settings.s3_connect_timeout,
+        read_timeout=settings.s3_read_timeout,
+        max_attempts=settings.s3_max_attempts,
+    )
+
+
+def fetch_config(settings: Settings) -> FetchConfig:
+    return FetchConfig(
+        allowed_hosts=settings.asset_url_hosts,
+        max_bytes=settings.asset_max_bytes,
+        timeout=settings.asset_fetch_timeout,
+    )
+
+
+def asset_config(settings: Settings) -> AssetConfig:
+    return AssetConfig(
+        url_ttl=timedelta(seconds=settings.asset_url_ttl_seconds),
+        lease=timedelta(seconds=settings.asset_copy_lease_seconds),
+        max_attempts=settings.asset_copy_max_attempts,
+        retry_base=timedelta(seconds=settings.asset_copy_retry_seconds),
+    )
+
+
 def flow_config(settings: Settings) -> FlowConfig:
     return FlowConfig(
         callback_base_url=settings.n8n_callback_base_url,
@@ -99,6 +144,9 @@ class Adapters:
     publisher: JobPublisher
     notifier: Notifier
     clock: Clock
+    # the assets' object storage and the download of provider URLs; None: assets not copied
+    storage: ObjectStorage | None = None
+    fetcher: AssetFetcher | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,16 +167,36 @@ class Container:
     recovery: Recovery
     account: CreditAccount
     readiness: Readiness
+    storage: ObjectStorage | None = None
+    fetcher: AssetFetcher | None = None
+    assets: AssetKeeper | None = None
 
     async def close(self) -> None:
-        """Release every connection: notifications drain first, the database closes last."""
-        for port in (self.notifier, self.publisher, self.credits, self.db):
-            await port.aclose()
+        """Release every connection: copies in flight finish (and send their notifications),
+        notifications drain, the database closes last."""
+        if self.assets is not None:
+            await self.assets.aclose()
+        for port in (self.notifier, self.publisher, self.credits, self.fetcher, self.storage):
+            if port is not None:
+                await port.aclose()
+        await self.db.aclose()
 
 
-def _wire(settings: Settings, adapters: Adapters) -> Container:
+def _wire(settings: Settings, adapters: Adapters, metrics: Metrics | None = None) -> Container:
     db, credits, clock = adapters.db, adapters.credits, adapters.clock
     refunder = Refunder(db, credits, clock)
+    assets = None
+    if adapters.storage is not None and adapters.fetcher is not None:
+        assets = AssetKeeper(
+            db,
+            adapters.fetcher,
+            adapters.storage,
+            adapters.notifier,
+            clock,
+            asset_config(settings),
+            credits=credits,
+            observe=metrics.asset_copy if metrics is not None else None,
+        )
     return Container(
         settings=settings,
         db=db,
@@ -138,7 +206,7 @@ def _wire(settings: Settings, adapters: Adapters) -> Container:
         clock=clock,
         refunder=refunder,
         generations=GenerationService(
-            db, credits, adapters.publisher, clock, flow_config(settings), refunder
+            db, credits, adapters.publisher, clock, flow_config(settings), refunder, assets=assets
         ),
         callbacks=CallbackService(
             db,
@@ -147,6 +215,7 @@ def _wire(settings: Settings, adapters: Adapters) -> Container:
             clock,
             refund_on_system_failure=settings.enable_credit_refund_on_system_failure,
             detailed_error_logging=settings.enable_detailed_n8n_error_logging,
+            assets=assets,
         ),
         reconciler=Reconciler(db, credits),
         recovery=Recovery(
@@ -158,9 +227,13 @@ def _wire(settings: Settings, adapters: Adapters) -> Container:
             grace=timedelta(seconds=settings.recovery_grace_seconds),
             refund_on_system_failure=settings.enable_credit_refund_on_system_failure,
             callback_retention=timedelta(hours=settings.received_callback_retention_hours),
+            assets=assets,
         ),
         account=CreditAccount(credits),
-        readiness=Readiness(db, adapters.publisher, credits),
+        readiness=Readiness(db, adapters.publisher, credits, adapters.storage),
+        storage=adapters.storage,
+        fetcher=adapters.fetcher,
+        assets=assets,
     )
 
 
@@ -172,7 +245,7 @@ def build_container(
     a first publish can route) or n8n's webhook (no broker at all). With ``metrics``, the ports
     report to it and its scrape-time sources are registered."""
     if adapters is not None:
-        return _wire(settings, adapters)
+        return _wire(settings, adapters, metrics)
     publisher: JobPublisher
     if settings.dispatch_mode == "webhook":
         publisher = WebhookJobDispatcher(
@@ -210,9 +283,21 @@ def build_container(
         )
         if settings.dispatch_mode != "webhook":
             metrics.watch_queues(queue_depths(rabbit_config(settings)))
+    storage: ObjectStorage | None = None
+    fetcher: AssetFetcher | None = None
+    if settings.storage_enabled:
+        storage = S3ObjectStorage(storage_config(settings))
+        fetcher = HttpAssetFetcher(fetch_config(settings))
     return _wire(
         settings,
         Adapters(
-            db=db, credits=credits, publisher=publisher, notifier=notifier, clock=SystemClock()
+            db=db,
+            credits=credits,
+            publisher=publisher,
+            notifier=notifier,
+            clock=SystemClock(),
+            storage=storage,
+            fetcher=fetcher,
         ),
+        metrics,
     )

@@ -150,6 +150,34 @@ class Settings(BaseSettings):
     # storage hosts callback asset URLs may point at (comma-separated); empty: any http(s) host
     asset_url_hosts_value: str = Field("", validation_alias="ASSET_URL_HOSTS")
 
+    # --- object storage of the assets (S3-compatible: MinIO, AWS S3, ...) -----------------------
+    # empty: assets are not copied and users get the provider's URLs (development and tests
+    # only: outside them the service refuses to start without storage)
+    s3_endpoint_url: str = Field("", validation_alias="S3_ENDPOINT_URL")
+    # the host signed links name, when users reach the storage by another address than the
+    # service does; empty: S3_ENDPOINT_URL
+    s3_public_endpoint_url: str = Field("", validation_alias="S3_PUBLIC_ENDPOINT_URL")
+    s3_bucket: str = Field("creativeflow-assets", min_length=3, validation_alias="S3_BUCKET")
+    s3_access_key_id: str = Field("creativeflow", validation_alias="S3_ACCESS_KEY_ID")
+    s3_secret_access_key: SecretStr = Field(
+        SecretStr("dev-storage-secret"), validation_alias="S3_SECRET_ACCESS_KEY"
+    )
+    s3_region: str = Field("us-east-1", min_length=1, validation_alias="S3_REGION")
+    s3_connect_timeout: float = Field(3.0, gt=0, validation_alias="S3_CONNECT_TIMEOUT")
+    s3_read_timeout: float = Field(30.0, gt=0, validation_alias="S3_READ_TIMEOUT")
+    s3_max_attempts: int = Field(3, ge=1, validation_alias="S3_MAX_ATTEMPTS")
+    # how long a signed link to a stored asset works (S3 allows 7 days at most)
+    asset_url_ttl_seconds: int = Field(
+        900, ge=1, le=604800, validation_alias="ASSET_URL_TTL_SECONDS"
+    )
+    asset_max_bytes: int = Field(50 * 1024 * 1024, ge=1, validation_alias="ASSET_MAX_BYTES")
+    asset_fetch_timeout: float = Field(10.0, gt=0, validation_alias="ASSET_FETCH_TIMEOUT")
+    asset_copy_max_attempts: int = Field(8, ge=1, validation_alias="ASSET_COPY_MAX_ATTEMPTS")
+    asset_copy_retry_seconds: float = Field(15.0, ge=0, validation_alias="ASSET_COPY_RETRY_SECONDS")
+    asset_copy_lease_seconds: float = Field(
+        300.0, gt=0, validation_alias="ASSET_COPY_LEASE_SECONDS"
+    )
+
     # --- request rules -------------------------------------------------------------------------
     samples_deadline_seconds: int = Field(900, ge=1, validation_alias="SAMPLES_DEADLINE_SECONDS")
     final_deadline_seconds: int = Field(1800, ge=1, validation_alias="FINAL_DEADLINE_SECONDS")
@@ -278,6 +306,19 @@ class Settings(BaseSettings):
         return raw
 
     @property
+    def storage_enabled(self) -> bool:
+        return bool(self.s3_endpoint_url.strip())
+
+    @field_validator("s3_endpoint_url", "s3_public_endpoint_url")
+    @classmethod
+    def _endpoint_url(cls, raw: str) -> str:
+        raw = raw.strip()
+        parts = urlsplit(raw)
+        if raw and (parts.scheme not in ("http", "https") or not parts.hostname):
+            raise ValueError("S3 endpoints must be http(s) URLs such as http://127.0.0.1:9000")
+        return raw.rstrip("/")
+
+    @property
     def asset_url_hosts(self) -> frozenset[str]:
         raw = self.asset_url_hosts_value.split(",")
         return frozenset(h.strip().lower() for h in raw if h.strip())
@@ -332,6 +373,8 @@ class Settings(BaseSettings):
             named["JWT_PUBLIC_KEY"] = SecretStr(self.jwt_public_key_pem)
         if self.dispatch_mode == "webhook":
             named["N8N_WEBHOOK_SECRET"] = self.n8n_webhook_secret
+        if self.s3_endpoint_url:
+            named["S3_SECRET_ACCESS_KEY"] = self.s3_secret_access_key
         weak = [
             name
             for name, value in named.items()
@@ -340,6 +383,9 @@ class Settings(BaseSettings):
         ]
         if not self.enable_n8n_callback_security:
             weak.append("ENABLE_N8N_CALLBACK_SECURITY (must stay on)")
+        if not self.s3_endpoint_url:
+            # provider URLs expire within the hour: paid output needs our own copy
+            weak.append("S3_ENDPOINT_URL (the assets' storage must be set)")
         if weak:
             raise ValueError(
                 f"refusing to start in {self.environment} with empty or placeholder secrets: "

@@ -35,6 +35,7 @@ MODULE = "creativeflow_credits"
 SERVICE_MODEL = "creativeflow.credit.service"
 LEDGER_MODEL = "creativeflow.credit.ledger"
 ACCOUNT_MODEL = "creativeflow.credit.account"
+ASSET_MODEL = "creativeflow.generated.asset"
 
 REQUIRED_MANIFEST_KEYS = {
     "name",
@@ -68,6 +69,8 @@ REFUSAL_CODES = (
     "insufficient_credits",
     "request_conflict",
     "nothing_to_refund",
+    "asset_conflict",
+    "unknown_debit",
 )
 LOCK_QUERY = "SELECT id FROM creativeflow_credit_account WHERE id = %s FOR UPDATE"
 MAGIC_FIELDS = {"id", "display_name", "create_date", "create_uid", "write_date", "write_uid"}
@@ -623,13 +626,25 @@ def test_no_access_right_writes_or_deletes_ledger_entries(addon: Path) -> None:
     assert not mutable, f"ledger entries are immutable, yet these rows write or delete: {mutable}"
 
 
+def test_generated_assets_are_read_by_auditors_and_managers_and_written_by_no_group(
+    addon: Path,
+) -> None:
+    """The credit service records an asset in superuser mode; every group only reads."""
+    asset = model_xmlid(ASSET_MODEL)
+    rows = [row for row in acl_rows(addon) if split_xmlid(row["model_id:id"])[1] == asset]
+    assert sorted(row["group_id:id"] for row in rows) == ["group_auditor", "group_manager"]
+    for row in rows:
+        permissions = [row[name] for name in ACL_HEADER[4:]]
+        assert permissions == ["1", "0", "0", "0"], f"{row['id']}: {permissions}"
+
+
 # --------------------------------------------------------------------------------------------
 # The credit contract
 
 
 def test_service_public_methods_are_the_contracts(addon: Path) -> None:
     expected = set(contract_signatures())
-    assert len(expected) == 7, f"the contract README lists {sorted(expected)}, expected seven"
+    assert len(expected) == 8, f"the contract README lists {sorted(expected)}, expected eight"
     methods = [
         statement
         for statement in service_class(addon).body
@@ -730,11 +745,14 @@ def test_ledger_and_account_carry_their_database_constraints(addon: Path) -> Non
     assert "check(balance>=0)" in account, (
         f"{ACCOUNT_MODEL} needs CHECK(balance >= 0), has {account}"
     )
+    assets = compact(ASSET_MODEL)
+    assert "unique(request_id)" in assets, f"{ASSET_MODEL} needs UNIQUE(request_id), has {assets}"
 
 
-def test_ledger_refuses_write_and_unlink(addon: Path) -> None:
-    info = model_index(addon)[LEDGER_MODEL]
-    assert "write" in info.methods, f"{LEDGER_MODEL} must override write to refuse it"
+@pytest.mark.parametrize("model", [LEDGER_MODEL, ASSET_MODEL])
+def test_ledger_and_assets_refuse_write_and_unlink(addon: Path, model: str) -> None:
+    info = model_index(addon)[model]
+    assert "write" in info.methods, f"{model} must override write to refuse it"
     unlink_guards = [
         statement.name
         for statement in info.node.body
@@ -747,7 +765,7 @@ def test_ledger_refuses_write_and_unlink(addon: Path) -> None:
             )
         )
     ]
-    assert unlink_guards, f"{LEDGER_MODEL} must refuse unlink (override or @api.ondelete)"
+    assert unlink_guards, f"{model} must refuse unlink (override or @api.ondelete)"
 
 
 def _records(path: Path, model: str) -> list[ET.Element]:
@@ -894,7 +912,7 @@ def test_the_addon_keeps_the_model_code_syntax_of_domain_ai_models(addon: Path) 
     and its legacy advanced model is the domain's."""
     from creativeflow.domain.ai_models import ADVANCED_MODEL, PATTERN
 
-    tree = ast.parse((addon / "models/ai_model.py").read_text())
+    tree = ast.parse((addon / "models/credit_service.py").read_text())
     patterns = [
         node.value.args[0].value
         for node in ast.walk(tree)
@@ -905,10 +923,7 @@ def test_the_addon_keeps_the_model_code_syntax_of_domain_ai_models(addon: Path) 
         and isinstance(node.value.args[0], ast.Constant)
     ]
     assert patterns == [PATTERN]
-    tier_constants = module_constants(
-        ast.parse((addon / "models/subscription_tier.py").read_text())
-    )
-    assert tier_constants["LEGACY_ADVANCED_MODEL"] == ADVANCED_MODEL
+    assert module_constants(tree)["LEGACY_ADVANCED_MODEL"] == ADVANCED_MODEL
     catalogue = ET.parse(addon / "data/creativeflow_ai_model_data.xml").getroot()
     codes = [r.findtext("field[@name='code']") for r in catalogue.iter("record")]
     assert ADVANCED_MODEL in codes and "creativeflow-standard-v1" in codes
@@ -916,11 +931,11 @@ def test_the_addon_keeps_the_model_code_syntax_of_domain_ai_models(addon: Path) 
 
 
 def test_the_manifest_version_has_its_migration(addon: Path) -> None:
-    """18.0.1.4.0 turned the stored allow_advanced_models into the tier's model lists: existing
+    """18.0.1.5.0 turned the stored allow_advanced_models into the tier's model lists: existing
     databases are filled by that version's post-migration, which Odoo finds by the version."""
     version = read_manifest(addon)["version"]
-    script = addon / "migrations" / "18.0.1.4.0" / "post-migrate.py"
-    assert version >= "18.0.1.4.0"
+    script = addon / "migrations" / "18.0.1.5.0" / "post-migrate.py"
+    assert version >= "18.0.1.5.0"
     tree = ast.parse(script.read_text(encoding="utf-8"))
     [migrate] = [
         node for node in tree.body if isinstance(node, ast.FunctionDef) and node.name == "migrate"

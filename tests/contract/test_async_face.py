@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 import pytest
 
 from creativeflow.adapters.odoo import AsyncOdooCredits, OdooConfig, OdooRejected
+from creativeflow.domain.generated_assets import GeneratedAsset
 from creativeflow.services.ports import CreditLedger
 
 from .conftest import fresh_id, spec
@@ -72,5 +73,40 @@ def test_ping_is_false_when_odoo_is_unreachable(make_config: Callable[..., OdooC
     )
     try:
         assert asyncio.run(credits.ping()) is False
+    finally:
+        credits.close()
+
+
+def test_concurrent_recordings_of_one_asset_create_it_once(
+    make_config: Callable[..., OdooConfig], new_account: Callable[..., str]
+) -> None:
+    user = new_account(tier="pro", balance=100)
+    request_id = fresh_id("req")
+    credits = AsyncOdooCredits(make_config(), max_workers=4)
+    port: CreditLedger = credits
+    asset = GeneratedAsset(
+        request_id=request_id,
+        user_id=user,
+        storage_key=f"assets/{request_id}.png",
+        format="png",
+        width=512,
+        height=512,
+        checksum_sha256="c" * 64,
+        byte_size=4096,
+        debit_actions=("samples", "final"),
+    )
+
+    async def scenario() -> None:
+        for action in ("samples", "final"):
+            await port.debit(user, request_id, action, spec(), fresh_id("corr"))
+        recorded = await asyncio.gather(*(port.record_generated_asset(asset) for _ in range(8)))
+        assert sum(1 for record in recorded if record.created) == 1
+        assert len({record.odoo_id for record in recorded}) == 1
+        assert {record.ledger_entry_ids for record in recorded} == {
+            tuple(sorted(e.id for e in await port.ledger_by_requests([request_id])))
+        }
+
+    try:
+        asyncio.run(scenario())
     finally:
         credits.close()

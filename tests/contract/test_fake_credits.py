@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Awaitable
 from datetime import UTC, datetime, timedelta
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import pytest
 
@@ -15,6 +16,7 @@ from creativeflow.adapters.odoo import (
     OdooUnavailable,
 )
 from creativeflow.domain.credits import GenerationSpec
+from creativeflow.domain.generated_assets import GeneratedAsset
 from creativeflow.services.ports import CreditLedger
 from creativeflow_devstack.fake_credits import FakeCredits
 
@@ -181,3 +183,59 @@ def test_a_replay_ignores_the_cap_and_a_negative_count_is_invalid() -> None:
 
     assert (again.replay, again.entry_id) == (True, first.entry_id)
     assert invalid.code == "invalid_request"
+
+
+def _asset(user: str, request_id: str, *actions: str, **changes: Any) -> GeneratedAsset:
+    asset = GeneratedAsset(
+        request_id=request_id,
+        user_id=user,
+        storage_key=f"assets/{request_id}.png",
+        format="png",
+        width=1024,
+        height=1024,
+        checksum_sha256="ab" * 32,
+        byte_size=2048,
+        debit_actions=actions or ("samples", "final"),
+    )
+    return dataclasses.replace(asset, **changes)
+
+
+def test_an_asset_is_recorded_once_per_request_with_its_debits() -> None:
+    fake = FakeCredits()
+    fake.add_account("u", tier="pro", balance=100)
+    fake.add_account("other", tier="pro", balance=100)
+    samples = run(fake.debit("u", "r", "samples", spec(), "c"))
+    final = run(fake.debit("u", "r", "final", spec(), "c"))
+
+    first = run(fake.record_generated_asset(_asset("u", "r")))
+    again = run(fake.record_generated_asset(_asset("u", "r", "final", "samples")))
+    conflict = _refusal(fake.record_generated_asset(_asset("u", "r", byte_size=1)))
+    stranger = _refusal(fake.record_generated_asset(_asset("other", "r")))
+    unpaid = _refusal(fake.record_generated_asset(_asset("u", "r-2", "final")))
+    invalid = _refusal(fake.record_generated_asset(_asset("u", "r", checksum_sha256="AB" * 32)))
+
+    assert (first.created, first.ledger_entry_ids) == (True, (samples.entry_id, final.entry_id))
+    assert (again.odoo_id, again.created) == (first.odoo_id, False)
+    assert (conflict.code, conflict.figures["differences"]) == ("asset_conflict", ["byte_size"])
+    assert stranger.figures["differences"] == ["platform_user_id"]
+    assert (unpaid.code, unpaid.figures["actions"]) == ("unknown_debit", ["final"])
+    assert invalid.code == "invalid_request"
+    assert [a["byte_size"] for a in fake.assets()] == [2048]
+    assert fake.balance("u") == 100 - samples.amount - final.amount
+
+
+def test_the_fake_refuses_debits_of_another_account_and_plays_a_lost_reply() -> None:
+    fake = FakeCredits()
+    fake.add_account("payer", tier="pro", balance=100)
+    fake.add_account("other", tier="pro", balance=100)
+    run(fake.debit("payer", "r", "final", spec(), "c"))
+
+    conflict = _refusal(fake.record_generated_asset(_asset("other", "r", "final")))
+    fake.fail_next("record_generated_asset", OdooOutcomeUnknown("lost"), apply_first=True)
+    with pytest.raises(OdooOutcomeUnknown):
+        run(fake.record_generated_asset(_asset("payer", "r", "final")))
+    replay = run(fake.record_generated_asset(_asset("payer", "r", "final")))
+
+    assert conflict.code == "request_conflict"
+    assert replay.created is False
+    assert fake.calls[-3:] == ["record_generated_asset"] * 3

@@ -7,11 +7,13 @@ database or says what to run."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import signal
 import socket
 import subprocess
 import threading
+import time
 import uuid
 import xmlrpc.client
 from collections.abc import Iterator
@@ -136,6 +138,7 @@ def local_stack(tmp_path: Path) -> Iterator[LocalStack]:
         "API_PORT": str(free_port()),
         "ODOO_URL": f"http://127.0.0.1:{free_port()}",
         "NOTIFICATION_SERVICE_URL": f"http://127.0.0.1:{free_port()}",
+        "S3_ENDPOINT_URL": f"http://127.0.0.1:{free_port()}",
         "ODOO_API_KEY": "",
         "ODOO_PASSWORD": "",
         "DATABASE_URL": database_url(name),
@@ -376,3 +379,56 @@ def test_every_curl_command_of_the_banner_works_as_pasted(local_stack: LocalStac
     assert balance == DEMO_BALANCE - 6  # the quote charged nothing, the submit its samples
     history = outputs[-1]
     assert [item["change"] for item in history["items"]] == [-6]
+
+
+def test_the_local_stack_speaks_json2_when_asked(local_stack: LocalStack) -> None:
+    # JSON-2 exists from Odoo 19 on: the emulator then claims 19.0, so the API's version check
+    # passes and a submit is debited over /json/2
+    local_stack.settings["ODOO_PROTOCOL"] = "json2"
+    with local_stack.running():
+        version = httpx.post(
+            f"{local_stack.odoo}/web/webclient/version_info", json={"jsonrpc": "2.0", "params": {}}
+        ).json()["result"]
+        request = local_stack.submit()
+        balance = local_stack.balance()
+    assert version["server_version_info"][0] == 19
+    assert request["status"] == "PROCESSING_SAMPLES"
+    assert balance == DEMO_BALANCE - 8  # four samples by default, two credits each
+
+
+def _stored_asset_block(banner: str) -> str:
+    """The banner's command that downloads the newest request's first stored sample."""
+    after = banner.split("Recovery and the books", 1)[1]
+    [block] = [b.strip() for b in after.split("\n\n") if b.strip().startswith("curl")]
+    return block
+
+
+def test_the_banner_downloads_a_stored_sample_the_simulator_made(local_stack: LocalStack) -> None:
+    with local_stack.running() as banner:
+        assert local_stack.settings["S3_ENDPOINT_URL"] in banner
+        request = local_stack.submit()
+        deadline = time.monotonic() + GIVE_UP_SECONDS
+        view: dict[str, Any] = {}
+        while time.monotonic() < deadline:
+            view = httpx.get(
+                f"{local_stack.api}/api/v1/generations/{request['id']}", headers=USER
+            ).json()
+            samples = view["samples"]
+            if samples and all(s["url_source"] == "storage" for s in samples):
+                break
+            time.sleep(0.2)
+        first = view["samples"][0]
+        assert first["url_source"] == "storage", view
+        pasted = subprocess.run(
+            ["bash", "-euc", _stored_asset_block(banner)],
+            cwd=local_stack.directory,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+    assert pasted.returncode == 0, pasted.stderr
+    status, content_type, size, _ = pasted.stdout.split()
+    saved = (local_stack.directory / "sample.png").read_bytes()
+    assert (status, content_type, int(size)) == ("200", "image/png", len(saved))
+    assert saved.startswith(b"\x89PNG\r\n\x1a\n")
+    assert hashlib.sha256(saved).hexdigest() == first["checksum_sha256"]

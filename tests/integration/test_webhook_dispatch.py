@@ -588,6 +588,8 @@ def test_production_refuses_a_placeholder_webhook_secret_in_webhook_mode(
     monkeypatch.setenv("ENVIRONMENT", "production")
     for name in ("GATEWAY_SHARED_SECRET", "ADMIN_TOKEN", "N8N_CALLBACK_SECRETS", "ODOO_API_KEY"):
         monkeypatch.setenv(name, f"{name.lower()}-Zx81kq0aP")
+    monkeypatch.setenv("S3_ENDPOINT_URL", "https://storage.example.com")
+    monkeypatch.setenv("S3_SECRET_ACCESS_KEY", "s3-secret-Zx81kq0aP")
     assert Settings(_env_file=None).environment == "production"  # type: ignore[call-arg]
     monkeypatch.setenv("DISPATCH_MODE", "webhook")
     with pytest.raises(ValidationError, match="N8N_WEBHOOK_SECRET"):

@@ -13,18 +13,26 @@ loop runs one transaction at a time.
 from __future__ import annotations
 
 import copy
+import hashlib
+import io
 import itertools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from creativeflow.adapters.rabbitmq.errors import BrokerUnreachable, PublishFailed
+from creativeflow.domain.assets import CopyStatus, RecordStatus, StoredAsset, sniff_image_type
+from creativeflow.domain.errors import (
+    AssetSourceRefused,
+    AssetSourceUnavailable,
+    StorageUnavailable,
+)
 from creativeflow.domain.events import RequestEvent, events_of
 from creativeflow.domain.jobs import JobCancellation, JobMessage
 from creativeflow.domain.model import CreditOperation, GenerationRequest, Job
 from creativeflow.domain.states import CreditOperationKind, CreditOperationStatus, JobStatus, Status
-from creativeflow.services.ports import EarlierClaim, Tracking
+from creativeflow.services.ports import EarlierClaim, FetchedAsset, Tracking
 
 T = TypeVar("T")
 OperationKey = tuple[str, str, CreditOperationKind]
@@ -49,6 +57,7 @@ class _Tables:
     callbacks: dict[str, dict[str, Any]] = field(default_factory=dict)
     keys: dict[KeyId, _Key] = field(default_factory=dict)
     events: list[RequestEvent] = field(default_factory=list)
+    assets: dict[str, StoredAsset] = field(default_factory=dict)
 
 
 class DuplicateRow(Exception):
@@ -283,10 +292,74 @@ class _Transaction(Tracking):
             del self._t.keys[k]
         return len(gone)
 
+    # --- stored assets -------------------------------------------------------------------
+
+    def add_stored_assets(self, assets: Sequence[StoredAsset]) -> None:
+        for asset in assets:
+            taken = {(a.job_id, a.asset_id) for a in self._t.assets.values()}
+            if asset.id in self._t.assets or (asset.job_id, asset.asset_id) in taken:
+                raise DuplicateRow(asset.id)
+            self._t.assets[asset.id] = copy.deepcopy(asset)
+
+    def stored_assets_for_requests(self, request_ids: Sequence[str]) -> list[StoredAsset]:
+        wanted = set(request_ids)
+        found = [copy.deepcopy(a) for a in self._t.assets.values() if a.request_id in wanted]
+        return sorted(found, key=lambda a: (a.created_at, a.asset_id))
+
+    def claim_due_copies(self, now: datetime, lease: timedelta, limit: int) -> list[StoredAsset]:
+        due = sorted(
+            (
+                a
+                for a in self._t.assets.values()
+                if a.status is CopyStatus.PENDING and a.next_attempt_at <= now
+            ),
+            key=lambda a: a.next_attempt_at,
+        )[:limit]
+        for asset in due:
+            asset.claim(now, lease)
+        return [copy.deepcopy(a) for a in due]
+
+    def save_stored_asset(self, asset: StoredAsset) -> bool:
+        current = self._t.assets.get(asset.id)
+        if current is None or current.status is not CopyStatus.PENDING:
+            return False
+        self._t.assets[asset.id] = copy.deepcopy(asset)
+        return True
+
+    def claim_due_records(self, now: datetime, lease: timedelta, limit: int) -> list[StoredAsset]:
+        due = sorted(
+            (
+                a
+                for a in self._t.assets.values()
+                if a.record_status is RecordStatus.PENDING
+                and a.next_record_at is not None
+                and a.next_record_at <= now
+            ),
+            key=lambda a: a.next_record_at or now,
+        )[:limit]
+        for asset in due:
+            asset.claim_record(now, lease)
+        return [copy.deepcopy(a) for a in due]
+
+    def save_asset_record(self, asset: StoredAsset) -> None:
+        current = self._t.assets[asset.id]
+        for name in (
+            "odoo_record_id",
+            "recorded_at",
+            "record_status",
+            "record_attempts",
+            "next_record_at",
+            "record_error",
+        ):
+            setattr(current, name, getattr(asset, name))
+
+    def count_pending_copies(self) -> int:
+        return sum(1 for a in self._t.assets.values() if a.status is CopyStatus.PENDING)
+
 
 def _stored(request: GenerationRequest) -> GenerationRequest:
-    # what a charge is, is read from the journal each time, never stored with the row
-    return replace(copy.deepcopy(request), charges=())
+    # what a charge is, and the links, are read each time, never stored with the row
+    return replace(copy.deepcopy(request), charges=(), links={})
 
 
 class InMemoryTracking:
@@ -330,6 +403,65 @@ class InMemoryTracking:
 
     def events(self, request_id: str) -> list[RequestEvent]:
         return [e for e in self._tables.events if e.request_id == request_id]
+
+    def stored_assets(self, request_id: str) -> list[StoredAsset]:
+        return _Transaction(self._tables, self._ids).stored_assets_for_requests([request_id])
+
+
+class FakeFetcher:
+    """Implements ``services.ports.AssetFetcher`` over a dict of URL -> bytes. A URL it does
+    not hold is gone (refused, as a 404 is); ``down`` makes every fetch unavailable."""
+
+    def __init__(self) -> None:
+        self.files: dict[str, bytes] = {}
+        self.down = False
+        self.fetched: list[str] = []
+
+    async def fetch(self, url: str) -> FetchedAsset:
+        self.fetched.append(url)
+        if self.down:
+            raise AssetSourceUnavailable("the asset URL did not answer: ConnectError")
+        if url not in self.files:
+            raise AssetSourceRefused("the asset URL answered HTTP 404")
+        body = self.files[url]
+        content_type = sniff_image_type(body[:12])
+        if content_type is None:
+            raise AssetSourceRefused("the asset is not a PNG, JPEG, WebP or TIFF image")
+        return FetchedAsset(
+            file=io.BytesIO(body),
+            byte_size=len(body),
+            checksum_sha256=hashlib.sha256(body).hexdigest(),
+            content_type=content_type,
+        )
+
+    async def aclose(self) -> None:
+        """Nothing to release."""
+
+
+class FakeStorage:
+    """Implements ``services.ports.ObjectStorage`` in memory; ``down`` refuses every call.
+    Its signed links name the key and the lifetime, as a real signer's do."""
+
+    def __init__(self) -> None:
+        self.objects: dict[str, tuple[bytes, str]] = {}
+        self.puts: list[str] = []
+        self.down = False
+
+    async def put(self, key: str, asset: FetchedAsset) -> None:
+        if self.down:
+            raise StorageUnavailable("storage unreachable: EndpointConnectionError")
+        asset.file.seek(0)
+        self.puts.append(key)
+        self.objects[key] = (asset.file.read(), asset.content_type)
+
+    def presign_get(self, key: str, ttl: timedelta) -> str:
+        return f"https://storage.test/assets/{key}?X-Amz-Expires={int(ttl.total_seconds())}"
+
+    async def check(self) -> bool:
+        return not self.down
+
+    async def aclose(self) -> None:
+        """Nothing to release."""
 
 
 class RecordingPublisher:

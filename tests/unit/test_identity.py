@@ -462,6 +462,8 @@ def production(**changes: Any) -> Settings:
         "admin_token": "prod-admin-Zx81kq0aPw",
         "n8n_callback_secrets": "prod-callback-Zx81kq0aPw",
         "odoo_api_key": "prod-odoo-Zx81kq0aPw",
+        "s3_endpoint_url": "https://storage.example.com",
+        "s3_secret_access_key": "prod-storage-Zx81kq0aPw",
     }
     return Settings(_env_file=None, **{**real, **changes})  # type: ignore[call-arg]
 

@@ -28,6 +28,7 @@ from creativeflow.domain.errors import (
     CreditsRefused,
     DispatchUnavailable,
 )
+from creativeflow.domain.generated_assets import GeneratedAsset
 from creativeflow.domain.jobs import CallbackUrls, JobMessage, Stage
 from creativeflow.domain.notifications import Notification, NotificationType
 from creativeflow.observability.http import HttpMetricsMiddleware
@@ -49,6 +50,7 @@ from creativeflow.observability.metrics import (
     action_kind,
 )
 from creativeflow.settings import Settings
+from creativeflow_devstack.fake_credits import FakeCredits
 
 HTTP = "creativeflow_http_request_duration_seconds"
 
@@ -437,6 +439,26 @@ def test_the_odoo_wrapper_times_calls_and_counts_first_applications_only() -> No
     assert value(metrics, "creativeflow_pool_in_use", pool="odoo") == 0
     ledger.close()  # passed through to the adapter
     assert inner.closed
+
+
+def test_the_odoo_wrapper_times_the_recording_of_a_generated_asset() -> None:
+    metrics = Metrics()
+    fake = FakeCredits()
+    fake.add_account("u", tier="pro", balance=100)
+    ledger = InstrumentedCreditLedger(fake, metrics, pool_size=4)
+    asset = GeneratedAsset("r", "u", "k.png", "png", 64, 64, "0" * 64, 10, ("final",))
+
+    async def go() -> None:
+        with pytest.raises(CreditsRefused):
+            await ledger.record_generated_asset(asset)  # nothing paid for it yet
+        await ledger.debit("u", "r", "final", SPEC, "c")
+        recorded = await ledger.record_generated_asset(asset)
+        assert recorded.created is True
+
+    asyncio.run(go())
+    count = "creativeflow_odoo_call_duration_seconds_count"
+    assert value(metrics, count, method="record_generated_asset", outcome="refused") == 1
+    assert value(metrics, count, method="record_generated_asset", outcome="ok") == 1
 
 
 def test_pool_usage_counts_calls_in_flight_and_those_beyond_the_pool_size() -> None:

@@ -38,6 +38,7 @@ from creativeflow_devstack.odoo_emulator import (
     load_seed,
     parse_seed,
 )
+from creativeflow_devstack.odoo_emulator.ledger import CreditLedger
 
 DB = "creativeflow"
 LOGIN = "orchestrator"
@@ -1475,3 +1476,49 @@ def test_the_command_line_serves_until_sigterm_and_logs_no_secret(api_key: str) 
     assert process.returncode == 0
     assert "/xmlrpc/2/common common.login" in rest
     assert api_key not in rest
+
+
+# -- generated assets kept between runs ------------------------------------------------------
+
+
+def _asset(request_id: str) -> dict[str, Any]:
+    return {
+        "request_id": request_id,
+        "platform_user_id": "u-1",
+        "storage_key": f"assets/{request_id}.png",
+        "format": "png",
+        "width": 64,
+        "height": 64,
+        "checksum_sha256": "0" * 64,
+        "byte_size": 10,
+        "debit_actions": ["final", "samples"],
+    }
+
+
+def test_recorded_assets_survive_a_snapshot_and_a_restore() -> None:
+    first = CreditLedger(load_seed().tiers)
+    first.add_account("u-1", "pro", 100)
+    for action in ("samples", "final"):
+        first.debit("u-1", "r-1", action, PNG_4)
+    recorded = first.record_generated_asset(_asset("r-1"))
+
+    second = CreditLedger(load_seed().tiers)
+    second.restore(json.loads(json.dumps(first.snapshot())))
+
+    assert second.assets() == first.assets()
+    replay = second.record_generated_asset(_asset("r-1"))
+    assert (replay["created"], replay["asset_id"]) == (False, recorded["asset_id"])
+    changed = second.record_generated_asset({**_asset("r-1"), "byte_size": 11})
+    assert (changed["code"], changed["differences"]) == ("asset_conflict", ["byte_size"])
+
+
+def test_a_state_written_before_assets_were_recorded_restores_with_none() -> None:
+    ledger = CreditLedger(load_seed().tiers)
+    ledger.add_account("u-1", "pro", 100)
+    state = ledger.snapshot()
+    del state["assets"]
+
+    ledger.restore(state)
+
+    assert ledger.assets() == []
+    assert ledger.balance("u-1") == 100

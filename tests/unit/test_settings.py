@@ -47,7 +47,33 @@ def test_production_starts_with_real_secrets(monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setenv("ENVIRONMENT", "production")
     for name in ("GATEWAY_SHARED_SECRET", "ADMIN_TOKEN", "N8N_CALLBACK_SECRETS", "ODOO_API_KEY"):
         monkeypatch.setenv(name, f"{name.lower()}-Zx81kq0aP")
+    monkeypatch.setenv("S3_ENDPOINT_URL", "https://storage.example.com")
+    monkeypatch.setenv("S3_SECRET_ACCESS_KEY", "s3-secret-Zx81kq0aP")
     assert Settings(_env_file=None).environment == "production"  # type: ignore[call-arg]
+
+
+def test_production_refuses_to_start_without_asset_storage_or_with_its_dev_secret(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("ENVIRONMENT", "production")
+    for name in ("GATEWAY_SHARED_SECRET", "ADMIN_TOKEN", "N8N_CALLBACK_SECRETS", "ODOO_API_KEY"):
+        monkeypatch.setenv(name, f"{name.lower()}-Zx81kq0aP")
+    with pytest.raises(ValidationError, match="S3_ENDPOINT_URL"):
+        Settings(_env_file=None)  # type: ignore[call-arg]
+    monkeypatch.setenv("S3_ENDPOINT_URL", "https://storage.example.com")
+    with pytest.raises(ValidationError, match="S3_SECRET_ACCESS_KEY") as refused:
+        Settings(_env_file=None)  # type: ignore[call-arg]
+    assert "dev-storage-secret" not in str(refused.value)
+
+
+def test_storage_endpoints_must_be_http_urls(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("S3_ENDPOINT_URL", "minio:9000")
+    with pytest.raises(ValidationError, match="S3 endpoints must be http"):
+        Settings(_env_file=None)  # type: ignore[call-arg]
+    monkeypatch.setenv("S3_ENDPOINT_URL", "http://127.0.0.1:9000/")
+    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    assert settings.s3_endpoint_url == "http://127.0.0.1:9000" and settings.storage_enabled
+    assert "dev-storage-secret" not in repr(settings)
 
 
 def test_callback_secrets_accept_a_comma_separated_list(monkeypatch: pytest.MonkeyPatch) -> None:

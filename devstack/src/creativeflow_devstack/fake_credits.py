@@ -29,6 +29,7 @@ from creativeflow.domain.credits import (
     LedgerPage,
     Quote,
 )
+from creativeflow.domain.generated_assets import GeneratedAsset, RecordedAsset
 from creativeflow_devstack.odoo_emulator.ledger import CreditLedger
 from creativeflow_devstack.odoo_emulator.rules import Tier
 from creativeflow_devstack.odoo_emulator.seed import load_seed
@@ -71,6 +72,10 @@ class FakeCredits:
 
     def ledger(self) -> tuple[LedgerEntry, ...]:
         return replies.ledger_entries({"ok": True, "code": "ok", "entries": self._ledger.entries()})
+
+    def assets(self) -> list[dict[str, object]]:
+        """Every recorded asset, in the shape Odoo's ``record_generated_asset`` answers."""
+        return self._ledger.assets()
 
     def fail_next(self, method: str, error: Exception, *, apply_first: bool = False) -> None:
         """The next call of ``method`` raises ``error``; after applying it if ``apply_first``.
@@ -148,6 +153,14 @@ class FakeCredits:
         return self._call(
             "ledger_for_user",
             lambda: replies.user_ledger_page(self._ledger.ledger_for_user(user_id, limit, offset)),
+        )
+
+    async def record_generated_asset(self, asset: GeneratedAsset) -> RecordedAsset:
+        return self._call(
+            "record_generated_asset",
+            lambda: replies.recorded_asset(
+                self._ledger.record_generated_asset(asset.as_odoo_asset()), asset
+            ),
         )
 
     async def ping(self) -> bool:

@@ -1,5 +1,5 @@
 """The whole product on one machine: migrations, the Odoo emulator, the n8n simulator, the
-notification sink and the API, until Ctrl-C.
+notification sink, an S3 server for the assets and the API, until Ctrl-C.
 
 The settings decide where each piece listens: the emulator takes ``ODOO_URL``'s port, the sink
 ``NOTIFICATION_SERVICE_URL``'s, the API ``API_PORT``; a port already taken is refused before
@@ -9,6 +9,10 @@ as the tracking database is; ``--reset`` empties both together. ``--real-odoo`` 
 ``--real-n8n`` leave the emulator or the simulator out, for a stack against a real Odoo or a real
 n8n. A stand-in only takes the place of a URL on this machine: a ``NOTIFICATION_SERVICE_URL``
 elsewhere is used as it is, an ``ODOO_URL`` or ``N8N_WEBHOOK_URL`` elsewhere needs the flag.
+The S3 server (moto's: no MinIO server installs here) listens on ``S3_ENDPOINT_URL``'s port
+(``http://127.0.0.1:9000`` when it is not set) with the bucket created; the simulator's assets
+are real small images on it, behind provider-style signed URLs. A ``S3_ENDPOINT_URL`` elsewhere
+is used as it is (and the simulator's asset URLs then lead nowhere).
 """
 
 from __future__ import annotations
@@ -40,18 +44,30 @@ from creativeflow_devstack.n8n_simulator import (
     WebhookSimulatorConfig,
 )
 from creativeflow_devstack.notification_sink import create_sink_app
+from creativeflow_devstack.object_storage import (
+    ProviderAssets,
+    S3Endpoint,
+    ensure_bucket,
+    s3_server,
+)
 from creativeflow_devstack.odoo_emulator import OdooEmulator
 from creativeflow_devstack.odoo_emulator.persistence import StateFile, StateUnreadable
+from creativeflow_devstack.odoo_emulator.versions import DEFAULT_VERSION
+
+JSON2_VERSION = "19.0"  # the first Odoo serving /json/2
 
 log = logging.getLogger(__name__)
 
 # the technical user of the emulator's default seed (seed.json)
 EMULATOR_LOGIN = "orchestrator"
 EMULATOR_PASSWORD = "orchestrator"
+EMULATOR_API_KEY = "cf0de7e1a7f4b2c9d8e6f5a4b3c2d1e0f9a8b7c0"  # JSON-2 takes keys only
 # kept between runs (gitignored): the emulated Odoo's accounts and ledger
 STATE_DIR = Path(".devstack")
 EMULATOR_STATE = "odoo-emulator.json"
 SAVE_EVERY_SECONDS = 2.0
+# where the stack's S3 server listens when S3_ENDPOINT_URL is not set
+LOCAL_S3_ENDPOINT = "http://127.0.0.1:9000"
 _THIS_MACHINE = frozenset({"127.0.0.1", "localhost", "::1", "0.0.0.0", "::"})
 
 
@@ -86,15 +102,25 @@ class LocalStackOptions:
     state_dir: Path = STATE_DIR
 
 
+def _emulated_version(settings: Settings) -> str:
+    """The Odoo the emulator claims to be: 18.0 (the addon's), or 19.0 for ``ODOO_PROTOCOL=json2``,
+    which only Odoo 19 and later serve."""
+    return JSON2_VERSION if settings.odoo_protocol == "json2" else DEFAULT_VERSION
+
+
 def with_emulator_user(settings: Settings) -> Settings:
-    """The emulator's technical user when no Odoo credentials are set; else as configured."""
+    """The emulator's technical user when no Odoo credentials are set (its API key for JSON-2,
+    which takes no password); else as configured."""
     if settings.odoo_secret.get_secret_value():
         return settings
     from pydantic import SecretStr
 
-    return settings.model_copy(
-        update={"odoo_login": EMULATOR_LOGIN, "odoo_password": SecretStr(EMULATOR_PASSWORD)}
+    secret = (
+        {"odoo_api_key": SecretStr(EMULATOR_API_KEY)}
+        if settings.odoo_protocol == "json2"
+        else {"odoo_password": SecretStr(EMULATOR_PASSWORD)}
     )
+    return settings.model_copy(update={"odoo_login": EMULATOR_LOGIN, **secret})
 
 
 def local_settings(settings: Settings, api_port: int, *, emulate_odoo: bool = True) -> Settings:
@@ -104,7 +130,19 @@ def local_settings(settings: Settings, api_port: int, *, emulate_odoo: bool = Tr
         settings = settings.model_copy(
             update={"n8n_callback_base_url": f"http://127.0.0.1:{api_port}"}
         )
+    if not settings.storage_enabled:
+        # the stack runs an S3 server: the assets are copied as in production
+        settings = settings.model_copy(update={"s3_endpoint_url": LOCAL_S3_ENDPOINT})
     return with_emulator_user(settings) if emulate_odoo else settings
+
+
+def _s3_endpoint(settings: Settings) -> S3Endpoint:
+    return S3Endpoint(
+        url=settings.s3_endpoint_url,
+        access_key_id=settings.s3_access_key_id,
+        secret_access_key=settings.s3_secret_access_key.get_secret_value(),
+        region=settings.s3_region,
+    )
 
 
 def _port(url: str) -> int:
@@ -139,6 +177,8 @@ def _check_ports(settings: Settings, api_port: int, options: LocalStackOptions) 
         )
     if options.emulate_odoo:
         wanted.append(("127.0.0.1", _port(settings.odoo_url), "ODOO_URL"))
+    if on_this_machine(settings.s3_endpoint_url):
+        wanted.append(("127.0.0.1", _port(settings.s3_endpoint_url), "S3_ENDPOINT_URL"))
     if options.simulate_n8n and settings.dispatch_mode == "webhook":
         wanted.append(("127.0.0.1", _port(settings.n8n_webhook_url), "N8N_WEBHOOK_URL"))
     for host, port, setting in wanted:
@@ -166,7 +206,9 @@ def run_local_stack(
     state = StateFile(options.state_dir / EMULATOR_STATE)
     if options.reset:
         _reset(settings, state)
-    emulator = OdooEmulator() if options.emulate_odoo else None
+    emulator = (
+        OdooEmulator(server_version=_emulated_version(settings)) if options.emulate_odoo else None
+    )
     if emulator is not None:
         try:
             if emulator.load_state(state.path):
@@ -184,6 +226,13 @@ def run_local_stack(
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
     with ExitStack() as stack:
+        provider: ProviderAssets | None = None
+        if on_this_machine(settings.s3_endpoint_url):
+            # objects live in the server's memory: a restart starts with an empty bucket
+            stack.enter_context(s3_server("127.0.0.1", _port(settings.s3_endpoint_url)))
+            endpoint = _s3_endpoint(settings)
+            ensure_bucket(endpoint, settings.s3_bucket)
+            provider = ProviderAssets(endpoint)
         if emulator is not None:
             stack.enter_context(emulator.start("127.0.0.1", _port(settings.odoo_url)))
             stack.callback(emulator.save_state, state.path)
@@ -200,7 +249,7 @@ def run_local_stack(
             serve_in_thread(create_app(settings), settings.api_host, api_port, "api")
         )
         if options.simulate_n8n:
-            stack.enter_context(_n8n_simulator(settings))
+            stack.enter_context(_n8n_simulator(settings, provider))
         print(_banner(settings, api_port, emulator.url if emulator else None, options), flush=True)
         # the emulated ledger is saved as it goes, so a killed stack loses seconds, not the day
         while not stop.wait(SAVE_EVERY_SECONDS):
@@ -210,15 +259,21 @@ def run_local_stack(
     return 0
 
 
-def _n8n_simulator(settings: Settings) -> N8nSimulator | N8nWebhookSimulator:
+def _n8n_simulator(
+    settings: Settings, provider: ProviderAssets | None = None
+) -> N8nSimulator | N8nWebhookSimulator:
     """The n8n stand-in for the dispatch mode in use (a queue consumer, or a webhook), not yet
-    started: entering it starts it."""
+    started: entering it starts it. With ``provider``, its assets are real images behind
+    provider-style signed URLs on the stack's S3 server."""
+    publish = provider.publish if provider is not None else None
     if settings.dispatch_mode == "webhook":
         webhook = urlsplit(settings.n8n_webhook_url)
         return N8nWebhookSimulator(
             WebhookSimulatorConfig(
                 job_secret=settings.n8n_webhook_secret.get_secret_value(),
-                answering=AnswerConfig(secret=settings.callback_secrets[0], delay=1.0),
+                answering=AnswerConfig(
+                    secret=settings.callback_secrets[0], delay=1.0, publish_asset=publish
+                ),
                 host=webhook.hostname or "127.0.0.1",
                 port=webhook.port or 80,
                 path=webhook.path or "/",
@@ -231,6 +286,7 @@ def _n8n_simulator(settings: Settings) -> N8nSimulator | N8nWebhookSimulator:
             queue=settings.rabbitmq_queue,
             cancel_queue=settings.rabbitmq_cancel_queue,
             delay=1.0,
+            publish_asset=publish,
         )
     )
 
@@ -257,6 +313,12 @@ def _banner(
         if on_this_machine(settings.notification_service_url)
         else f"Notifications     {settings.notification_service_url} (real)"
     )
+    storage = (
+        f"S3 server         {settings.s3_endpoint_url}   (bucket {settings.s3_bucket}; the "
+        "provider's images in provider-assets; kept in memory until Ctrl-C)"
+        if on_this_machine(settings.s3_endpoint_url)
+        else f"Object storage    {settings.s3_endpoint_url} (real, bucket {settings.s3_bucket})"
+    )
     command = _command()
     return f"""
 CreativeFlow AI Generation Orchestrator: the local stack is up.
@@ -264,6 +326,7 @@ CreativeFlow AI Generation Orchestrator: the local stack is up.
   API               {api}   (OpenAPI: {api}/docs)
   {odoo}
   {notifications}
+  {storage}
   {n8n}
 
 Try it (user demo-user starts with 500 credits on the pro tier). What it would cost, nothing
@@ -292,6 +355,16 @@ with ENVIRONMENT=development and no Odoo credentials they use the emulator's use
 
   {command} sweep       (one recovery sweep)
   {command} reconcile   (tracking against the ledger, the 24 hours ending 5 minutes ago)
+
+The samples and the final asset are copied to the S3 server a moment after n8n reports them:
+the request view then gives a signed link to our copy (url_source "storage", valid until
+url_expires_at; read the view again for a fresh one). The newest request's first sample, saved
+to sample.png:
+
+  curl -s '{api}/api/v1/generations?limit=1' \
+    -H 'X-Gateway-Secret: {gateway}' -H 'X-User-Id: demo-user' \
+    | python3 -c 'import json, sys; print(json.load(sys.stdin)["items"][0]["samples"][0]["url"])' \
+    | xargs curl -s -o sample.png -w '%{{http_code}} %{{content_type}} %{{size_download}} bytes\n'
 
 Ctrl-C stops everything.
 """

@@ -1,12 +1,8 @@
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl-3.0.html)
-import re
-
 from odoo import api, fields, models
 from odoo.exceptions import UserError, ValidationError
 
-# The codes the orchestrator accepts in a request and puts in its jobs: its own syntax check
-# (creativeflow.domain.models) is this pattern, character for character.
-MODEL_CODE_PATTERN = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
+from .credit_service import MODEL_CODE_PATTERN
 
 
 class AiModel(models.Model):

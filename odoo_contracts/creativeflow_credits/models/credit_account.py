@@ -8,6 +8,12 @@ MANAGER_GROUP = "creativeflow_credits.group_manager"
 # interleave between "read the balance" and "write the entry".
 LOCK_ACCOUNT_ROW_SQL = "SELECT id FROM creativeflow_credit_account WHERE id = %s FOR UPDATE"
 
+# A new version of the locked row, changing nothing: a concurrent transaction waiting on the lock
+# then fails to serialize (Odoo retries it with a fresh snapshot) instead of acting on a stale one.
+TOUCH_ACCOUNT_ROW_SQL = (
+    "UPDATE creativeflow_credit_account SET write_date = write_date WHERE id = %s"
+)
+
 MOVE_BALANCE_SQL = """
     UPDATE creativeflow_credit_account
        SET balance = balance + %s, write_uid = %s, write_date = %s
@@ -54,6 +60,16 @@ class CreditAccount(models.Model):
         string="Ledger entries",
         readonly=True,
     )
+    generated_asset_ids = fields.One2many(
+        "creativeflow.generated.asset",
+        "account_id",
+        string="Generated assets",
+        readonly=True,
+    )
+    generated_asset_count = fields.Integer(
+        string="Assets",
+        compute="_compute_generated_asset_count",
+    )
 
     _sql_constraints = [
         (
@@ -67,6 +83,21 @@ class CreditAccount(models.Model):
             "A credit balance cannot go below zero.",
         ),
     ]
+
+    @api.depends("generated_asset_ids")
+    def _compute_generated_asset_count(self):
+        for account in self:
+            account.generated_asset_count = len(account.generated_asset_ids)
+
+    def action_view_generated_assets(self):
+        """The account's generated assets, for the form's smart button."""
+        self.ensure_one()
+        action = self.env["ir.actions.act_window"]._for_xml_id(
+            "creativeflow_credits.creativeflow_generated_asset_action"
+        )
+        action["domain"] = [("account_id", "=", self.id)]
+        action["context"] = {"create": False}
+        return action
 
     @api.model_create_multi
     def create(self, vals_list):
@@ -128,6 +159,11 @@ class CreditAccount(models.Model):
         self.env.cr.execute(LOCK_ACCOUNT_ROW_SQL, [self.id])
         # The balance may have been read (and cached) before the lock was granted.
         self.invalidate_recordset(["balance"])
+
+    def _touch_locked_row(self):
+        """After ``_lock_for_update``: make writers waiting on the lock retry (see above)."""
+        self.ensure_one()
+        self.env.cr.execute(TOUCH_ACCOUNT_ROW_SQL, [self.id])
 
     def _post_ledger_entry(
         self,

@@ -73,6 +73,15 @@ class CreditLedger(models.Model):
     )
     reason = fields.Char(readonly=True)
     correlation_id = fields.Char(string="Correlation id", index=True, readonly=True)
+    generated_asset_ids = fields.Many2many(
+        "creativeflow.generated.asset",
+        "creativeflow_generated_asset_ledger_rel",
+        "ledger_entry_id",
+        "asset_id",
+        string="Generated assets",
+        readonly=True,
+        help="The final asset this debit paid for, once the orchestrator recorded it.",
+    )
     # Redefined only to index it: reconciliation reads the ledger by windows of create_date.
     create_date = fields.Datetime(string="Created on", readonly=True, index=True)
 

@@ -25,10 +25,13 @@ from psycopg2 import errors as pg_errors
 from odoo import api, fields, models
 from odoo.exceptions import AccessError
 
-from .ai_model import MODEL_CODE_PATTERN
-from .subscription_tier import LEGACY_ADVANCED_MODEL
-
 ORCHESTRATOR_GROUP = "creativeflow_credits.group_orchestrator"
+
+# The codes of creativeflow.ai.model (its constraint) and of spec.model: the orchestrator's own
+# check (creativeflow.domain.ai_models) is this pattern, character for character.
+MODEL_CODE_PATTERN = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
+# What ``advanced_model: true`` asks for, from an orchestrator older than the model catalogue.
+LEGACY_ADVANCED_MODEL = "creativeflow-advanced-v1"
 
 ACTION_PATTERN = re.compile(r"samples|final|final-(?:[2-9]|[1-9][0-9]+)|regeneration-[1-9][0-9]*")
 SPEC_KEYS = ("format", "width", "height", "samples")
@@ -44,6 +47,27 @@ MAX_WINDOW_LIMIT = 1000
 MAX_HISTORY_LIMIT = 100
 TIMESTAMP_FORMAT = "%Y-%m-%d %H:%M:%S"
 UNIQUE_MOVEMENT_CONSTRAINT = "creativeflow_credit_ledger_request_action_operation_unique"
+UNIQUE_ASSET_CONSTRAINT = "creativeflow_generated_asset_request_id_unique"
+# record_generated_asset's struct: exactly these keys
+ASSET_KEYS = (
+    "request_id",
+    "platform_user_id",
+    "storage_key",
+    "format",
+    "width",
+    "height",
+    "checksum_sha256",
+    "byte_size",
+    "debit_actions",
+)
+ASSET_COUNTS = ("width", "height", "byte_size")
+MAX_ID_LENGTH = 255
+MAX_STORAGE_KEY_LENGTH = 1024
+MAX_DEBIT_ACTIONS = 100
+MAX_INTEGER = 2147483647  # Odoo's Integer is a PostgreSQL integer; XML-RPC's int is 32 bits
+FORMAT_PATTERN = re.compile(r"[a-z0-9]{1,16}")
+CHECKSUM_PATTERN = re.compile(r"[0-9a-f]{64}")
+CONTROL_CHARACTER = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 def refusal(code, **details):
@@ -142,6 +166,97 @@ def refund_arguments_error(request_id, action, reason, correlation_id):
     if not isinstance(reason, str):
         return "reason must be a string"
     return action_error(action) or optional_text_error(correlation_id, "correlation_id")
+
+
+def bounded_text_error(value, name, longest):
+    if not is_text(value):
+        return f"{name} must be a non-empty string"
+    if len(value) > longest:
+        return f"{name} must be at most {longest} characters"
+    if CONTROL_CHARACTER.search(value):
+        return f"{name} must not contain control characters"
+    return None
+
+
+def debit_actions_error(actions):
+    if not isinstance(actions, (list, tuple)) or not actions:
+        return "asset.debit_actions must be a non-empty list of actions"
+    if len(actions) > MAX_DEBIT_ACTIONS:
+        return f"asset.debit_actions holds at most {MAX_DEBIT_ACTIONS} actions"
+    for action in actions:
+        if action_error(action):
+            return "asset.debit_actions: " + action_error(action)
+    if len(set(actions)) != len(actions):
+        return "asset.debit_actions must not name an action twice"
+    return None
+
+
+def asset_error(asset):
+    """What is wrong with ``record_generated_asset``'s struct, or None: exactly the keys of
+    ``ASSET_KEYS``, each of its type, length and form."""
+    if not isinstance(asset, dict):
+        return "asset must be a struct with " + ", ".join(ASSET_KEYS)
+    missing = [key for key in ASSET_KEYS if key not in asset]
+    if missing:
+        return "asset is missing " + ", ".join(missing)
+    unknown = sorted(str(key) for key in asset if key not in ASSET_KEYS)
+    if unknown:
+        return "asset has unknown keys " + ", ".join(unknown)
+    for key, longest in (
+        ("request_id", MAX_ID_LENGTH),
+        ("platform_user_id", MAX_ID_LENGTH),
+        ("storage_key", MAX_STORAGE_KEY_LENGTH),
+    ):
+        detail = bounded_text_error(asset[key], f"asset.{key}", longest)
+        if detail:
+            return detail
+    if not isinstance(asset["format"], str) or not FORMAT_PATTERN.fullmatch(asset["format"]):
+        return "asset.format must be 1 to 16 lower-case letters or digits"
+    for key in ASSET_COUNTS:
+        if not is_int(asset[key]) or not 1 <= asset[key] <= MAX_INTEGER:
+            return f"asset.{key} must be an integer from 1 to {MAX_INTEGER}"
+    checksum = asset["checksum_sha256"]
+    if not isinstance(checksum, str) or not CHECKSUM_PATTERN.fullmatch(checksum):
+        return "asset.checksum_sha256 must be 64 lower-case hexadecimal digits"
+    return debit_actions_error(asset["debit_actions"])
+
+
+def asset_values(asset):
+    """What ``record_generated_asset`` answers about a recorded asset."""
+    debits = asset.ledger_entry_ids.sorted("id")
+    return {
+        "ok": True,
+        "code": "recorded",
+        "asset_id": asset.id,
+        "request_id": asset.request_id,
+        "user_id": asset.platform_user_id,
+        "storage_key": asset.storage_key,
+        "format": asset.format,
+        "width": asset.width,
+        "height": asset.height,
+        "checksum_sha256": asset.checksum,
+        "byte_size": asset.byte_size,
+        "debit_actions": sorted(debits.mapped("action")),
+        "ledger_entry_ids": debits.ids,
+        "recorded_at": fields.Datetime.to_string(asset.create_date),
+    }
+
+
+def asset_differences(recorded, asset):
+    """The keys of ``asset`` whose values differ from the recorded asset's, in ``ASSET_KEYS``
+    order (``debit_actions`` compared as sets)."""
+    known = asset_values(recorded)
+    known["platform_user_id"] = known["user_id"]
+    return [
+        key
+        for key in ASSET_KEYS
+        if key != "request_id"
+        and (
+            set(known[key]) != set(asset[key])
+            if key == "debit_actions"
+            else known[key] != asset[key]
+        )
+    ]
 
 
 def parse_timestamp(value):
@@ -471,6 +586,93 @@ class CreditService(models.AbstractModel):
             "entries": [entry_values(entry) for entry in found[:limit]],
             "has_more": len(found) > limit,
         }
+
+    @api.model
+    def record_generated_asset(self, asset):
+        self._check_orchestrator()
+        detail = asset_error(asset)
+        if detail:
+            return invalid_request(detail)
+        account = self._find_account(asset["platform_user_id"])
+        if not account:
+            return refusal("unknown_account")
+        # Serializes the recordings of one account, and makes a concurrent one of the same
+        # request fail to serialize (retried by Odoo, it then finds this asset and replays).
+        account._lock_for_update()
+        account._touch_locked_row()
+        Asset = self.env["creativeflow.generated.asset"].sudo()
+        request_id = asset["request_id"]
+        recorded = Asset.search([("request_id", "=", request_id)], limit=1)
+        if recorded:
+            return self._replay_or_conflict(recorded, asset)
+        debits, refused = self._paying_debits(account, request_id, asset["debit_actions"])
+        if refused:
+            return refused
+        try:
+            with self.env.cr.savepoint():
+                created = Asset.create(
+                    {
+                        "account_id": account.id,
+                        "request_id": request_id,
+                        "ledger_entry_ids": [(6, 0, debits.ids)],
+                        "storage_key": asset["storage_key"],
+                        "format": asset["format"],
+                        "width": asset["width"],
+                        "height": asset["height"],
+                        "checksum": asset["checksum_sha256"],
+                        "byte_size": asset["byte_size"],
+                    }
+                )
+        except pg_errors.UniqueViolation as error:
+            # Same-account recordings are serialized by the row lock: another account's asset
+            # of this request committed meanwhile.
+            if error.diag.constraint_name != UNIQUE_ASSET_CONSTRAINT:
+                raise
+            return self._asset_conflict(request_id, ["platform_user_id"])
+        return {**asset_values(created), "created": True}
+
+    def _replay_or_conflict(self, recorded, asset):
+        differences = asset_differences(recorded, asset)
+        if differences:
+            return self._asset_conflict(asset["request_id"], differences)
+        return {**asset_values(recorded), "created": False}
+
+    def _asset_conflict(self, request_id, differences):
+        return refusal(
+            "asset_conflict",
+            detail=f"request {request_id} already has an asset with other "
+            + ", ".join(differences),
+            differences=differences,
+        )
+
+    def _paying_debits(self, account, request_id, actions):
+        """The request's debits of ``actions``, and a refusal when one is missing or was
+        debited to another account."""
+        debits = (
+            self.env["creativeflow.credit.ledger"]
+            .sudo()
+            .search(
+                [
+                    ("request_id", "=", request_id),
+                    ("action", "in", list(actions)),
+                    ("operation", "=", "debit"),
+                ],
+                order="id",
+            )
+        )
+        missing = sorted(set(actions) - set(debits.mapped("action")))
+        if missing:
+            return debits, refusal(
+                "unknown_debit",
+                detail=f"request {request_id} has no debit of " + ", ".join(missing),
+                actions=missing,
+            )
+        if debits.account_id != account:
+            return debits, refusal(
+                "request_conflict",
+                detail=f"request {request_id} was debited to another account",
+            )
+        return debits, None
 
     def _check_orchestrator(self):
         if not self.env.user.has_group(ORCHESTRATOR_GROUP):

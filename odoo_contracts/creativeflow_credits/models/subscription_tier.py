@@ -2,8 +2,8 @@
 from odoo import api, fields, models
 from odoo.exceptions import ValidationError
 
-# What ``advanced_model: true`` asks for, from an orchestrator older than the model catalogue.
-LEGACY_ADVANCED_MODEL = "creativeflow-advanced-v1"
+from .credit_service import LEGACY_ADVANCED_MODEL
+
 STANDARD_MODEL_XMLID = "creativeflow_credits.ai_model_standard_v1"
 
 

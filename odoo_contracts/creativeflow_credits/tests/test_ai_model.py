@@ -10,11 +10,11 @@ from odoo.tools import mute_logger
 
 from .common import CreditsCase
 
-MIGRATION = Path(__file__).parents[1] / "migrations" / "18.0.1.4.0" / "post-migrate.py"
+MIGRATION = Path(__file__).parents[1] / "migrations" / "18.0.1.5.0" / "post-migrate.py"
 
 
 def load_migration():
-    spec = importlib.util.spec_from_file_location("creativeflow_credits_migrate_1_4", MIGRATION)
+    spec = importlib.util.spec_from_file_location("creativeflow_credits_migrate_1_5", MIGRATION)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -178,7 +178,7 @@ class TestGrantedModel(CreditsCase):
 
 @tagged("post_install", "-at_install")
 class TestMigrationFrom1_3(CreditsCase):
-    """The 18.0.1.4.0 post-migration fills the models of tiers from the old stored switch."""
+    """The 18.0.1.5.0 post-migration fills the models of tiers from the old stored switch."""
 
     def add_old_column(self, switches):
         self.env.flush_all()
@@ -204,7 +204,7 @@ class TestMigrationFrom1_3(CreditsCase):
     def test_tiers_get_the_standard_model_and_the_advanced_one_where_it_was_on(self):
         with_advanced, without = self.old_tier("cf-test-old-on"), self.old_tier("cf-test-old-off")
         self.add_old_column({with_advanced: True, without: False})
-        load_migration().migrate(self.cr, "18.0.1.3.0")
+        load_migration().migrate(self.cr, "18.0.1.4.0")
         self.env.invalidate_all()
         self.assertEqual(with_advanced.allowed_model_ids, self.standard_model | self.advanced_model)
         self.assertEqual(without.allowed_model_ids, self.standard_model)

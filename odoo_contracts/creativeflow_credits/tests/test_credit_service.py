@@ -856,6 +856,7 @@ class TestServiceAccess(CreditsCase):
             ("ledger_window", ("2000-01-01 00:00:00", "2100-01-01 00:00:00")),
             ("quote", ("cf-test-user-1", self.spec())),
             ("ledger_for_user", ("cf-test-user-1",)),
+            ("record_generated_asset", ({"request_id": "cf-req-a1"},)),
         ]
         for user in (self.auditor, self.manager):
             service = self.env["creativeflow.credit.service"].with_user(user)

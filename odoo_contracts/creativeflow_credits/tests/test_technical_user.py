@@ -80,6 +80,21 @@ class TestTechnicalUser(CreditsCase):
             [(e["action"], e["operation"]) for e in history["entries"]],
             [("samples", "refund"), ("final", "debit")],
         )
+        asset = self.service.record_generated_asset(
+            {
+                "request_id": "cf-test-tech-1",
+                "platform_user_id": user_id,
+                "storage_key": "assets/cf-test-tech-1.png",
+                "format": "png",
+                "width": 1024,
+                "height": 1024,
+                "checksum_sha256": "0" * 64,
+                "byte_size": 1024,
+                "debit_actions": ["final"],
+            }
+        )
+        self.assertTrue(asset["created"], asset)
+        self.assertEqual(asset["ledger_entry_ids"], [again["entry_id"]])
         self.assertEqual(
             self.service.get_entitlements(user_id)["balance"], entitlements["balance"] - 10
         )
@@ -113,6 +128,7 @@ class TestTechnicalUser(CreditsCase):
             "creativeflow.subscription.tier",
             "creativeflow.credit.account",
             "creativeflow.credit.ledger",
+            "creativeflow.generated.asset",
         ):
             with self.subTest(model=model), self.assertRaises(AccessError):
                 self.env[model].with_user(self.orchestrator).search_read([], ["id"])

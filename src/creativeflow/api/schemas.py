@@ -24,6 +24,7 @@ from pydantic import (
 
 from creativeflow.domain.ai_models import PATTERN as MODEL_CODE_PATTERN
 from creativeflow.domain.ai_models import is_model_code
+from creativeflow.domain.assets import AssetLink, AssetRole, link_for
 from creativeflow.domain.brief import CreativeBrief, CulturalAdaptation, TargetPlatform, Tone
 from creativeflow.domain.charges import ChargeState, StageCharge
 from creativeflow.domain.credits import LedgerEntry, Quote
@@ -292,16 +293,33 @@ class Regeneration(BaseModel):
 
 class AssetView(BaseModel):
     id: str
-    url: str
+    url: str = Field(
+        description="where to download it now: a signed link to our stored copy once it is "
+        "stored (url_source storage, valid until url_expires_at: read the request again for a "
+        "fresh one), else the provider's URL (url_source provider), which expires on its own"
+    )
+    url_source: Literal["storage", "provider"] = "provider"
+    url_expires_at: datetime | None = Field(
+        None, description="when a signed link to our copy stops working; null for a provider URL"
+    )
+    checksum_sha256: str | None = Field(
+        None, description="SHA-256 (hex) of the stored copy's bytes; null until stored"
+    )
+    byte_size: int | None = Field(None, description="size of the stored copy; null until stored")
     width: int | None = None
     height: int | None = None
     format: str | None = None
 
     @classmethod
-    def of(cls, sample: Sample) -> AssetView:
+    def of(cls, sample: Sample, link: AssetLink | None = None) -> AssetView:
+        stored = link is not None and link.stored
         return cls(
             id=sample.id,
-            url=sample.url,
+            url=link.url if link is not None and stored else sample.url,
+            url_source="storage" if stored else "provider",
+            url_expires_at=link.expires_at if link is not None and stored else None,
+            checksum_sha256=link.checksum_sha256 if link is not None and stored else None,
+            byte_size=link.byte_size if link is not None and stored else None,
             width=sample.width,
             height=sample.height,
             format=sample.format,
@@ -406,9 +424,19 @@ class GenerationView(BaseModel):
             target_platform=request.brief.target_platform,
             model=request.model,
             regeneration_count=request.regeneration_count,
-            samples=[AssetView.of(s) for s in request.samples],
+            samples=[
+                AssetView.of(s, link_for(request.links, AssetRole.SAMPLE, s))
+                for s in request.samples
+            ],
             selected_sample_id=request.selected_sample_id,
-            final_asset=AssetView.of(request.final_asset) if request.final_asset else None,
+            final_asset=(
+                AssetView.of(
+                    request.final_asset,
+                    link_for(request.links, AssetRole.FINAL, request.final_asset),
+                )
+                if request.final_asset
+                else None
+            ),
             failure=(
                 FailureView(
                     category=request.failure.category.value,

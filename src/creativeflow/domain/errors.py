@@ -12,7 +12,12 @@ DomainError
 │                               429 when the tier's cap on unfinished requests is reached)
 ├── CreditServiceUnavailable    503  Odoo could not be reached; nothing was charged
 │   └── CreditOutcomeUnknown    503  Odoo may have applied the call; recovery settles it
-└── DispatchUnavailable         503  the job could not be published
+├── DispatchUnavailable         503  the job could not be published
+└── AssetCopyFailed                  an asset could not be copied to our storage (never shown
+    │                                to a client: the provider's URL is served meanwhile)
+    ├── AssetSourceRefused           the provider's answer is not a keepable image: not retried
+    ├── AssetSourceUnavailable       the provider's URL did not answer: retried
+    └── StorageUnavailable           object storage did not answer: retried
 """
 
 from __future__ import annotations
@@ -67,6 +72,8 @@ _REFUSAL_STATUS = {
     "invalid_request": 422,
     "request_conflict": 409,
     "nothing_to_refund": 409,
+    "asset_conflict": 409,
+    "unknown_debit": 409,
 }
 _REFUSAL_TITLES = {
     "insufficient_credits": "Not enough credits",
@@ -75,6 +82,8 @@ _REFUSAL_TITLES = {
     "invalid_request": "Request not accepted",
     "request_conflict": "Request conflict",
     "nothing_to_refund": "Nothing to refund",
+    "asset_conflict": "Asset already recorded",
+    "unknown_debit": "Asset not paid for",
 }
 # what a tier refusal's reason means to the user, and what they can do about it
 _TIER_SENTENCES = {
@@ -114,6 +123,10 @@ def _refusal_sentence(code: str, figures: dict[str, Any]) -> str:
         return "The credit service could not price this request. Check its parameters."
     if code == "request_conflict":
         return "This request was already charged to another account. Contact support."
+    if code == "asset_conflict":
+        return "Another final asset was already recorded for this request. Contact support."
+    if code == "unknown_debit":
+        return "The credit service has no charge for this asset. Contact support."
     return "The credit service refused this operation."
 
 
@@ -178,3 +191,23 @@ class DispatchUnavailable(DomainError):
     @property
     def public_extensions(self) -> dict[str, Any]:
         return {}
+
+
+class AssetCopyFailed(DomainError):
+    """A copy to object storage did not complete. ``permanent``: trying again cannot help."""
+
+    permanent = False
+
+
+class AssetSourceRefused(AssetCopyFailed):
+    """The provider's answer is not an image we keep (wrong host or type, too large, gone)."""
+
+    permanent = True
+
+
+class AssetSourceUnavailable(AssetCopyFailed):
+    """The provider's URL did not answer in time, or answered with a server error."""
+
+
+class StorageUnavailable(AssetCopyFailed):
+    """Object storage did not accept or answer a call."""

@@ -26,6 +26,7 @@ from .states import (
 )
 
 if TYPE_CHECKING:
+    from .assets import AssetLink
     from .charges import StageCharge
 
 
@@ -126,6 +127,9 @@ class GenerationRequest:
     history: list[dict[str, str]] = field(default_factory=list)
     # what each paid step charged and refunded, read from the journal (not stored with the row)
     charges: tuple[StageCharge, ...] = ()
+    # where users download each asset now, by (role, asset id): our signed links to the stored
+    # copies (not stored with the row; the provider's URLs stand for the others)
+    links: dict[tuple[str, str], AssetLink] = field(default_factory=dict)
 
     # --- state machine ------------------------------------------------------------------------
 

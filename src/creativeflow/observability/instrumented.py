@@ -42,6 +42,7 @@ from creativeflow.domain.errors import (
     CreditServiceUnavailable,
     CreditsRefused,
 )
+from creativeflow.domain.generated_assets import GeneratedAsset, RecordedAsset
 from creativeflow.domain.jobs import JobCancellation, JobMessage
 from creativeflow.domain.notifications import Notification
 from creativeflow.observability.metrics import (
@@ -159,6 +160,11 @@ class InstrumentedCreditLedger(_Delegating):
     async def ledger_for_user(self, user_id: str, limit: int = 20, offset: int = 0) -> LedgerPage:
         return await self._timed(
             "ledger_for_user", lambda: self._inner.ledger_for_user(user_id, limit, offset)
+        )
+
+    async def record_generated_asset(self, asset: GeneratedAsset) -> RecordedAsset:
+        return await self._timed(
+            "record_generated_asset", lambda: self._inner.record_generated_asset(asset)
         )
 
     async def ping(self) -> bool:

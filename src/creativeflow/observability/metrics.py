@@ -11,6 +11,7 @@ observes something calls one of its small typed methods::
     metrics.callback_outcome(outcome)                                # every n8n callback
     metrics.notification_sent() / notification_failed()             # every notification
     metrics.dependency_checked(name, ok)                             # readiness probes
+    metrics.asset_copy(role, outcome)                                # every copy to storage
 
 Values that live elsewhere (rows in PostgreSQL, messages in RabbitMQ, busy worker threads) are
 read when Prometheus scrapes, through callbacks registered with :meth:`Metrics.watch_tracking`,
@@ -112,6 +113,8 @@ class TrackingSnapshot:
     unsettled_operations: Mapping[tuple[str, str], int] = field(default_factory=dict)
     # how long the oldest job n8n was given (published, no callback yet) has waited; None: none
     oldest_awaiting_callback_seconds: float | None = None
+    # copies of assets to object storage not done yet (running or due for a retry)
+    pending_asset_copies: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,6 +210,13 @@ class Metrics:
             ("outcome",),
             registry=r,
         )
+        self._asset_copies = Counter(
+            f"{PREFIX}_asset_copies",
+            "Attempts to copy an asset to object storage, by role (sample, final) and outcome "
+            "(stored, retrying: failed and due again, failed: given up).",
+            ("role", "outcome"),
+            registry=r,
+        )
         self._dependency_up = Gauge(
             f"{PREFIX}_dependency_up",
             "1 when the last readiness check reached the dependency, 0 when it did not.",
@@ -219,6 +229,9 @@ class Metrics:
             self._callbacks.labels(outcome=outcome.value)
         for name in ("sent", "failed"):
             self._notifications.labels(outcome=name)
+        for role in ("sample", "final"):
+            for name in ("stored", "retrying", "failed"):
+                self._asset_copies.labels(role=role, outcome=name)
         self._sources = _ScrapeSources(tracking_cache_seconds)
         r.register(self._sources)
 
@@ -253,6 +266,9 @@ class Metrics:
 
     def notification_failed(self) -> None:
         self._notifications.labels(outcome="failed").inc()
+
+    def asset_copy(self, role: str, outcome: str) -> None:
+        self._asset_copies.labels(role=role, outcome=outcome).inc()
 
     def dependency_checked(self, dependency: str, ok: bool) -> None:
         self._dependency_up.labels(dependency=dependency).set(1 if ok else 0)
@@ -313,6 +329,7 @@ class _ScrapeSources(Collector):
             _oldest_family(),
             _awaiting_callback_family(),
             _unsettled_family(),
+            _pending_copies_family(),
             _queue_family(),
             _queue_consumers_family(),
             *_pool_families(),
@@ -402,6 +419,13 @@ def _unsettled_family() -> GaugeMetricFamily:
     )
 
 
+def _pending_copies_family() -> GaugeMetricFamily:
+    return GaugeMetricFamily(
+        f"{PREFIX}_asset_copies_pending",
+        "Copies of assets to object storage not done yet (running, or due for a retry).",
+    )
+
+
 def _queue_family() -> GaugeMetricFamily:
     return GaugeMetricFamily(
         f"{PREFIX}_queue_messages",
@@ -459,6 +483,9 @@ def _tracking_families(snapshot: TrackingSnapshot) -> Iterator[Metric]:
     for kind, status in sorted(keys):
         unsettled.add_metric([kind, status], snapshot.unsettled_operations.get((kind, status), 0))
     yield unsettled
+    copies = _pending_copies_family()
+    copies.add_metric([], snapshot.pending_asset_copies)
+    yield copies
 
 
 def _queue_families(depths: Sequence[QueueDepth]) -> Iterator[Metric]:

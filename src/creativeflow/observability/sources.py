@@ -47,6 +47,7 @@ def tracking_snapshot(
             oldest_transient_age_seconds=_oldest_transient_age(session),
             unsettled_operations=_unsettled_operations(session),
             oldest_awaiting_callback_seconds=_oldest_awaiting_callback(session),
+            pending_asset_copies=repo.count_pending_copies(),
         )
 
     return lambda: db.run_sync(read)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from creativeflow.domain.credits import Entitlements, LedgerPage
 
-from .ports import CreditLedger, JobPublisher, TrackingStore
+from .ports import CreditLedger, JobPublisher, ObjectStorage, TrackingStore
 
 
 class CreditAccount:
@@ -30,6 +30,9 @@ class ReadinessReport:
     database: bool
     dispatch: bool
     odoo: bool
+    # the assets' storage; None: not configured. Reported, but not a reason to stop taking
+    # traffic: copies wait and are retried, and nothing else needs it
+    storage: bool | None = None
 
     @property
     def ready(self) -> bool:
@@ -39,13 +42,23 @@ class ReadinessReport:
 class Readiness:
     """Asks each dependency at once; a slow one bounds the answer by its own timeout."""
 
-    def __init__(self, db: TrackingStore, publisher: JobPublisher, credits: CreditLedger) -> None:
+    def __init__(
+        self,
+        db: TrackingStore,
+        publisher: JobPublisher,
+        credits: CreditLedger,
+        storage: ObjectStorage | None = None,
+    ) -> None:
         self._db = db
         self._publisher = publisher
         self._credits = credits
+        self._storage = storage
 
     async def check(self) -> ReadinessReport:
-        database, dispatch, odoo = await asyncio.gather(
-            self._db.ping(), self._publisher.check(), self._credits.ping()
+        database, dispatch, odoo, storage = await asyncio.gather(
+            self._db.ping(), self._publisher.check(), self._credits.ping(), self._check_storage()
         )
-        return ReadinessReport(database=database, dispatch=dispatch, odoo=odoo)
+        return ReadinessReport(database=database, dispatch=dispatch, odoo=odoo, storage=storage)
+
+    async def _check_storage(self) -> bool | None:
+        return None if self._storage is None else await self._storage.check()

@@ -13,12 +13,14 @@ import logging
 from dataclasses import dataclass, field
 
 from creativeflow import correlation
+from creativeflow.domain.assets import StoredAsset
 from creativeflow.domain.errors import Conflict, DomainError, NotFound
 from creativeflow.domain.jobs import CallbackEvent, FailureCategory, Stage
 from creativeflow.domain.model import Failure, GenerationRequest, Job, RequestRecord, Sample
 from creativeflow.domain.notifications import Notification, NotificationType
 from creativeflow.domain.states import CreditOperationStatus, JobStatus, Status
 
+from .assets import AssetKeeper
 from .ports import Clock, Notifier, Tracking, TrackingStore
 from .refunds import Refunder
 
@@ -58,6 +60,8 @@ class _Applied:
     request: GenerationRequest | None = None
     refund_action: str | None = None
     notifications: list[Notification] = field(default_factory=list)
+    # the copies to object storage this callback owes (written with it, run after the commit)
+    copies: list[StoredAsset] = field(default_factory=list)
 
 
 class CallbackService:
@@ -70,7 +74,9 @@ class CallbackService:
         *,
         refund_on_system_failure: bool = True,
         detailed_error_logging: bool = False,
+        assets: AssetKeeper | None = None,
     ) -> None:
+        self._assets = assets
         self._db = db
         self._refunder = refunder
         self._notifier = notifier
@@ -101,6 +107,10 @@ class CallbackService:
             )
             if result.receipt is not None:
                 applied.notifications.append(_refunded(applied.request, result.receipt.amount))
+        if applied.copies and self._assets is not None:
+            # n8n is answered now; the user is told once our copies are stored
+            self._assets.after_commit(applied.copies, applied.notifications)
+            return applied.outcome
         for notification in applied.notifications:
             self._notifier.send(notification)
         return applied.outcome
@@ -171,7 +181,11 @@ class CallbackService:
         request.deadline_at = None
         job.succeeded()
         repo.save_record(record, now)
-        return _Applied(CallbackOutcome.APPLIED, request, notifications=[notification])
+        copies = self._assets.plan(request, job.id, job.stage) if self._assets else []
+        repo.add_stored_assets(copies)
+        return _Applied(
+            CallbackOutcome.APPLIED, request, notifications=[notification], copies=copies
+        )
 
     def _apply_failure(
         self,

@@ -33,6 +33,7 @@ from creativeflow.domain.jobs import FailureCategory, JobCancellation, Stage
 from creativeflow.domain.model import Failure, GenerationRequest, Job, RequestRecord
 from creativeflow.domain.states import Status
 
+from .assets import AssetKeeper
 from .flow import (
     DebitOutcome,
     FlowConfig,
@@ -116,7 +117,10 @@ class GenerationService:
         clock: Clock,
         config: FlowConfig,
         refunder: Refunder,
+        *,
+        assets: AssetKeeper | None = None,
     ) -> None:
+        self._assets = assets
         self._db = db
         self._credits = credits
         self._publisher = publisher
@@ -132,6 +136,8 @@ class GenerationService:
             if request is None or request.user_id != user_id:
                 return None
             request.charges = stage_charges(repo.operations_for_request(request.id))
+            if self._assets is not None:
+                self._assets.attach([request], repo.stored_assets_for_requests([request.id]))
             return request
 
         request = await self._db.run(_get)
@@ -156,6 +162,9 @@ class GenerationService:
             journal = repo.operations_for_requests([r.id for r in requests])
             for request in requests:
                 request.charges = stage_charges(op for op in journal if op.request_id == request.id)
+            if self._assets is not None:
+                stored = repo.stored_assets_for_requests([r.id for r in requests])
+                self._assets.attach(requests, stored)
             return requests, total
 
         return await self._db.run(_list)

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any, Protocol, TypeVar
+from datetime import datetime, timedelta
+from typing import IO, Any, Protocol, TypeVar
 
+from creativeflow.domain.assets import StoredAsset
 from creativeflow.domain.credits import (
     CreditReceipt,
     Entitlements,
@@ -20,6 +21,7 @@ from creativeflow.domain.credits import (
     Quote,
 )
 from creativeflow.domain.events import RequestEvent
+from creativeflow.domain.generated_assets import GeneratedAsset, RecordedAsset
 from creativeflow.domain.jobs import JobCancellation, JobMessage
 from creativeflow.domain.model import CreditOperation, GenerationRequest, Job, RequestRecord
 from creativeflow.domain.notifications import Notification
@@ -158,6 +160,28 @@ class Tracking(Protocol):
 
     def purge_received_callbacks(self, received_before: datetime) -> int: ...
 
+    # stored assets (our copies of what n8n reported)
+    def add_stored_assets(self, assets: Sequence[StoredAsset]) -> None: ...
+
+    def stored_assets_for_requests(self, request_ids: Sequence[str]) -> list[StoredAsset]: ...
+
+    def claim_due_copies(self, now: datetime, lease: timedelta, limit: int) -> list[StoredAsset]:
+        """Pending copies whose lease or retry time has passed, skipping rows another replica
+        holds, each claimed (attempts + 1, leased until ``now + lease``)."""
+
+    def save_stored_asset(self, asset: StoredAsset) -> bool:
+        """Write an attempt's outcome; False (and nothing written) when the row is no longer
+        pending: another attempt finished first."""
+
+    def claim_due_records(self, now: datetime, lease: timedelta, limit: int) -> list[StoredAsset]:
+        """Stored final assets whose record in Odoo is pending and due, skipping rows another
+        replica holds, each claimed (record attempts + 1, leased until ``now + lease``)."""
+
+    def save_asset_record(self, asset: StoredAsset) -> None:
+        """Write the outcome of an attempt to record the asset in Odoo."""
+
+    def count_pending_copies(self) -> int: ...
+
     # idempotency keys
     def claim_idempotency_key(
         self,
@@ -226,6 +250,13 @@ class CreditLedger(Protocol):
     async def ledger_for_user(self, user_id: str, limit: int = 20, offset: int = 0) -> LedgerPage:
         """The user's own ledger entries, newest first."""
 
+    async def record_generated_asset(self, asset: GeneratedAsset) -> RecordedAsset:
+        """Record a request's final asset in Odoo with the debits that paid for it, once per
+        request: the same asset again is the first record (``created`` False); other values for
+        a recorded request, an unknown user or debit are refused (``CreditsRefused``, codes
+        ``asset_conflict``, ``unknown_account``, ``unknown_debit``, ``request_conflict``,
+        ``invalid_request``). A lost reply is ``CreditOutcomeUnknown``: call it again."""
+
     async def ping(self) -> bool: ...
 
     async def aclose(self) -> None:
@@ -252,6 +283,45 @@ class Notifier(Protocol):
 
     async def aclose(self) -> None:
         """Send what is in flight, then release the connections."""
+
+
+@dataclass(frozen=True, slots=True)
+class FetchedAsset:
+    """A downloaded asset, spooled to a temporary file: its bytes, their SHA-256 (hex), size
+    and the image type their signature proves. ``close`` removes the file."""
+
+    file: IO[bytes]
+    byte_size: int
+    checksum_sha256: str
+    content_type: str
+
+    def close(self) -> None:
+        self.file.close()
+
+
+class AssetFetcher(Protocol):
+    """Downloads a provider's asset URL. Raises ``AssetSourceRefused`` (not an image we keep:
+    retrying cannot help) or ``AssetSourceUnavailable`` (retry later)."""
+
+    async def fetch(self, url: str) -> FetchedAsset: ...
+
+    async def aclose(self) -> None: ...
+
+
+class ObjectStorage(Protocol):
+    """The bucket our copies live in. Faults raise ``StorageUnavailable``."""
+
+    async def put(self, key: str, asset: FetchedAsset) -> None:
+        """Store ``asset`` under ``key`` (overwriting: the same key always gets the same
+        bytes), with its content type and checksum."""
+
+    def presign_get(self, key: str, ttl: timedelta) -> str:
+        """A signed GET URL of ``key`` valid for ``ttl`` (computed locally, no call)."""
+
+    async def check(self) -> bool:
+        """Whether the bucket answers."""
+
+    async def aclose(self) -> None: ...
 
 
 class Clock(Protocol):

@@ -14,6 +14,9 @@ The rules (also in docs/decisions.md):
    never charged: it is FAILED. A job that was dispatched and never answered is a platform
    failure, refunded only while ``ENABLE_CREDIT_REFUND_ON_SYSTEM_FAILURE`` is on; a debit whose
    job was never dispatched is always refunded (docs/decisions.md, "Refunds and the toggle").
+4. A copy of an asset to object storage that is due (its lease or retry time passed: a crash,
+   an outage) is tried again, and a stored final asset Odoo has not recorded yet is recorded
+   (``services/assets.py``).
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from creativeflow.domain.model import CreditOperation, Failure
 from creativeflow.domain.notifications import Notification, NotificationType
 from creativeflow.domain.states import CreditOperationKind, CreditOperationStatus, JobStatus, Status
 
+from .assets import AssetKeeper
 from .ports import Clock, CreditLedger, Notifier, Tracking, TrackingStore
 from .refunds import Refunder
 
@@ -48,6 +52,11 @@ class SweepReport:
     requests_timed_out: int = 0
     keys_purged: int = 0
     callbacks_purged: int = 0
+    assets_stored: int = 0
+    assets_retrying: int = 0
+    assets_failed: int = 0
+    assets_recorded: int = 0
+    asset_records_left: int = 0
     errors: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
@@ -56,7 +65,10 @@ class SweepReport:
             f"{self.debits_refunded}, refunds applied: {self.refunds_applied}, refunds left: "
             f"{self.refunds_left}, requests timed out: {self.requests_timed_out}, "
             f"idempotency keys purged: {self.keys_purged}, callbacks purged: "
-            f"{self.callbacks_purged}"
+            f"{self.callbacks_purged}, assets stored: {self.assets_stored}, asset copies "
+            f"retrying: {self.assets_retrying}, asset copies given up: {self.assets_failed}, "
+            f"final assets recorded in Odoo: {self.assets_recorded}, left: "
+            f"{self.asset_records_left}"
             + (f", errors: {'; '.join(self.errors)}" if self.errors else "")
         )
 
@@ -91,7 +103,9 @@ class Recovery:
         batch: int = 100,
         refund_on_system_failure: bool = True,
         callback_retention: timedelta = timedelta(days=7),
+        assets: AssetKeeper | None = None,
     ) -> None:
+        self._assets = assets
         self._db = db
         self._credits = credits
         self._refunder = refunder
@@ -110,6 +124,8 @@ class Recovery:
             self._retry_refunds,
             self._purge_expired_keys,
             self._purge_old_callbacks,
+            self._copy_assets,
+            self._record_assets,
         ):
             try:
                 # a full batch may mean more rows wait: go on until a batch comes back short
@@ -265,6 +281,27 @@ class Recovery:
             lambda repo: repo.purge_received_callbacks(before)
         )
         return 0
+
+    # --- 4. asset copies ---------------------------------------------------------------------
+
+    async def _copy_assets(self, report: SweepReport) -> int:
+        if self._assets is None:
+            return 0
+        claimed, copies = await self._assets.copy_due(self._batch)
+        report.assets_stored += copies.stored
+        report.assets_retrying += copies.retrying
+        report.assets_failed += copies.failed
+        report.assets_recorded += copies.recorded
+        report.asset_records_left += copies.records_left
+        return claimed
+
+    async def _record_assets(self, report: SweepReport) -> int:
+        if self._assets is None:
+            return 0
+        claimed, records = await self._assets.record_due(self._batch)
+        report.assets_recorded += records.recorded
+        report.asset_records_left += records.records_left
+        return claimed
 
     # --- 3. refunds ---------------------------------------------------------------------------
 

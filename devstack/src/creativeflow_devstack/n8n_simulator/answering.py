@@ -26,6 +26,7 @@ import jsonschema
 from creativeflow.domain.jobs import JOB_SCHEMA, JOB_SCHEMAS_ACCEPTED
 from creativeflow_devstack.n8n_simulator.outcomes import (
     DEFAULT_ASSET_BASE_URL,
+    AssetPublisher,
     Outcome,
     build_callback,
     callback_event,
@@ -52,6 +53,8 @@ class AnswerConfig:
     callback_timeout: float = 5.0
     callback_attempts: int = 4
     retry_backoff: float = 0.5
+    # makes each asset for real (the local stack's provider store); None: URLs lead nowhere
+    publish_asset: AssetPublisher | None = None
 
     def __post_init__(self) -> None:
         for name in ("platform_failure_rate", "content_rejection_rate"):
@@ -228,7 +231,9 @@ class JobAnswerer:
             done()
             return
         try:
-            payload = build_callback(job, outcome, self._config.asset_base_url)
+            payload = build_callback(
+                job, outcome, self._config.asset_base_url, self._config.publish_asset
+            )
             url = callback_url(job, callback_event(job, outcome), self._config.per_stage_routes)
             for _ in range(2 if outcome.duplicate else 1):
                 delivery = sender.send(url, payload)

@@ -16,6 +16,7 @@ import dataclasses
 import enum
 import random
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -98,10 +99,19 @@ def callback_event(job: dict[str, Any], outcome: Outcome) -> CallbackEvent:
     return CallbackEvent.FINAL_READY
 
 
+# publishes an asset (key, width, height) and answers its URL: a provider's real output store
+AssetPublisher = Callable[[str, int, int], str]
+
+
 def build_callback(
-    job: dict[str, Any], outcome: Outcome, asset_base_url: str = DEFAULT_ASSET_BASE_URL
+    job: dict[str, Any],
+    outcome: Outcome,
+    asset_base_url: str = DEFAULT_ASSET_BASE_URL,
+    publish: AssetPublisher | None = None,
 ) -> dict[str, Any]:
-    """The JSON body n8n would post for ``job`` (a schema-valid job message) and ``outcome``."""
+    """The JSON body n8n would post for ``job`` (a schema-valid job message) and ``outcome``.
+    With ``publish``, each asset is made for real and its URL is the one ``publish`` answers;
+    without, the URLs are under ``asset_base_url`` and lead nowhere."""
     event = callback_event(job, outcome)
     body: dict[str, Any] = {
         "event": event.value,
@@ -118,19 +128,31 @@ def build_callback(
     elif event is CallbackEvent.SAMPLES_READY:
         count = int(job["parameters"].get("samples") or 1)
         body["samples"] = [
-            _asset(job, f"s{n}", f"sample-{n}", asset_base_url) for n in range(1, count + 1)
+            _asset(job, f"s{n}", f"sample-{n}", asset_base_url, publish)
+            for n in range(1, count + 1)
         ]
     else:
-        body["asset"] = _asset(job, "final", "final", asset_base_url)
+        body["asset"] = _asset(job, "final", "final", asset_base_url, publish)
     return body
 
 
-def _asset(job: dict[str, Any], asset_id: str, stem: str, base_url: str) -> dict[str, Any]:
+def _asset(
+    job: dict[str, Any],
+    asset_id: str,
+    stem: str,
+    base_url: str,
+    publish: AssetPublisher | None = None,
+) -> dict[str, Any]:
     parameters = job["parameters"]
     extension = str(parameters["format"]).lower()
+    path = f"{job['request_id']}/{job['job_id']}/{stem}.{extension}"
+    if publish is not None:
+        url = publish(path, int(parameters["width"]), int(parameters["height"]))
+    else:
+        url = f"{base_url.rstrip('/')}/{path}"
     return {
         "id": asset_id,
-        "url": f"{base_url.rstrip('/')}/{job['request_id']}/{job['job_id']}/{stem}.{extension}",
+        "url": url,
         "width": parameters["width"],
         "height": parameters["height"],
         "format": parameters["format"],

@@ -28,7 +28,11 @@ from creativeflow_devstack.n8n_simulator.answering import (
     SimulatorStats,
     load_job_validator,
 )
-from creativeflow_devstack.n8n_simulator.outcomes import DEFAULT_ASSET_BASE_URL, OutcomeKind
+from creativeflow_devstack.n8n_simulator.outcomes import (
+    DEFAULT_ASSET_BASE_URL,
+    AssetPublisher,
+    OutcomeKind,
+)
 from creativeflow_devstack.n8n_simulator.sender import CallbackSender
 
 __all__ = ["N8nSimulator", "SimulatorConfig", "SimulatorStats", "load_job_validator"]
@@ -55,6 +59,8 @@ class SimulatorConfig:
     retry_backoff: float = 0.5
     reconnect_delay: float = 2.0
     connection_name: str = "creativeflow-n8n-simulator"
+    # makes each asset for real (the local stack's provider store); None: URLs lead nowhere
+    publish_asset: AssetPublisher | None = None
 
     def __post_init__(self) -> None:
         self.answering()  # checks the answering settings
@@ -73,6 +79,7 @@ class SimulatorConfig:
             callback_timeout=self.callback_timeout,
             callback_attempts=self.callback_attempts,
             retry_backoff=self.retry_backoff,
+            publish_asset=self.publish_asset,
         )
 
     def __repr__(self) -> str:

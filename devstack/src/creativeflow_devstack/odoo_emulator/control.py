@@ -3,6 +3,7 @@
     GET  /__emulator__/stats            request counts (``?path=&service_method=&model_method=``
                                         adds ``count`` for that filter) and the fault settings
     GET  /__emulator__/ledger           every ledger entry, in the contract's shape
+    GET  /__emulator__/assets           every recorded generated asset, in the contract's shape
     GET  /__emulator__/accounts         every account: user_id, tier, balance
     POST /__emulator__/accounts         open one: {"platform_user_id", "tier", "balance"}
     POST /__emulator__/faults           set knobs: {"clear", "latency", "fail_next": {"n",
@@ -65,6 +66,7 @@ class ControlFace:
         routes: dict[str, dict[str, Callable[[HttpRequest], HttpResponse]]] = {
             "/stats": {"GET": self._stats},
             "/ledger": {"GET": self._ledger_entries},
+            "/assets": {"GET": self._assets},
             "/accounts": {"GET": self._accounts, "POST": self._add_account},
             "/faults": {"POST": self._set_faults},
             "/reset-counters": {"POST": self._reset_counters},
@@ -96,6 +98,9 @@ class ControlFace:
 
     def _ledger_entries(self, request: HttpRequest) -> HttpResponse:
         return json_response(200, {"entries": self._ledger.entries()})
+
+    def _assets(self, request: HttpRequest) -> HttpResponse:
+        return json_response(200, {"assets": self._ledger.assets()})
 
     def _accounts(self, request: HttpRequest) -> HttpResponse:
         return json_response(200, {"accounts": self._ledger.accounts()})

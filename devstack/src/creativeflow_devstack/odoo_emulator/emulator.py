@@ -157,6 +157,10 @@ class OdooEmulator:
         """Every ledger entry, oldest first, in the contract's entry shape."""
         return self._ledger.entries()
 
+    def assets(self) -> list[dict[str, Any]]:
+        """Every recorded generated asset, in ``record_generated_asset``'s answer shape."""
+        return self._ledger.assets()
+
     def request_count(
         self,
         path: str | None = None,

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from . import rules
-from .rules import Absent, InvalidRequest, Tier
+from .rules import Absent, AssetRecord, InvalidRequest, Tier
 
 Result = dict[str, Any]
 Clock = Callable[[], datetime]
@@ -75,6 +75,55 @@ class LedgerEntry:
         }
 
 
+@dataclass(frozen=True, slots=True)
+class StoredAsset:
+    """One ``creativeflow.generated.asset`` record; never changed once written."""
+
+    id: int
+    record: AssetRecord
+    ledger_entry_ids: tuple[int, ...]
+    created: datetime  # naive UTC, to the second
+
+    def as_contract(self, *, created: bool) -> Result:
+        """The success shape of ``record_generated_asset``, ``created`` false on a replay."""
+        record = self.record
+        return {
+            "ok": True,
+            "code": "recorded",
+            "created": created,
+            "asset_id": self.id,
+            "request_id": record.request_id,
+            "user_id": record.platform_user_id,
+            "storage_key": record.storage_key,
+            "format": record.format,
+            "width": record.width,
+            "height": record.height,
+            "checksum_sha256": record.checksum_sha256,
+            "byte_size": record.byte_size,
+            "debit_actions": sorted(record.debit_actions),
+            "ledger_entry_ids": list(self.ledger_entry_ids),
+            "recorded_at": rules.format_timestamp(self.created),
+        }
+
+    def as_state(self) -> Result:
+        return {
+            "id": self.id,
+            **{name: getattr(self.record, name) for name in self.record.__slots__},
+            "debit_actions": list(self.record.debit_actions),
+            "ledger_entry_ids": list(self.ledger_entry_ids),
+            "created": self.created.isoformat(),
+        }
+
+    @classmethod
+    def from_state(cls, state: Result) -> StoredAsset:
+        values = dict(state)
+        asset_id = values.pop("id")
+        entry_ids = tuple(values.pop("ledger_entry_ids"))
+        created = datetime.fromisoformat(values.pop("created"))
+        values["debit_actions"] = tuple(values["debit_actions"])
+        return cls(asset_id, AssetRecord(**values), entry_ids, created)
+
+
 @dataclass(slots=True)
 class Account:
     """A ``creativeflow.credit.account``: its balance moves only with a ledger entry."""
@@ -110,6 +159,7 @@ class CreditLedger:
         self._entries: list[LedgerEntry] = []
         self._debits: dict[tuple[str, str], LedgerEntry] = {}
         self._refunds: dict[tuple[str, str], LedgerEntry] = {}
+        self._assets: dict[str, StoredAsset] = {}
 
     # -- administration (the Python and HTTP control faces, not RPC) ---------------------------
 
@@ -138,6 +188,11 @@ class CreditLedger:
         with self._lock:
             return [entry.as_contract() for entry in self._entries]
 
+    def assets(self) -> list[Result]:
+        """Every recorded asset, in the shape ``record_generated_asset`` answers."""
+        with self._lock:
+            return [asset.as_contract(created=False) for asset in self._assets.values()]
+
     # -- keeping the state between runs of the local stack ---------------------------------------
 
     def snapshot(self) -> Result:
@@ -148,15 +203,18 @@ class CreditLedger:
                 "entries": [
                     {**vars_of(e), "created": e.created.isoformat()} for e in self._entries
                 ],
+                "assets": [asset.as_state() for asset in self._assets.values()],
             }
 
     def restore(self, state: Result) -> None:
-        """Replace every account and entry with a :meth:`snapshot`'s."""
+        """Replace every account, entry and asset with a :meth:`snapshot`'s (a state written
+        before assets were recorded has none)."""
         accounts = {a["platform_user_id"]: Account(**a) for a in state["accounts"]}
         entries = [
             LedgerEntry(**{**e, "created": datetime.fromisoformat(e["created"])})
             for e in state["entries"]
         ]
+        assets = [StoredAsset.from_state(a) for a in state.get("assets", [])]
         with self._lock:
             self._accounts = accounts
             self._entries = entries
@@ -166,6 +224,7 @@ class CreditLedger:
             self._refunds = {
                 (e.request_id, e.action): e for e in entries if e.operation == OPERATION_REFUND
             }
+            self._assets = {a.record.request_id: a for a in assets}
 
     # -- the public RPC methods of creativeflow.credit.service ---------------------------------
 
@@ -287,7 +346,56 @@ class CreditLedger:
             "has_more": len(matching) > skip + page_size,
         }
 
+    def record_generated_asset(self, asset: object) -> Result:
+        """Record a request's final asset once, linked to the debits that paid for it; the same
+        values again are a replay (``created`` false), other values an ``asset_conflict``."""
+        try:
+            record = rules.parse_asset(asset)
+        except InvalidRequest as exc:
+            return refusal("invalid_request", detail=exc.detail)
+        with self._lock:
+            return self._record_asset_locked(record)
+
     # -- helpers, called with the lock held ----------------------------------------------------
+
+    def _record_asset_locked(self, record: AssetRecord) -> Result:
+        if record.platform_user_id not in self._accounts:
+            return refusal("unknown_account")
+        earlier = self._assets.get(record.request_id)
+        if earlier is not None:
+            differences = earlier.record.differences(record)
+            if differences:
+                return refusal(
+                    "asset_conflict",
+                    detail=f"request {record.request_id!r} already has an asset with other "
+                    + ", ".join(differences),
+                    differences=differences,
+                )
+            return earlier.as_contract(created=False)
+        debits = {
+            action: self._debits.get((record.request_id, action)) for action in record.debit_actions
+        }
+        missing = sorted(action for action, debit in debits.items() if debit is None)
+        if missing:
+            return refusal(
+                "unknown_debit",
+                detail=f"request {record.request_id!r} has no debit of " + ", ".join(missing),
+                actions=missing,
+            )
+        paid = [debit for debit in debits.values() if debit is not None]
+        if any(debit.user_id != record.platform_user_id for debit in paid):
+            return refusal(
+                "request_conflict",
+                detail=f"request {record.request_id!r} was debited to another account",
+            )
+        stored = StoredAsset(
+            id=len(self._assets) + 1,
+            record=record,
+            ledger_entry_ids=tuple(sorted(debit.id for debit in paid)),
+            created=_naive_utc(self._clock()),
+        )
+        self._assets[record.request_id] = stored
+        return stored.as_contract(created=True)
 
     def _debit_locked(
         self,

@@ -195,6 +195,9 @@ class CreditServiceEndpoint:
     ) -> Result:
         return self._ledger.ledger_for_user(platform_user_id, limit, offset)
 
+    def record_generated_asset(self, caller: UserSeed, asset: Any) -> Result:
+        return self._ledger.record_generated_asset(asset)
+
     def methods(self) -> dict[str, RemoteMethod]:
         return {
             "get_entitlements": self.get_entitlements,
@@ -204,6 +207,7 @@ class CreditServiceEndpoint:
             "ledger_window": self.ledger_window,
             "quote": self.quote,
             "ledger_for_user": self.ledger_for_user,
+            "record_generated_asset": self.record_generated_asset,
         }
 
 

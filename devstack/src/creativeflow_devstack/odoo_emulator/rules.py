@@ -33,6 +33,25 @@ Absent = Literal[False]
 
 
 _SPEC_KEYS = ("format", "width", "height", "samples")
+# record_generated_asset's struct: exactly these keys
+ASSET_KEYS = (
+    "request_id",
+    "platform_user_id",
+    "storage_key",
+    "format",
+    "width",
+    "height",
+    "checksum_sha256",
+    "byte_size",
+    "debit_actions",
+)
+MAX_ID_LENGTH = 255
+MAX_STORAGE_KEY_LENGTH = 1024
+MAX_DEBIT_ACTIONS = 100
+MAX_INTEGER = 2_147_483_647  # Odoo's Integer is a PostgreSQL integer; XML-RPC's int is 32 bits
+_FORMAT = re.compile(r"[a-z0-9]{1,16}")
+_CHECKSUM = re.compile(r"[0-9a-f]{64}")
+_CONTROL_CHARACTER = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 IN_FLIGHT_KEY = "requests_in_flight"  # optional: the user's unfinished requests, for the cap
 MODEL_KEY = "model"  # optional: the catalogue code asked for; absent or false: the tier's default
 LEGACY_ADVANCED_KEY = "advanced_model"  # optional, from orchestrators older than the catalogue
@@ -269,6 +288,101 @@ def price(tier: Tier, action: str, spec: Spec) -> int:
     if is_final(action):
         return tier.price_final_asset
     return tier.price_per_regeneration_sample * spec.samples
+
+
+@dataclass(frozen=True, slots=True)
+class AssetRecord:
+    """A ``creativeflow.generated.asset`` as ``record_generated_asset`` takes and keeps it."""
+
+    request_id: str
+    platform_user_id: str
+    storage_key: str
+    format: str
+    width: int
+    height: int
+    checksum_sha256: str
+    byte_size: int
+    debit_actions: tuple[str, ...]
+
+    def differences(self, other: AssetRecord) -> list[str]:
+        """The keys whose values differ, in the contract's order (debits compared as sets)."""
+        return [
+            key
+            for key in ASSET_KEYS
+            if key != "request_id"
+            and (
+                set(self.debit_actions) != set(other.debit_actions)
+                if key == "debit_actions"
+                else getattr(self, key) != getattr(other, key)
+            )
+        ]
+
+
+def _bounded_text(value: object, name: str, longest: int) -> str:
+    text = require_text(value, name)
+    if len(text) > longest:
+        raise InvalidRequest(f"{name} must be at most {longest} characters")
+    if _CONTROL_CHARACTER.search(text):
+        raise InvalidRequest(f"{name} must not contain control characters")
+    return text
+
+
+def _debit_actions(actions: object) -> tuple[str, ...]:
+    if not isinstance(actions, list) or not actions:
+        raise InvalidRequest("asset.debit_actions must be a non-empty list of actions")
+    if len(actions) > MAX_DEBIT_ACTIONS:
+        raise InvalidRequest(f"asset.debit_actions holds at most {MAX_DEBIT_ACTIONS} actions")
+    if not all(Action.is_valid(action) for action in actions):
+        raise InvalidRequest(
+            "asset.debit_actions: action must be samples, final, final-<n> (n >= 2) or "
+            "regeneration-<n> (n >= 1)"
+        )
+    checked = tuple(str(action) for action in actions)
+    if len(set(checked)) != len(checked):
+        raise InvalidRequest("asset.debit_actions must not name an action twice")
+    return checked
+
+
+def parse_asset(asset: object) -> AssetRecord:
+    """Check ``record_generated_asset``'s struct as the addon does: exactly ``ASSET_KEYS``,
+    each of its type, length and form, in the same order of checks."""
+    if not isinstance(asset, dict):
+        raise InvalidRequest("asset must be a struct with " + ", ".join(ASSET_KEYS))
+    missing = [key for key in ASSET_KEYS if key not in asset]
+    if missing:
+        raise InvalidRequest("asset is missing " + ", ".join(missing))
+    unknown = sorted(str(key) for key in asset if key not in ASSET_KEYS)
+    if unknown:
+        raise InvalidRequest("asset has unknown keys " + ", ".join(unknown))
+    request_id = _bounded_text(asset["request_id"], "asset.request_id", MAX_ID_LENGTH)
+    user_id = _bounded_text(asset["platform_user_id"], "asset.platform_user_id", MAX_ID_LENGTH)
+    storage_key = _bounded_text(asset["storage_key"], "asset.storage_key", MAX_STORAGE_KEY_LENGTH)
+    fmt = asset["format"]
+    if not isinstance(fmt, str) or not _FORMAT.fullmatch(fmt):
+        raise InvalidRequest("asset.format must be 1 to 16 lower-case letters or digits")
+    width, height, byte_size = (
+        _asset_count(asset[key], key) for key in ("width", "height", "byte_size")
+    )
+    checksum = asset["checksum_sha256"]
+    if not isinstance(checksum, str) or not _CHECKSUM.fullmatch(checksum):
+        raise InvalidRequest("asset.checksum_sha256 must be 64 lower-case hexadecimal digits")
+    return AssetRecord(
+        request_id=request_id,
+        platform_user_id=user_id,
+        storage_key=storage_key,
+        format=fmt,
+        width=width,
+        height=height,
+        checksum_sha256=checksum,
+        byte_size=byte_size,
+        debit_actions=_debit_actions(asset["debit_actions"]),
+    )
+
+
+def _asset_count(value: object, key: str) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= MAX_INTEGER:
+        raise InvalidRequest(f"asset.{key} must be an integer from 1 to {MAX_INTEGER}")
+    return value
 
 
 def check_request_ids(request_ids: object) -> list[str]:

@@ -43,6 +43,7 @@ from creativeflow.domain.credits import (
     LedgerPage,
     Quote,
 )
+from creativeflow.domain.generated_assets import GeneratedAsset, RecordedAsset
 
 logger = logging.getLogger(__name__)
 
@@ -202,6 +203,12 @@ class OdooClient:
         """The user's own entries, newest first."""
         result = self._execute("ledger_for_user", [user_id, limit, offset], changing=False)
         return replies.user_ledger_page(result)
+
+    def record_generated_asset(self, asset: GeneratedAsset) -> RecordedAsset:
+        """Record the request's final asset once; idempotent per request id in Odoo, so it is
+        retried like a debit, and a reply lost after sending is ``OdooOutcomeUnknown``."""
+        result = self._execute("record_generated_asset", [asset.as_odoo_asset()], changing=True)
+        return replies.recorded_asset(result, asset)
 
     def call(self, model: str, method: str, *args: Any, **kwargs: Any) -> Any:
         """Any method of any model, raw result; for diagnostics and the contract suite only.

@@ -26,6 +26,7 @@ from creativeflow.domain.credits import (
     LedgerPage,
     Quote,
 )
+from creativeflow.domain.generated_assets import GeneratedAsset, RecordedAsset
 
 logger = logging.getLogger(__name__)
 
@@ -98,6 +99,9 @@ class AsyncOdooCredits:
 
     async def ledger_for_user(self, user_id: str, limit: int = 20, offset: int = 0) -> LedgerPage:
         return await self._run(lambda client: client.ledger_for_user(user_id, limit, offset))
+
+    async def record_generated_asset(self, asset: GeneratedAsset) -> RecordedAsset:
+        return await self._run(lambda client: client.record_generated_asset(asset))
 
     async def ping(self) -> bool:
         """Readiness: whether Odoo answers ``common.version`` (no login, one try)."""

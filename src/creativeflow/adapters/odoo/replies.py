@@ -23,6 +23,7 @@ from creativeflow.domain.credits import (
     QuotedPrices,
     TierLimits,
 )
+from creativeflow.domain.generated_assets import GeneratedAsset, RecordedAsset
 
 # The refusal codes each method documents, and the figures each code must carry.
 REFUSALS: dict[str, frozenset[str]] = {
@@ -41,10 +42,21 @@ REFUSALS: dict[str, frozenset[str]] = {
     "ledger_window": frozenset({"invalid_request"}),
     "quote": frozenset({"unknown_account", "invalid_request"}),
     "ledger_for_user": frozenset({"unknown_account", "invalid_request"}),
+    "record_generated_asset": frozenset(
+        {
+            "invalid_request",
+            "unknown_account",
+            "asset_conflict",
+            "unknown_debit",
+            "request_conflict",
+        }
+    ),
 }
 _FIGURE_TYPES: dict[str, dict[str, type]] = {
     "insufficient_credits": {"required": int, "balance": int},
     "tier_forbids": {"reason": str, "tier": str},
+    "asset_conflict": {"differences": list},
+    "unknown_debit": {"actions": list},
 }
 # Tier reasons that carry figures of their own (the tier's cap on unfinished requests).
 _REASON_FIGURE_TYPES: dict[str, dict[str, type]] = {
@@ -155,6 +167,8 @@ def _refusal(method: str, code: str, reply: _Reply) -> OdooRejected:
     for key, expected in expected_figures.items():
         if expected is int:
             reply.integer(key)
+        elif expected is list:
+            reply.texts(key)
         else:
             reply.text(key)
     if "detail" in reply.value:
@@ -240,6 +254,26 @@ def quote(value: Any, user_id: str) -> Quote:
         model=reply.optional_model("model"),
         models=reply.model_codes("models"),
         default_model=reply.optional_model("default_model"),
+    )
+
+
+def recorded_asset(value: Any, asset: GeneratedAsset) -> RecordedAsset:
+    """The asset Odoo recorded (or had recorded: ``created`` false), which must be the one
+    asked for: a record of other values would have been an ``asset_conflict``."""
+    reply = accepted("record_generated_asset", value, "recorded")
+    _expect_echo(reply, "request_id", asset.request_id)
+    _expect_echo(reply, "user_id", asset.user_id)
+    _expect_echo(reply, "storage_key", asset.storage_key)
+    _expect_echo(reply, "checksum_sha256", asset.checksum_sha256)
+    if set(reply.texts("debit_actions")) != set(asset.debit_actions):
+        raise OdooContractError("record_generated_asset: answered for other debits than asked")
+    entry_ids = reply.items("ledger_entry_ids")
+    if not all(isinstance(i, int) and not isinstance(i, bool) for i in entry_ids):
+        raise OdooContractError("record_generated_asset: 'ledger_entry_ids' should be ints")
+    return RecordedAsset(
+        odoo_id=reply.integer("asset_id"),
+        created=reply.flag("created"),
+        ledger_entry_ids=tuple(entry_ids),
     )
 
 

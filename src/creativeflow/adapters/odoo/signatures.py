@@ -17,6 +17,7 @@ SERVICE_PARAMETERS: dict[str, tuple[str, ...]] = {
     "ledger_window": ("since", "until", "limit", "offset"),
     "quote": ("platform_user_id", "spec"),
     "ledger_for_user": ("platform_user_id", "limit", "offset"),
+    "record_generated_asset": ("asset",),
 }
 
 # Other models' methods the adapter calls: ``res.users.context_get`` takes no argument.

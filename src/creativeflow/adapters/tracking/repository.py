@@ -12,7 +12,7 @@ Nothing here leaves a modified ORM object in the session, so Core writes never r
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, cast
 
 from sqlalchemy import (
@@ -31,6 +31,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
+from creativeflow.domain.assets import AssetRole, CopyStatus, RecordStatus, StoredAsset
 from creativeflow.domain.brief import CreativeBrief
 from creativeflow.domain.events import EventType, RequestEvent, events_of
 from creativeflow.domain.jobs import FailureCategory, Stage
@@ -45,6 +46,7 @@ from .tables import (
     IdempotencyKeyRow,
     JobRow,
     ReceivedCallbackRow,
+    StoredAssetRow,
 )
 
 
@@ -105,6 +107,7 @@ _OPERATIONS = cast(Table, CreditOperationRow.__table__)
 _JOBS = cast(Table, JobRow.__table__)
 _CALLBACKS = cast(Table, ReceivedCallbackRow.__table__)
 _EVENTS = cast(Table, GenerationEventRow.__table__)
+_ASSETS = cast(Table, StoredAssetRow.__table__)
 
 EVENTS_CHANNEL = "creativeflow_generation_events"
 """The PostgreSQL NOTIFY channel told, on commit, the id of each request with new events."""
@@ -138,6 +141,13 @@ _EVENTS_AFTER = (
     .order_by(_EVENTS.c.id)
     .limit(bindparam("b_limit"))
 )
+_INSERT_ASSET = insert(_ASSETS)
+# an attempt's outcome is written only while the copy is pending: a slower attempt that lost
+# its lease never overwrites the one that finished
+_UPDATE_PENDING_ASSET = update(_ASSETS).where(
+    _ASSETS.c.id == bindparam("b_id"), _ASSETS.c.status == CopyStatus.PENDING.value
+)
+_UPDATE_ASSET = update(_ASSETS).where(_ASSETS.c.id == bindparam("b_id"))
 _LOCK_USER = text("SELECT pg_advisory_xact_lock(hashtextextended(:user_id, 0))")
 _COUNT_IN_FLIGHT = (
     select(func.count())
@@ -219,6 +229,77 @@ def _job_from_row(row: JobRow) -> Job:
         deadline_at=row.deadline_at,
         payload=row.payload,
         created_at=row.created_at,
+    )
+
+
+def _asset_values(asset: StoredAsset) -> dict[str, Any]:
+    """Every column of a stored asset's row but its id."""
+    return {
+        "request_id": asset.request_id,
+        "user_id": asset.user_id,
+        "job_id": asset.job_id,
+        "role": asset.role.value,
+        "asset_id": asset.asset_id,
+        "source_url": asset.source_url,
+        "storage_key": asset.storage_key,
+        "format": asset.format,
+        "width": asset.width,
+        "height": asset.height,
+        "status": asset.status.value,
+        "attempts": asset.attempts,
+        "last_error": asset.last_error,
+        "next_attempt_at": asset.next_attempt_at,
+        "checksum_sha256": asset.checksum_sha256,
+        "byte_size": asset.byte_size,
+        "content_type": asset.content_type,
+        "created_at": asset.created_at,
+        "stored_at": asset.stored_at,
+        "odoo_record_id": asset.odoo_record_id,
+        "recorded_at": asset.recorded_at,
+        **_record_values(asset),
+    }
+
+
+def _record_values(asset: StoredAsset) -> dict[str, Any]:
+    """The columns of the final asset's record in Odoo."""
+    return {
+        "odoo_record_id": asset.odoo_record_id,
+        "recorded_at": asset.recorded_at,
+        "record_status": asset.record_status.value if asset.record_status else None,
+        "record_attempts": asset.record_attempts,
+        "next_record_at": asset.next_record_at,
+        "record_error": asset.record_error,
+    }
+
+
+def _asset_from_row(row: Any) -> StoredAsset:
+    return StoredAsset(
+        id=row.id,
+        request_id=row.request_id,
+        user_id=row.user_id,
+        job_id=row.job_id,
+        role=AssetRole(row.role),
+        asset_id=row.asset_id,
+        source_url=row.source_url,
+        storage_key=row.storage_key,
+        created_at=row.created_at,
+        next_attempt_at=row.next_attempt_at,
+        format=row.format,
+        width=row.width,
+        height=row.height,
+        status=CopyStatus(row.status),
+        attempts=row.attempts,
+        last_error=row.last_error,
+        checksum_sha256=row.checksum_sha256,
+        byte_size=row.byte_size,
+        content_type=row.content_type,
+        stored_at=row.stored_at,
+        odoo_record_id=row.odoo_record_id,
+        recorded_at=row.recorded_at,
+        record_status=RecordStatus(row.record_status) if row.record_status else None,
+        record_attempts=row.record_attempts,
+        next_record_at=row.next_record_at,
+        record_error=row.record_error,
     )
 
 
@@ -472,6 +553,80 @@ class TrackingRepository(Tracking):
             _EVENTS_AFTER, {"b_request_id": request_id, "b_after": after_id, "b_limit": limit}
         ).all()
         return [_event_from_row(row) for row in rows]
+
+    # --- stored assets ------------------------------------------------------------------------
+
+    def add_stored_assets(self, assets: Sequence[StoredAsset]) -> None:
+        if assets:
+            self._run(_INSERT_ASSET, [{"id": a.id, **_asset_values(a)} for a in assets])
+
+    def stored_assets_for_requests(self, request_ids: Sequence[str]) -> list[StoredAsset]:
+        if not request_ids:
+            return []
+        rows = self.session.execute(
+            select(_ASSETS)
+            .where(_ASSETS.c.request_id.in_(list(request_ids)))
+            .order_by(_ASSETS.c.created_at, _ASSETS.c.asset_id)
+        ).all()
+        return [_asset_from_row(r) for r in rows]
+
+    def claim_due_copies(self, now: datetime, lease: timedelta, limit: int) -> list[StoredAsset]:
+        rows = self.session.execute(
+            select(_ASSETS)
+            .where(
+                _ASSETS.c.status == CopyStatus.PENDING.value,
+                _ASSETS.c.next_attempt_at <= now,
+            )
+            .order_by(_ASSETS.c.next_attempt_at)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        ).all()
+        claimed = [_asset_from_row(r) for r in rows]
+        for asset in claimed:
+            asset.claim(now, lease)
+            self._run(
+                _UPDATE_ASSET,
+                {
+                    "b_id": asset.id,
+                    "attempts": asset.attempts,
+                    "next_attempt_at": asset.next_attempt_at,
+                },
+            )
+        return claimed
+
+    def save_stored_asset(self, asset: StoredAsset) -> bool:
+        values = _asset_values(asset)
+        return bool(_rows_changed(self._run(_UPDATE_PENDING_ASSET, {"b_id": asset.id, **values})))
+
+    def claim_due_records(self, now: datetime, lease: timedelta, limit: int) -> list[StoredAsset]:
+        rows = self.session.execute(
+            select(_ASSETS)
+            .where(
+                _ASSETS.c.record_status == RecordStatus.PENDING.value,
+                _ASSETS.c.next_record_at <= now,
+            )
+            .order_by(_ASSETS.c.next_record_at)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        ).all()
+        claimed = [_asset_from_row(r) for r in rows]
+        for asset in claimed:
+            asset.claim_record(now, lease)
+            self._run(_UPDATE_ASSET, {"b_id": asset.id, **_record_values(asset)})
+        return claimed
+
+    def save_asset_record(self, asset: StoredAsset) -> None:
+        self._run(_UPDATE_ASSET, {"b_id": asset.id, **_record_values(asset)})
+
+    def count_pending_copies(self) -> int:
+        return int(
+            self.session.scalar(
+                select(func.count())
+                .select_from(_ASSETS)
+                .where(_ASSETS.c.status == CopyStatus.PENDING.value)
+            )
+            or 0
+        )
 
     # --- received callbacks -------------------------------------------------------------------
 

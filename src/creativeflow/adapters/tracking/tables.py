@@ -193,3 +193,54 @@ class GenerationEventRow(Base):
             postgresql_where=text("publish_pending"),
         ),
     )
+
+
+class StoredAssetRow(Base):
+    """Our copy of each asset n8n reported, in object storage: pending until stored (the sweep
+    takes rows whose ``next_attempt_at`` passed), then its checksum and size; the final asset's
+    Odoo record once recorded."""
+
+    __tablename__ = "stored_assets"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    request_id: Mapped[str] = mapped_column(ForeignKey("generation_requests.id"))
+    user_id: Mapped[str] = mapped_column(String(128))
+    job_id: Mapped[str] = mapped_column(String(36))
+    role: Mapped[str] = mapped_column(String(16))
+    asset_id: Mapped[str] = mapped_column(String(255))
+    source_url: Mapped[str] = mapped_column(Text)
+    storage_key: Mapped[str] = mapped_column(String(255), unique=True)
+    format: Mapped[str | None] = mapped_column(String(32))
+    width: Mapped[int | None] = mapped_column(Integer)
+    height: Mapped[int | None] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    next_attempt_at: Mapped[datetime]
+    checksum_sha256: Mapped[str | None] = mapped_column(String(64))
+    byte_size: Mapped[int | None] = mapped_column(BigInteger)
+    content_type: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime]
+    stored_at: Mapped[datetime | None]
+    odoo_record_id: Mapped[str | None] = mapped_column(String(64))
+    recorded_at: Mapped[datetime | None]
+    # the final asset's record in Odoo: pending (due at next_record_at), recorded, refused
+    record_status: Mapped[str | None] = mapped_column(String(16))
+    record_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_record_at: Mapped[datetime | None]
+    record_error: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (
+        UniqueConstraint("job_id", "asset_id", name="uq_stored_assets_job_asset"),
+        Index("ix_stored_assets_request", "request_id", "created_at"),
+        Index(
+            "ix_stored_assets_due",
+            "next_attempt_at",
+            postgresql_where=text("status = 'pending'"),
+        ),
+        Index(
+            "ix_stored_assets_record_due",
+            "next_record_at",
+            postgresql_where=text("record_status = 'pending'"),
+        ),
+    )

@@ -21,7 +21,9 @@ async def healthz() -> dict[str, str]:
     summary="The database, the job dispatch and Odoo answer",
     description="`checks.broker` is the job dispatch named by `dispatch`: with `rabbitmq`, the "
     "broker and its exchange; with `webhook`, n8n saying (to a CORS preflight, which runs and "
-    "charges nothing) that an active workflow takes jobs on `N8N_WEBHOOK_URL`.",
+    "charges nothing) that an active workflow takes jobs on `N8N_WEBHOOK_URL`. "
+    "`checks.storage` (when the assets' storage is configured) is its bucket answering; an "
+    "outage of it alone leaves the service ready, since the copies wait and are retried.",
     responses={503: {"description": "a dependency is unreachable"}},
 )
 async def readyz(
@@ -30,6 +32,9 @@ async def readyz(
     report = await readiness.check()
     # "broker" names the job dispatch, whichever DISPATCH_MODE carries it
     checks = {"database": report.database, "broker": report.dispatch, "odoo": report.odoo}
+    if report.storage is not None:
+        # reported, but copies wait for it: an outage of it alone keeps the service ready
+        checks["storage"] = report.storage
     for dependency, ok in checks.items():
         metrics.dependency_checked(dependency, ok)
     ready = report.ready

@@ -1,5 +1,5 @@
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl-3.0.html)
-"""18.0.1.4.0: tiers choose their models from the catalogue instead of one on/off switch.
+"""18.0.1.5.0: tiers choose their models from the catalogue instead of one on/off switch.
 
 Before, ``allow_advanced_models`` was a stored Boolean. It is now computed from the tier's
 allowed models, and Odoo keeps the old column in place, so this script reads it once: every tier
