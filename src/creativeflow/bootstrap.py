@@ -13,6 +13,7 @@ from datetime import timedelta
 from creativeflow.adapters.notifications.client import HttpNotifier, NotificationConfig
 from creativeflow.adapters.odoo import AsyncOdooCredits, OdooConfig
 from creativeflow.adapters.rabbitmq import PikaJobPublisher, RabbitConfig
+from creativeflow.adapters.rabbitmq.results import ResultsConfig, ResultsConsumer
 from creativeflow.adapters.storage import (
     FetchConfig,
     HttpAssetFetcher,
@@ -20,7 +21,9 @@ from creativeflow.adapters.storage import (
     StorageConfig,
 )
 from creativeflow.adapters.tracking.database import DatabaseConfig, TrackingDatabase
+from creativeflow.adapters.tracking.listener import EventsListener, ListenerConfig
 from creativeflow.adapters.webhook import WebhookConfig, WebhookJobDispatcher
+from creativeflow.api.callback_intake import QueuedResultIntake
 from creativeflow.clock import SystemClock
 from creativeflow.observability.instrumented import (
     InstrumentedCreditLedger,
@@ -34,6 +37,7 @@ from creativeflow.services.assets import AssetConfig, AssetKeeper
 from creativeflow.services.callbacks import CallbackService
 from creativeflow.services.flow import FlowConfig
 from creativeflow.services.generations import GenerationService
+from creativeflow.services.live_events import LiveEvents, StreamLimits
 from creativeflow.services.ports import (
     AssetFetcher,
     Clock,
@@ -87,6 +91,25 @@ def rabbit_config(settings: Settings) -> RabbitConfig:
         connect_timeout=settings.rabbitmq_connect_timeout,
         confirm_timeout=settings.rabbitmq_confirm_timeout,
         publish_workers=settings.rabbitmq_publish_workers,
+    )
+
+
+def stream_limits(settings: Settings) -> StreamLimits:
+    return StreamLimits(
+        max_streams=settings.event_streams_max,
+        max_streams_per_user=settings.event_streams_max_per_user,
+        keepalive_seconds=settings.event_stream_keepalive_seconds,
+        max_lifetime_seconds=settings.event_stream_max_lifetime_seconds,
+    )
+
+
+def results_config(settings: Settings) -> ResultsConfig:
+    return ResultsConfig(
+        queue=settings.rabbitmq_results_queue,
+        routing_key=settings.rabbitmq_results_routing_key,
+        prefetch=settings.results_prefetch,
+        retry_delay_seconds=settings.results_retry_delay_seconds,
+        max_attempts=settings.results_max_attempts,
     )
 
 
@@ -167,13 +190,24 @@ class Container:
     recovery: Recovery
     account: CreditAccount
     readiness: Readiness
+    live_events: LiveEvents
+    # started by the app's lifespan only: the command-line tools stream nothing
+    events_listener: EventsListener
     storage: ObjectStorage | None = None
     fetcher: AssetFetcher | None = None
     assets: AssetKeeper | None = None
+    # n8n's results queue, consumed when ENABLE_N8N_RESULTS_QUEUE is on (started by the app)
+    results_consumer: ResultsConsumer | None = None
 
     async def close(self) -> None:
-        """Release every connection: copies in flight finish (and send their notifications),
-        notifications drain, the database closes last."""
+        """Release every connection: the event streams end and their listener stops, the
+        results consumer stops taking messages and lets those in hand finish first, copies in
+        flight finish (and send their notifications), notifications drain, the database closes
+        last."""
+        self.live_events.drain()
+        await self.events_listener.aclose()
+        if self.results_consumer is not None:
+            await self.results_consumer.aclose()
         if self.assets is not None:
             await self.assets.aclose()
         for port in (self.notifier, self.publisher, self.credits, self.fetcher, self.storage):
@@ -182,9 +216,23 @@ class Container:
         await self.db.aclose()
 
 
+def _results_consumer(
+    settings: Settings, callbacks: CallbackService, metrics: Metrics | None
+) -> ResultsConsumer | None:
+    if not settings.enable_n8n_results_queue:
+        return None
+    return ResultsConsumer(
+        rabbit_config(settings),
+        results_config(settings),
+        QueuedResultIntake(settings, callbacks, metrics),
+        on_settled=(lambda kind: metrics.result_message_settled(kind.value)) if metrics else None,
+    )
+
+
 def _wire(settings: Settings, adapters: Adapters, metrics: Metrics | None = None) -> Container:
     db, credits, clock = adapters.db, adapters.credits, adapters.clock
     refunder = Refunder(db, credits, clock)
+    live_events = LiveEvents(db, stream_limits(settings))
     assets = None
     if adapters.storage is not None and adapters.fetcher is not None:
         assets = AssetKeeper(
@@ -197,6 +245,16 @@ def _wire(settings: Settings, adapters: Adapters, metrics: Metrics | None = None
             credits=credits,
             observe=metrics.asset_copy if metrics is not None else None,
         )
+    callbacks = CallbackService(
+        db,
+        refunder,
+        adapters.notifier,
+        clock,
+        refund_on_system_failure=settings.enable_credit_refund_on_system_failure,
+        detailed_error_logging=settings.enable_detailed_n8n_error_logging,
+        assets=assets,
+    )
+    results = _results_consumer(settings, callbacks, metrics)
     return Container(
         settings=settings,
         db=db,
@@ -208,15 +266,7 @@ def _wire(settings: Settings, adapters: Adapters, metrics: Metrics | None = None
         generations=GenerationService(
             db, credits, adapters.publisher, clock, flow_config(settings), refunder, assets=assets
         ),
-        callbacks=CallbackService(
-            db,
-            refunder,
-            adapters.notifier,
-            clock,
-            refund_on_system_failure=settings.enable_credit_refund_on_system_failure,
-            detailed_error_logging=settings.enable_detailed_n8n_error_logging,
-            assets=assets,
-        ),
+        callbacks=callbacks,
         reconciler=Reconciler(db, credits),
         recovery=Recovery(
             db,
@@ -230,10 +280,17 @@ def _wire(settings: Settings, adapters: Adapters, metrics: Metrics | None = None
             assets=assets,
         ),
         account=CreditAccount(credits),
-        readiness=Readiness(db, adapters.publisher, credits, adapters.storage),
+        readiness=Readiness(db, adapters.publisher, credits, adapters.storage, results),
+        results_consumer=results,
         storage=adapters.storage,
         fetcher=adapters.fetcher,
         assets=assets,
+        live_events=live_events,
+        events_listener=EventsListener(
+            ListenerConfig(url=settings.database_url),
+            on_wake=live_events.wake,
+            on_resync=live_events.wake_all,
+        ),
     )
 
 
@@ -281,14 +338,20 @@ def build_container(
         metrics.watch_pools(
             database_pool(db, capacity=settings.database_pool_size + settings.database_max_overflow)
         )
-        if settings.dispatch_mode != "webhook":
-            metrics.watch_queues(queue_depths(rabbit_config(settings)))
+        if settings.dispatch_mode != "webhook" or settings.enable_n8n_results_queue:
+            metrics.watch_queues(
+                queue_depths(
+                    rabbit_config(settings),
+                    jobs=settings.dispatch_mode != "webhook",
+                    results=results_config(settings) if settings.enable_n8n_results_queue else None,
+                )
+            )
     storage: ObjectStorage | None = None
     fetcher: AssetFetcher | None = None
     if settings.storage_enabled:
         storage = S3ObjectStorage(storage_config(settings))
         fetcher = HttpAssetFetcher(fetch_config(settings))
-    return _wire(
+    container = _wire(
         settings,
         Adapters(
             db=db,
@@ -301,3 +364,9 @@ def build_container(
         ),
         metrics,
     )
+    if metrics is not None:
+        live, listener = container.live_events, container.events_listener
+        metrics.watch_event_streams(
+            open_streams=lambda: live.open_streams, listening=lambda: listener.connected
+        )
+    return container

@@ -81,6 +81,22 @@ class Settings(BaseSettings):
         5, ge=1, validation_alias="RABBITMQ_JOB_DELIVERY_LIMIT"
     )
     rabbitmq_publish_workers: int = Field(8, ge=1, validation_alias="RABBITMQ_PUBLISH_WORKERS")
+    # n8n's results on a queue instead of (or beside) its HTTP callbacks; the queue's dead letters
+    # and its delayed retries are "<queue>.dead" and "<queue>.retry"
+    enable_n8n_results_queue: bool = Field(False, validation_alias="ENABLE_N8N_RESULTS_QUEUE")
+    rabbitmq_results_queue: str = Field(
+        "creativeflow.n8n.results", validation_alias="RABBITMQ_N8N_RESULTS_QUEUE"
+    )
+    rabbitmq_results_routing_key: str = Field(
+        "generation.result", validation_alias="RABBITMQ_N8N_RESULTS_ROUTING_KEY"
+    )
+    results_prefetch: int = Field(8, ge=1, le=256, validation_alias="N8N_RESULTS_PREFETCH")
+    results_retry_delay_seconds: float = Field(
+        10.0, ge=0.1, le=3600, validation_alias="N8N_RESULTS_RETRY_DELAY_SECONDS"
+    )
+    results_max_attempts: int = Field(
+        30, ge=1, le=1000, validation_alias="N8N_RESULTS_MAX_ATTEMPTS"
+    )
     rabbitmq_connect_timeout: float = Field(5.0, gt=0, validation_alias="RABBITMQ_CONNECT_TIMEOUT")
     rabbitmq_confirm_timeout: float = Field(10.0, gt=0, validation_alias="RABBITMQ_CONFIRM_TIMEOUT")
 
@@ -202,6 +218,19 @@ class Settings(BaseSettings):
     )
     recovery_grace_seconds: int = Field(60, ge=0, validation_alias="RECOVERY_GRACE_SECONDS")
     dispatch_deadline_seconds: int = Field(120, ge=1, validation_alias="DISPATCH_DEADLINE_SECONDS")
+
+    # --- live event streams (GET /api/v1/generations/{id}/events) ------------------------------
+    event_streams_max: int = Field(1000, ge=1, validation_alias="EVENT_STREAMS_MAX")
+    event_streams_max_per_user: int = Field(5, ge=1, validation_alias="EVENT_STREAMS_MAX_PER_USER")
+    event_stream_keepalive_seconds: float = Field(
+        15.0, gt=0, le=300, validation_alias="EVENT_STREAM_KEEPALIVE_SECONDS"
+    )
+    event_stream_max_lifetime_seconds: float = Field(
+        3600.0, gt=0, validation_alias="EVENT_STREAM_MAX_LIFETIME_SECONDS"
+    )
+    event_stream_retry_ms: int = Field(
+        3000, ge=0, le=600_000, validation_alias="EVENT_STREAM_RETRY_MS"
+    )
 
     # --- feature toggles (seed names) ----------------------------------------------------------
     enable_advanced_model_selector: bool = Field(

@@ -58,10 +58,13 @@ def verify(
     body: bytes,
     now: int,
     tolerance_seconds: int = 300,
+    max_age_seconds: int | None = None,
 ) -> VerifiedWebhook:
     """Check one callback against every current secret; raise :class:`SignatureError` if none fits.
 
-    ``headers`` must have lower-case keys.
+    ``headers`` must have lower-case keys. The timestamp may be ``tolerance_seconds`` off either
+    way; ``max_age_seconds`` allows an older one (a message that waited in a queue), never a
+    later one.
     """
     msg_id = headers.get("webhook-id", "")
     raw_timestamp = headers.get("webhook-timestamp", "")
@@ -74,7 +77,8 @@ def verify(
         timestamp = int(raw_timestamp)
     except ValueError:
         raise SignatureError("webhook-timestamp is not an integer") from None
-    if abs(now - timestamp) > tolerance_seconds:
+    oldest = max(tolerance_seconds, max_age_seconds or 0)
+    if timestamp - now > tolerance_seconds or now - timestamp > oldest:
         raise SignatureError("webhook-timestamp is outside the tolerance")
     offered = [s.encode() for s in raw_signatures.split() if s.startswith(f"{SIGNATURE_VERSION},")]
     for secret in secrets:

@@ -25,7 +25,7 @@ from creativeflow.adapters.storage import (
     StorageConfig,
 )
 from creativeflow.adapters.tracking.database import DatabaseConfig, TrackingDatabase
-from creativeflow.domain.assets import AssetRole, CopyStatus, StoredAsset
+from creativeflow.domain.assets import AssetRole, CopyStatus, RecordStatus, StoredAsset
 from creativeflow.domain.errors import (
     AssetSourceRefused,
     AssetSourceUnavailable,
@@ -341,3 +341,37 @@ def test_a_claim_skips_rows_another_transaction_holds(db: TrackingDatabase) -> N
     finally:
         release.set()
         thread.join(10)
+
+
+def test_a_stored_final_asset_owed_to_odoo_is_claimed_once_until_recorded(
+    db: TrackingDatabase,
+) -> None:
+    request = a_request()
+    final = a_copy(request.id, request.user_id, "final", NOW)
+    final.role = AssetRole.FINAL
+    final.stored(checksum_sha256="cd" * 32, byte_size=99, content_type="image/png", at=NOW)
+    final.claim_record(NOW - timedelta(minutes=10), timedelta(minutes=5))  # a lease run out
+
+    def setup(repo: Any) -> None:
+        repo.add_request(request)
+        repo.add_stored_assets([final])
+
+    db.run_sync(setup)
+    lease = timedelta(minutes=5)
+
+    def mine(found: list[StoredAsset]) -> list[StoredAsset]:
+        return [a for a in found if a.request_id == request.id]
+
+    [claimed] = mine(db.run_sync(lambda repo: repo.claim_due_records(NOW, lease, 100)))
+    assert claimed.record_attempts == 2 and claimed.next_record_at == NOW + lease
+    assert mine(db.run_sync(lambda repo: repo.claim_due_records(NOW, lease, 100))) == []
+    claimed.recorded("42", NOW)
+    db.run_sync(lambda repo: repo.save_asset_record(claimed))
+    later = NOW + timedelta(hours=1)
+    assert mine(db.run_sync(lambda repo: repo.claim_due_records(later, lease, 100))) == []
+    [kept] = db.run_sync(lambda repo: repo.stored_assets_for_requests([request.id]))
+    assert (kept.record_status, kept.odoo_record_id, kept.recorded_at) == (
+        RecordStatus.RECORDED,
+        "42",
+        NOW,
+    )

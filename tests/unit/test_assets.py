@@ -183,6 +183,34 @@ async def test_the_final_asset_is_stored_under_its_role_and_announced_with_our_l
 
 
 @pytest.mark.asyncio
+async def test_n8n_fetches_the_chosen_sample_from_our_copy_for_as_long_as_the_final_may_take(
+    world: AssetWorld,
+) -> None:
+    request_id = await world.submit()
+    await world.samples_arrive(request_id)
+    await world.keeper.aclose()
+    [_, second] = world.db.stored_assets(request_id)
+    await world.generations.select(USER, request_id, "s2")
+    final_job = world.publisher.jobs_for(request_id)[-1]
+    chosen = final_job.parameters["selected_sample"]
+    assert chosen["id"] == "s2"
+    assert chosen["url"] == world.storage.presign_get(second.storage_key, timedelta(minutes=30))
+
+
+@pytest.mark.asyncio
+async def test_a_sample_not_stored_yet_is_sent_to_n8n_with_the_providers_url(
+    world: AssetWorld,
+) -> None:
+    world.storage.down = True
+    request_id = await world.submit()
+    await world.samples_arrive(request_id)
+    await world.keeper.aclose()
+    await world.generations.select(USER, request_id, "s1")
+    chosen = world.publisher.jobs_for(request_id)[-1].parameters["selected_sample"]
+    assert chosen == {"id": "s1", "url": SAMPLE_URLS[0]}
+
+
+@pytest.mark.asyncio
 async def test_a_storage_outage_serves_provider_urls_until_the_sweep_copies_once(
     world: AssetWorld,
 ) -> None:

@@ -92,11 +92,31 @@ def test_compose_has_every_service_of_the_stack(services: dict[str, dict[str, An
         "notification-sink",
         "prometheus",
         "grafana",
+        "minio",
+        "minio-init",
     }
     assert expected <= set(services)
     assert services["odoo"]["image"] == "odoo:18"
     assert services["rabbitmq"]["image"].endswith("-management")
     assert services["n8n"]["image"].startswith("n8nio/n8n")
+    assert services["minio"]["image"].startswith("minio/minio")
+
+
+def test_the_orchestrator_stores_assets_in_the_compose_minio_bucket_it_creates(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    env = services["orchestrator"]["environment"]
+    assert env["S3_ENDPOINT_URL"] == "http://minio:9000"
+    assert "9000:9000" in " ".join(services["minio"]["ports"])
+    assert env["S3_PUBLIC_ENDPOINT_URL"].endswith(":9000}")
+    init = " ".join(services["minio-init"]["command"])
+    assert "mc mb --ignore-existing" in init and "$$S3_BUCKET" in init
+    wanted = services["orchestrator"]["depends_on"]["minio-init"]
+    assert wanted == {"condition": "service_completed_successfully"}
+    # the bucket and MinIO's root user are the orchestrator's settings, defaults included
+    assert services["minio"]["environment"]["MINIO_ROOT_USER"] == env["S3_ACCESS_KEY_ID"]
+    assert services["minio"]["environment"]["MINIO_ROOT_PASSWORD"] == env["S3_SECRET_ACCESS_KEY"]
+    assert services["minio-init"]["environment"]["S3_BUCKET"] == env["S3_BUCKET"]
 
 
 def test_compose_references_only_files_that_exist(services: dict[str, dict[str, Any]]) -> None:

@@ -65,3 +65,20 @@ def test_a_signature_with_another_secret_is_refused() -> None:
     headers = signed_headers("attacker", "msg_1", NOW, BODY)
     with pytest.raises(SignatureError):
         verify(["s3cret"], headers, BODY, now=NOW)
+
+
+def test_a_queued_result_may_be_older_than_the_tolerance_up_to_its_max_age() -> None:
+    """A result that waited in the results queue: older than five minutes, within the age the
+    webhook-id is kept for, it is accepted; beyond that age it is stale."""
+    waited = signed_headers("s3cret", "msg_1", NOW - 3600, BODY)
+    assert verify(["s3cret"], waited, BODY, now=NOW, max_age_seconds=7200).msg_id == "msg_1"
+    with pytest.raises(SignatureError, match="tolerance"):
+        verify(["s3cret"], waited, BODY, now=NOW)
+    with pytest.raises(SignatureError, match="tolerance"):
+        verify(["s3cret"], waited, BODY, now=NOW, max_age_seconds=1800)
+
+
+def test_a_max_age_never_lets_a_timestamp_from_the_future_in() -> None:
+    future = signed_headers("s3cret", "msg_1", NOW + 301, BODY)
+    with pytest.raises(SignatureError, match="tolerance"):
+        verify(["s3cret"], future, BODY, now=NOW, max_age_seconds=7200)

@@ -42,6 +42,12 @@ def add_commands(commands: Commands) -> None:
         "N8N_WEBHOOK_URL) and calls back",
     )
     dev.add_argument(
+        "--results-queue",
+        action="store_true",
+        help="n8n's results come on the results queue, not over HTTP "
+        "(as ENABLE_N8N_RESULTS_QUEUE=true)",
+    )
+    dev.add_argument(
         "--reset",
         action="store_true",
         help="start afresh: drop the tracking database and the emulator's saved state together",
@@ -74,6 +80,8 @@ def _dev(settings: Settings, args: argparse.Namespace) -> int:
                 "--reset empties the emulated Odoo with the tracking database; with --real-odoo "
                 "there is no emulator: a real Odoo's ledger is not reset (leave out --reset)"
             )
+    if args.results_queue:
+        settings = settings.model_copy(update={"enable_n8n_results_queue": True})
     try:
         return run_local_stack(
             settings,

@@ -13,6 +13,8 @@ The S3 server (moto's: no MinIO server installs here) listens on ``S3_ENDPOINT_U
 (``http://127.0.0.1:9000`` when it is not set) with the bucket created; the simulator's assets
 are real small images on it, behind provider-style signed URLs. A ``S3_ENDPOINT_URL`` elsewhere
 is used as it is (and the simulator's asset URLs then lead nowhere).
+With ``ENABLE_N8N_RESULTS_QUEUE=true`` (or ``--results-queue``) the simulator answers on the
+results queue the API consumes, and no result comes back over HTTP.
 """
 
 from __future__ import annotations
@@ -34,12 +36,14 @@ from sqlalchemy.engine import make_url
 
 from creativeflow.adapters.tracking.databases import drop_database, ensure_database
 from creativeflow.adapters.tracking.migrate import upgrade
+from creativeflow.api.serving import Server
 from creativeflow.listening import require_free_port
 from creativeflow.settings import Settings
 from creativeflow_devstack.n8n_simulator import (
     AnswerConfig,
     N8nSimulator,
     N8nWebhookSimulator,
+    ResultsRoute,
     SimulatorConfig,
     WebhookSimulatorConfig,
 )
@@ -78,7 +82,7 @@ class StackRefused(RuntimeError):
 @contextmanager
 def serve_in_thread(app: object, host: str, port: int, name: str) -> Iterator[uvicorn.Server]:
     """An ASGI app served by uvicorn in a background thread for the ``with`` block."""
-    server = uvicorn.Server(
+    server = Server(
         uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False)  # type: ignore[arg-type]
     )
     thread = threading.Thread(target=server.run, name=name, daemon=True)
@@ -272,7 +276,10 @@ def _n8n_simulator(
             WebhookSimulatorConfig(
                 job_secret=settings.n8n_webhook_secret.get_secret_value(),
                 answering=AnswerConfig(
-                    secret=settings.callback_secrets[0], delay=1.0, publish_asset=publish
+                    secret=settings.callback_secrets[0],
+                    delay=1.0,
+                    results_route=results_route(settings),
+                    publish_asset=publish,
                 ),
                 host=webhook.hostname or "127.0.0.1",
                 port=webhook.port or 80,
@@ -286,8 +293,21 @@ def _n8n_simulator(
             queue=settings.rabbitmq_queue,
             cancel_queue=settings.rabbitmq_cancel_queue,
             delay=1.0,
+            results_route=results_route(settings),
             publish_asset=publish,
         )
+    )
+
+
+def results_route(settings: Settings) -> ResultsRoute | None:
+    """With ``ENABLE_N8N_RESULTS_QUEUE`` the simulator answers on the results queue, as the n8n
+    workflow does with ``CREATIVEFLOW_RESULTS_BY_QUEUE``; otherwise it calls back over HTTP."""
+    if not settings.enable_n8n_results_queue:
+        return None
+    return ResultsRoute(
+        rabbitmq_url=settings.rabbitmq_url,
+        exchange=settings.rabbitmq_exchange,
+        routing_key=settings.rabbitmq_results_routing_key,
     )
 
 
@@ -302,11 +322,15 @@ def _banner(
         if odoo_url
         else f"Odoo              {settings.odoo_url} (real, as {settings.odoo_login})"
     )
+    answering = (
+        f"answering on the results queue {settings.rabbitmq_results_queue}"
+        if settings.enable_n8n_results_queue
+        else f"calling back {settings.n8n_callback_base_url}"
+    )
     n8n = (
-        f"n8n simulator     {_n8n_source(settings)}, calling back {settings.n8n_callback_base_url}"
+        f"n8n simulator     {_n8n_source(settings)}, {answering}"
         if options.simulate_n8n
-        else f"n8n               not simulated: a real n8n {_n8n_source(settings)}, calling "
-        f"back {settings.n8n_callback_base_url}"
+        else f"n8n               not simulated: a real n8n {_n8n_source(settings)}, {answering}"
     )
     notifications = (
         f"Notification sink {settings.notification_service_url}/api/v1/notifications"
@@ -345,6 +369,12 @@ Then submit it:
     -H 'Content-Type: application/json' \\
     -d '{{"prompt": "a lighthouse at dawn", "format": "png",
          "width": 1024, "height": 1024, "samples": 3}}'
+
+Follow it live, as Server-Sent Events (each status, the samples, the final asset, every credit
+charged or refunded; the stream ends when the request has), with the id the submit answered:
+
+  curl -N {api}/api/v1/generations/<id>/events \\
+    -H 'X-Gateway-Secret: {gateway}' -H 'X-User-Id: demo-user'
 
   curl -s {api}/api/v1/generations -H 'X-Gateway-Secret: {gateway}' -H 'X-User-Id: demo-user'
   curl -s {api}/api/v1/credits -H 'X-Gateway-Secret: {gateway}' -H 'X-User-Id: demo-user'

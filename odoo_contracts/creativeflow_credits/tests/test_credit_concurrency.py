@@ -1,11 +1,12 @@
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl-3.0.html)
 """Concurrency safety, as far as one TransactionCase can show it.
 
-Real concurrent transactions cannot run inside a TransactionCase, so these tests check the two
+Real concurrent transactions cannot run inside a TransactionCase, so these tests check the
 mechanisms the safety rests on: every balance movement takes the account's row lock
 (``SELECT ... FOR UPDATE``) before it reads the ledger or writes anything, and the database keeps
 one entry per (request id, action, operation) whatever the code above it does
-(see test_credit_ledger.TestLedgerUniqueness).
+(see test_credit_ledger.TestLedgerUniqueness); recording a generated asset also rewrites the
+locked row before it looks for the request's asset, and the database keeps one asset per request.
 """
 
 from contextlib import contextmanager
@@ -110,3 +111,42 @@ class TestRowLocking(CreditsCase):
             "writing the adjustment",
         )
         self.assertLess(lock, ledger_insert)
+
+    def test_recording_an_asset_locks_and_rewrites_the_account_row_first(self):
+        """Recordings of one account are serialized by the row lock; rewriting the locked row
+        makes a waiting recording of the same request fail to serialize, so Odoo retries it
+        with a fresh snapshot, where it finds the asset and replays it."""
+        for action in ("samples", "final"):
+            self.service.debit("cf-test-user-1", "cf-req-lock-asset", action, self.spec())
+        asset = {
+            "request_id": "cf-req-lock-asset",
+            "platform_user_id": "cf-test-user-1",
+            "storage_key": "assets/cf-req-lock-asset.png",
+            "format": "png",
+            "width": 512,
+            "height": 512,
+            "checksum_sha256": "0" * 64,
+            "byte_size": 100,
+            "debit_actions": ["samples", "final"],
+        }
+        for expected in (True, False):  # first the recording, then its replay
+            with self.subTest(created=expected), self.recorded_queries() as queries:
+                result = self.service.record_generated_asset(asset)
+                self.assertEqual(result["created"], expected)
+                lock = self.lock_position(queries, self.account)
+                touch = self.position(
+                    queries,
+                    lambda query, params: (
+                        query.startswith("update creativeflow_credit_account")
+                        and params is not None
+                        and list(params) == [self.account.id]
+                    ),
+                    "rewriting the locked row",
+                )
+                asset_query = self.position(
+                    queries,
+                    lambda query, params: "creativeflow_generated_asset" in query,
+                    "on the generated assets",
+                )
+                self.assertLess(lock, touch)
+                self.assertLess(touch, asset_query, "the asset was looked up before the rewrite")

@@ -9,6 +9,7 @@ observes something calls one of its small typed methods::
     metrics.publish(stage, outcome, seconds)                         # every job publish
     metrics.credits_debited(action, amount) / credits_refunded(...)  # Odoo applied a movement
     metrics.callback_outcome(outcome)                                # every n8n callback
+    metrics.result_message_settled(settlement)                       # every results message
     metrics.notification_sent() / notification_failed()             # every notification
     metrics.dependency_checked(name, ok)                             # readiness probes
     metrics.asset_copy(role, outcome)                                # every copy to storage
@@ -204,6 +205,13 @@ class Metrics:
             ("outcome",),
             registry=r,
         )
+        self._results = Counter(
+            f"{PREFIX}_results_queue_messages",
+            "Messages of n8n's results queue by how they were settled (acked, retried later, "
+            "dead_lettered).",
+            ("settlement",),
+            registry=r,
+        )
         self._notifications = Counter(
             f"{PREFIX}_notifications",
             "Notifications to the Notification Service by outcome (sent, failed).",
@@ -223,12 +231,24 @@ class Metrics:
             ("dependency",),
             registry=r,
         )
+        self._event_streams = Gauge(
+            f"{PREFIX}_event_streams_open",
+            "Live event streams (Server-Sent Events) this process has open.",
+            registry=r,
+        )
+        self._events_listener = Gauge(
+            f"{PREFIX}_events_listener_up",
+            "1 while this process's LISTEN connection for the event streams' wake-ups is up.",
+            registry=r,
+        )
         build = Gauge(f"{PREFIX}_build_info", "The running version.", ("version",), registry=r)
         build.labels(version=version).set(1)
         for outcome in CallbackOutcome:  # every outcome shows, at 0, from the first scrape
             self._callbacks.labels(outcome=outcome.value)
         for name in ("sent", "failed"):
             self._notifications.labels(outcome=name)
+        for name in ("acked", "retried", "dead_lettered"):
+            self._results.labels(settlement=name)
         for role in ("sample", "final"):
             for name in ("stored", "retrying", "failed"):
                 self._asset_copies.labels(role=role, outcome=name)
@@ -261,6 +281,9 @@ class Metrics:
     def callback_outcome(self, outcome: CallbackOutcome | str) -> None:
         self._callbacks.labels(outcome=CallbackOutcome(str(outcome)).value).inc()
 
+    def result_message_settled(self, settlement: str) -> None:
+        self._results.labels(settlement=settlement).inc()
+
     def notification_sent(self) -> None:
         self._notifications.labels(outcome="sent").inc()
 
@@ -283,6 +306,13 @@ class Metrics:
     def watch_queues(self, source: QueueDepthSource) -> None:
         """Read the job and dead-letter queue depths at scrape time."""
         self._sources.queues = source
+
+    def watch_event_streams(
+        self, *, open_streams: Callable[[], int], listening: Callable[[], bool]
+    ) -> None:
+        """Read the open event streams and the listener's connection at scrape time."""
+        self._event_streams.set_function(lambda: float(open_streams()))
+        self._events_listener.set_function(lambda: 1.0 if listening() else 0.0)
 
     def watch_pools(self, source: PoolUsageSource) -> None:
         """Add a source of worker-pool usage (several may be added: Odoo, publisher, database)."""

@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from creativeflow.adapters.rabbitmq.config import RabbitConfig, connection_parameters
+from creativeflow.adapters.rabbitmq.results import ResultsConfig
 from creativeflow.adapters.tracking.database import TrackingDatabase
 from creativeflow.adapters.tracking.repository import TrackingRepository
 from creativeflow.adapters.tracking.tables import CreditOperationRow, GenerationRequestRow, JobRow
@@ -88,16 +89,28 @@ def _unsettled_operations(session: Session) -> dict[tuple[str, str], int]:
     return {(str(kind), str(status)): int(count) for kind, status, count in rows}
 
 
-def queue_depths(config: RabbitConfig) -> QueueDepthSource:
-    """The job queue's and the dead-letter queue's depth and consumers, by passive declares on a
-    short-lived connection of its own (pika connections are not shared between threads)."""
+def queue_depths(
+    config: RabbitConfig, *, jobs: bool = True, results: ResultsConfig | None = None
+) -> QueueDepthSource:
+    """The depth and consumers of the job queue and its dead letters (``jobs``) and of the results
+    queue, its retries and its dead letters (``results``), by passive declares on a short-lived
+    connection of its own (pika connections are not shared between threads)."""
+    queues: list[tuple[str, str]] = []
+    if jobs:
+        queues += [("jobs", config.queue), ("dead_letter", config.dead_letter_queue)]
+    if results is not None:
+        queues += [
+            ("results", results.queue),
+            ("results_retry", results.retry_queue),
+            ("results_dead_letter", results.dead_letter_queue),
+        ]
 
     def read() -> list[QueueDepth]:
         connection = pika.BlockingConnection(connection_parameters(config))
         try:
             channel = connection.channel()
             depths = []
-            for role, queue in (("jobs", config.queue), ("dead_letter", config.dead_letter_queue)):
+            for role, queue in queues:
                 declared = channel.queue_declare(queue, passive=True)
                 depths.append(
                     QueueDepth(

@@ -1,5 +1,6 @@
 """Small reads: the caller's credit account and its history as Odoo knows them, and whether the
-service can serve at all (its database, its job dispatch and Odoo answer)."""
+service can serve at all (its database, its job dispatch and Odoo answer, and the results queue
+is consumed when results come that way)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from dataclasses import dataclass
 
 from creativeflow.domain.credits import Entitlements, LedgerPage
 
-from .ports import CreditLedger, JobPublisher, ObjectStorage, TrackingStore
+from .ports import CreditLedger, JobPublisher, ObjectStorage, ResultsIntake, TrackingStore
 
 
 class CreditAccount:
@@ -33,10 +34,13 @@ class ReadinessReport:
     # the assets' storage; None: not configured. Reported, but not a reason to stop taking
     # traffic: copies wait and are retried, and nothing else needs it
     storage: bool | None = None
+    # the results queue's consumer; None when results come by callback only. A replica that
+    # is not consuming them is not ready: the results would wait for another one
+    results: bool | None = None
 
     @property
     def ready(self) -> bool:
-        return self.database and self.dispatch and self.odoo
+        return self.database and self.dispatch and self.odoo and self.results is not False
 
 
 class Readiness:
@@ -48,17 +52,22 @@ class Readiness:
         publisher: JobPublisher,
         credits: CreditLedger,
         storage: ObjectStorage | None = None,
+        results: ResultsIntake | None = None,
     ) -> None:
         self._db = db
         self._publisher = publisher
         self._credits = credits
         self._storage = storage
+        self._results = results
 
     async def check(self) -> ReadinessReport:
         database, dispatch, odoo, storage = await asyncio.gather(
             self._db.ping(), self._publisher.check(), self._credits.ping(), self._check_storage()
         )
-        return ReadinessReport(database=database, dispatch=dispatch, odoo=odoo, storage=storage)
+        results = await self._results.check() if self._results is not None else None
+        return ReadinessReport(
+            database=database, dispatch=dispatch, odoo=odoo, storage=storage, results=results
+        )
 
     async def _check_storage(self) -> bool | None:
         return None if self._storage is None else await self._storage.check()

@@ -65,6 +65,8 @@ class AssetConfig:
     max_attempts: int = 8
     retry_base: timedelta = timedelta(seconds=15)
     retry_max: timedelta = timedelta(minutes=10)
+    # copies of one callback (or sweep batch) running at once
+    concurrency: int = 4
 
     def retry_delay(self, attempts: int) -> timedelta:
         """15 s, 30 s, 60 s, ... at most ``retry_max``, after the ``attempts``-th attempt."""
@@ -151,9 +153,16 @@ class AssetKeeper:
     # --- 2. one attempt ---------------------------------------------------------------------------
 
     async def copy_all(self, assets: Iterable[StoredAsset]) -> CopyReport:
+        """Attempts at several copies, at most ``config.concurrency`` at once."""
+        gate = asyncio.Semaphore(self.config.concurrency)
+
+        async def one(asset: StoredAsset) -> CopyReport:
+            async with gate:
+                return await self.copy(asset)
+
         report = CopyReport()
-        for asset in assets:
-            report.add(await self.copy(asset))
+        for done in await asyncio.gather(*(one(asset) for asset in assets)):
+            report.add(done)
         return report
 
     async def copy(self, asset: StoredAsset) -> CopyReport:
@@ -275,18 +284,22 @@ class AssetKeeper:
 
     # --- 4. links ---------------------------------------------------------------------------------
 
-    def links(self, assets: Iterable[StoredAsset]) -> dict[LinkKey, AssetLink]:
-        """Signed links of the stored ones among ``assets``, by (role, asset id); the newest
-        copy of an id wins (a second round of samples may reuse ids)."""
+    def links(
+        self, assets: Iterable[StoredAsset], *, ttl: timedelta | None = None
+    ) -> dict[LinkKey, AssetLink]:
+        """Signed links of the stored ones among ``assets``, by (role, asset id), valid for
+        ``ttl`` (``url_ttl`` by default); the newest copy of an id wins (a second round of
+        samples may reuse ids)."""
         now = self._clock.now()
+        ttl = ttl or self.config.url_ttl
         found: dict[LinkKey, AssetLink] = {}
         for asset in sorted(assets, key=lambda a: a.created_at):
             if not asset.is_stored:
                 continue
             found[(asset.role.value, asset.asset_id)] = AssetLink(
-                url=self._storage.presign_get(asset.storage_key, self.config.url_ttl),
+                url=self._storage.presign_get(asset.storage_key, ttl),
                 stored=True,
-                expires_at=now + self.config.url_ttl,
+                expires_at=now + ttl,
                 checksum_sha256=asset.checksum_sha256,
                 byte_size=asset.byte_size,
                 source_url=asset.source_url,

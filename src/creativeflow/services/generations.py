@@ -20,6 +20,7 @@ from creativeflow.domain.actions import (
     Action,
     ActionKind,
 )
+from creativeflow.domain.assets import AssetRole, link_for
 from creativeflow.domain.brief import CreativeBrief
 from creativeflow.domain.charges import stage_charges
 from creativeflow.domain.credits import CreditReceipt, GenerationSpec, Quote
@@ -30,7 +31,7 @@ from creativeflow.domain.errors import (
     NotFound,
 )
 from creativeflow.domain.jobs import FailureCategory, JobCancellation, Stage
-from creativeflow.domain.model import Failure, GenerationRequest, Job, RequestRecord
+from creativeflow.domain.model import Failure, GenerationRequest, Job, RequestRecord, Sample
 from creativeflow.domain.states import Status
 
 from .assets import AssetKeeper
@@ -372,9 +373,22 @@ class GenerationService:
             record,
             _next_free_action(record, FIRST_FINAL),
             attempt=1,
-            selected_sample={"id": sample.id, "url": sample.url},
+            selected_sample={
+                "id": sample.id,
+                "url": self._sample_url_for_n8n(repo, request.id, sample),
+            },
             idempotency=idempotency,
         )
+
+    def _sample_url_for_n8n(self, repo: Tracking, request_id: str, sample: Sample) -> str:
+        """Where n8n fetches the chosen sample: our stored copy, signed for as long as the final
+        stage may take (the provider's URL may have expired while the user chose), else the
+        provider's URL."""
+        if self._assets is None:
+            return sample.url
+        ttl = max(self._config.final_deadline, self._assets.config.url_ttl)
+        stored = repo.stored_assets_for_requests([request_id])
+        return link_for(self._assets.links(stored, ttl=ttl), AssetRole.SAMPLE, sample).url
 
     async def regenerate(
         self, user_id: str, request_id: str, idempotency: IdempotencyKey | None = None

@@ -276,6 +276,14 @@ class JobPublisher(Protocol):
     async def aclose(self) -> None: ...
 
 
+class ResultsIntake(Protocol):
+    """Where n8n's results arrive besides the callback routes (the results queue's consumer)."""
+
+    async def check(self) -> bool:
+        """Readiness: results are being taken (connected and consuming)."""
+        ...
+
+
 class Notifier(Protocol):
     """Sends after the commit; a failure is logged and counted, never raised into the flow."""
 

@@ -1,8 +1,10 @@
 """A stand-in for n8n: takes generation jobs from RabbitMQ (:class:`N8nSimulator`) or on a webhook
-(:class:`N8nWebhookSimulator`) and answers both the same way, with signed callbacks."""
+(:class:`N8nWebhookSimulator`) and answers both the same way, with signed callbacks or signed
+messages on the results queue."""
 
 from creativeflow_devstack.n8n_simulator.answering import AnswerConfig, JobAnswerer
 from creativeflow_devstack.n8n_simulator.outcomes import Outcome, OutcomeKind, decide_outcome
+from creativeflow_devstack.n8n_simulator.sender import ResultsRoute
 from creativeflow_devstack.n8n_simulator.simulator import (
     N8nSimulator,
     SimulatorConfig,
@@ -23,6 +25,7 @@ __all__ = [
     "N8nWebhookSimulator",
     "Outcome",
     "OutcomeKind",
+    "ResultsRoute",
     "SimulatorConfig",
     "SimulatorStats",
     "WebhookSimulatorConfig",

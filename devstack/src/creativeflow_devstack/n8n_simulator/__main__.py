@@ -13,6 +13,7 @@ from types import FrameType
 from urllib.parse import urlsplit
 
 from creativeflow_devstack.n8n_simulator.answering import AnswerConfig
+from creativeflow_devstack.n8n_simulator.sender import ResultsRoute
 from creativeflow_devstack.n8n_simulator.simulator import N8nSimulator, SimulatorConfig
 from creativeflow_devstack.n8n_simulator.webhook import N8nWebhookSimulator, WebhookSimulatorConfig
 
@@ -77,6 +78,23 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="post to callback.samples_url/final_url/error_url, not callback.url",
     )
+    parser.add_argument(
+        "--results-by-queue",
+        action="store_true",
+        default=os.environ.get("ENABLE_N8N_RESULTS_QUEUE", "").lower() in ("1", "true", "yes"),
+        help="publish results to the orchestrator's results queue instead of posting them "
+        "(env ENABLE_N8N_RESULTS_QUEUE)",
+    )
+    parser.add_argument(
+        "--results-exchange",
+        default=os.environ.get("RABBITMQ_GENERATION_EXCHANGE", "creativeflow.generation"),
+        help="results by queue: the exchange (env RABBITMQ_GENERATION_EXCHANGE)",
+    )
+    parser.add_argument(
+        "--results-routing-key",
+        default=os.environ.get("RABBITMQ_N8N_RESULTS_ROUTING_KEY", "generation.result"),
+        help="results by queue: the routing key (env RABBITMQ_N8N_RESULTS_ROUTING_KEY)",
+    )
     parser.add_argument("--log-level", default="INFO")
     args = parser.parse_args(argv)
     if not args.secret:
@@ -84,6 +102,16 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     if args.mode == "webhook" and not args.job_secret:
         parser.error("--job-secret (or N8N_WEBHOOK_SECRET) is required in webhook mode")
     return args
+
+
+def _results_route(args: argparse.Namespace) -> ResultsRoute | None:
+    if not args.results_by_queue:
+        return None
+    return ResultsRoute(
+        rabbitmq_url=args.rabbitmq_url,
+        exchange=args.results_exchange,
+        routing_key=args.results_routing_key,
+    )
 
 
 def _rabbitmq_simulator(args: argparse.Namespace) -> N8nSimulator:
@@ -99,6 +127,7 @@ def _rabbitmq_simulator(args: argparse.Namespace) -> N8nSimulator:
             seed=args.seed,
             concurrency=args.concurrency,
             per_stage_routes=args.per_stage_routes,
+            results_route=_results_route(args),
         )
     )
 
@@ -113,6 +142,7 @@ def _webhook_simulator(args: argparse.Namespace) -> N8nWebhookSimulator:
         seed=args.seed,
         concurrency=args.concurrency,
         per_stage_routes=args.per_stage_routes,
+        results_route=_results_route(args),
     )
     return N8nWebhookSimulator(
         WebhookSimulatorConfig(

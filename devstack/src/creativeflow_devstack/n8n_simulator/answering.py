@@ -1,7 +1,8 @@
 """What the simulator does with a job once it has arrived, whichever way it came (RabbitMQ or the
 webhook): check it against the JSON Schema, draw its outcome, wait ``delay``, post the signed
-callback, count. Both modes share one :class:`JobAnswerer`; only the way a job arrives and is
-settled (acked, or answered 202) differs.
+callback (or publish it to the results queue, with ``results_route``), count. Both modes share
+one :class:`JobAnswerer`; only the way a job arrives and is settled (acked, or answered 202)
+differs.
 
 A cancellation (``creativeflow.generation-cancel.v1``) is remembered by job id; a job cancelled
 before its answer is due is settled without a callback, as the n8n workflow does."""
@@ -33,7 +34,12 @@ from creativeflow_devstack.n8n_simulator.outcomes import (
     callback_url,
     decide_outcome,
 )
-from creativeflow_devstack.n8n_simulator.sender import CallbackSender
+from creativeflow_devstack.n8n_simulator.sender import (
+    CallbackSender,
+    QueueResultSender,
+    ResultSender,
+    ResultsRoute,
+)
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +59,8 @@ class AnswerConfig:
     callback_timeout: float = 5.0
     callback_attempts: int = 4
     retry_backoff: float = 0.5
+    # set: results are published to the orchestrator's results queue instead of posted back
+    results_route: ResultsRoute | None = None
     # makes each asset for real (the local stack's provider store); None: URLs lead nowhere
     publish_asset: AssetPublisher | None = None
 
@@ -69,7 +77,8 @@ class AnswerConfig:
         return (
             f"AnswerConfig(delay={self.delay!r}, "
             f"platform_failure_rate={self.platform_failure_rate!r}, "
-            f"content_rejection_rate={self.content_rejection_rate!r}, seed={self.seed!r})"
+            f"content_rejection_rate={self.content_rejection_rate!r}, seed={self.seed!r}, "
+            f"results_route={self.results_route!r})"
         )
 
 
@@ -200,8 +209,18 @@ class JobAnswerer:
             )
 
     @contextmanager
-    def sender(self) -> Iterator[CallbackSender]:
-        """A callback sender over one HTTP client, for as long as the ``with`` block lasts."""
+    def sender(self) -> Iterator[ResultSender]:
+        """What sends the results, for as long as the ``with`` block lasts: an HTTP client
+        posting callbacks, or a publisher to the results queue when ``results_route`` is set."""
+        if self._config.results_route is not None:
+            yield QueueResultSender(
+                self._config.results_route,
+                self._config.secret,
+                attempts=self._config.callback_attempts,
+                backoff=self._config.retry_backoff,
+                stop=self._stop,
+            )
+            return
         with httpx.Client(timeout=httpx.Timeout(self._config.callback_timeout)) as http:
             yield CallbackSender(
                 http,
@@ -215,7 +234,7 @@ class JobAnswerer:
 
     def answer(
         self,
-        sender: CallbackSender,
+        sender: ResultSender,
         job: dict[str, Any],
         outcome: Outcome,
         done: Callable[[], None],

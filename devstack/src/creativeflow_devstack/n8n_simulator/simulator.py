@@ -1,5 +1,6 @@
 """The n8n simulator's RabbitMQ mode: consumes generation jobs and answers each with a signed
-callback (the webhook mode is in ``webhook.py``; both answer through :class:`JobAnswerer`).
+callback, or a signed message on the results queue (the webhook mode is in ``webhook.py``; both
+answer through :class:`JobAnswerer`).
 
 One consumer thread owns the pika ``BlockingConnection`` (it is not thread-safe); a small pool of
 answer threads waits ``delay``, posts the callback, and asks the consumer thread to ack through
@@ -33,7 +34,7 @@ from creativeflow_devstack.n8n_simulator.outcomes import (
     AssetPublisher,
     OutcomeKind,
 )
-from creativeflow_devstack.n8n_simulator.sender import CallbackSender
+from creativeflow_devstack.n8n_simulator.sender import ResultSender, ResultsRoute
 
 __all__ = ["N8nSimulator", "SimulatorConfig", "SimulatorStats", "load_job_validator"]
 
@@ -59,6 +60,9 @@ class SimulatorConfig:
     retry_backoff: float = 0.5
     reconnect_delay: float = 2.0
     connection_name: str = "creativeflow-n8n-simulator"
+    # set: results go to the orchestrator's results queue (ENABLE_N8N_RESULTS_QUEUE) instead of
+    # being posted to the job's callback URL
+    results_route: ResultsRoute | None = None
     # makes each asset for real (the local stack's provider store); None: URLs lead nowhere
     publish_asset: AssetPublisher | None = None
 
@@ -79,6 +83,7 @@ class SimulatorConfig:
             callback_timeout=self.callback_timeout,
             callback_attempts=self.callback_attempts,
             retry_backoff=self.retry_backoff,
+            results_route=self.results_route,
             publish_asset=self.publish_asset,
         )
 
@@ -181,7 +186,7 @@ class N8nSimulator:
         params.client_properties = {"connection_name": self._config.connection_name}
         return params
 
-    def _consume_session(self, sender: CallbackSender) -> None:
+    def _consume_session(self, sender: ResultSender) -> None:
         connection = pika.BlockingConnection(self._connection_parameters())
         try:
             channel = connection.channel()
@@ -218,7 +223,7 @@ class N8nSimulator:
         self,
         connection: pika.BlockingConnection,
         answers: ThreadPoolExecutor,
-        sender: CallbackSender,
+        sender: ResultSender,
         channel: BlockingChannel,
         method: Basic.Deliver,
         properties: BasicProperties,

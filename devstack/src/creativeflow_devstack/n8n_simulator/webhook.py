@@ -40,7 +40,7 @@ from creativeflow.domain.jobs import CANCEL_EVENT
 from creativeflow.webhook_signature import SignatureError, verify
 from creativeflow_devstack.n8n_simulator.answering import AnswerConfig, JobAnswerer, SimulatorStats
 from creativeflow_devstack.n8n_simulator.outcomes import OutcomeKind
-from creativeflow_devstack.n8n_simulator.sender import CallbackSender
+from creativeflow_devstack.n8n_simulator.sender import ResultSender
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +93,7 @@ class N8nWebhookSimulator:
         self._thread: threading.Thread | None = None
         self._answers: ThreadPoolExecutor | None = None
         self._resources = ExitStack()  # the callback sender's HTTP client
-        self._sender: CallbackSender | None = None
+        self._sender: ResultSender | None = None
 
     def __repr__(self) -> str:
         return f"N8nWebhookSimulator({self._config!r})"

@@ -8,6 +8,12 @@
     exchange --cancel_routing_key--> cancellation queue (durable; messages expire after
                                      cancel_ttl_seconds, by which time every job has ended)
 
+n8n's results, when they come by queue (``results.py`` consumes them):
+
+    exchange --results routing key--> results queue --rejected--> <queue>.dead
+                                           ^
+    <queue>.retry (messages expire) -------+
+
 A quorum queue is replicated and survives a broker node loss; when the broker refuses one (too old,
 or the queue already exists as a classic queue) the queue is declared classic and durable instead,
 with a warning, so a development broker still works.
@@ -17,7 +23,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import pika
 from pika.adapters.blocking_connection import BlockingChannel
@@ -26,6 +32,9 @@ from pika.exchange_type import ExchangeType
 
 from creativeflow.adapters.rabbitmq.config import RabbitConfig
 from creativeflow.adapters.rabbitmq.errors import TopologyError
+
+if TYPE_CHECKING:
+    from creativeflow.adapters.rabbitmq.results import ResultsConfig
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +94,48 @@ def declare_topology(connection: pika.BlockingConnection, config: RabbitConfig) 
         dead_letter_type,
     )
     return DeclaredTopology(queue_type=queue_type, dead_letter_queue_type=dead_letter_type)
+
+
+def declare_results_topology(
+    connection: pika.BlockingConnection, config: RabbitConfig, results: ResultsConfig
+) -> QueueType:
+    """Declare the results queue, its dead letters and its retry queue, and bind it.
+
+    Dead letters and retries go through the default exchange, straight to the queue they name,
+    so the job queue's fanout dead-letter exchange never mixes jobs and results. The retry queue
+    is classic: its messages expire one by one (a per-message TTL, so the delay can change
+    without redeclaring it) and go back to the results queue.
+    """
+    try:
+        channel = connection.channel()
+        channel.exchange_declare(config.exchange, exchange_type=ExchangeType.direct, durable=True)
+        channel, _ = _declare_durable_queue(
+            connection, channel, results.dead_letter_queue, {}, config.quorum
+        )
+        channel, queue_type = _declare_durable_queue(
+            connection,
+            channel,
+            results.queue,
+            {
+                "x-dead-letter-exchange": "",
+                "x-dead-letter-routing-key": results.dead_letter_queue,
+            },
+            config.quorum,
+        )
+        channel.queue_bind(results.queue, config.exchange, routing_key=results.routing_key)
+        channel, _ = _declare_durable_queue(
+            connection,
+            channel,
+            results.retry_queue,
+            {"x-dead-letter-exchange": "", "x-dead-letter-routing-key": results.queue},
+            quorum=False,
+        )
+        channel.close()
+    except TopologyError:
+        raise
+    except AMQPError as exc:
+        raise TopologyError(f"declaring the results topology failed: {exc!r}") from exc
+    return queue_type
 
 
 def _declare_durable_queue(

@@ -25,8 +25,18 @@ from .config import StorageConfig
 
 log = logging.getLogger(__name__)
 
+# seconds the readiness check may take (one try)
+CHECK_TIMEOUT = 2.0
 
-def _client(config: StorageConfig, endpoint_url: str) -> Any:
+
+def _client(
+    config: StorageConfig,
+    endpoint_url: str,
+    *,
+    attempts: int | None = None,
+    connect_timeout: float | None = None,
+    read_timeout: float | None = None,
+) -> Any:
     return boto3.session.Session().client(
         "s3",
         endpoint_url=endpoint_url,
@@ -36,9 +46,9 @@ def _client(config: StorageConfig, endpoint_url: str) -> Any:
         config=Config(
             signature_version="s3v4",
             s3={"addressing_style": "path"},
-            connect_timeout=config.connect_timeout,
-            read_timeout=config.read_timeout,
-            retries={"max_attempts": config.max_attempts, "mode": "standard"},
+            connect_timeout=connect_timeout or config.connect_timeout,
+            read_timeout=read_timeout or config.read_timeout,
+            retries={"max_attempts": attempts or config.max_attempts, "mode": "standard"},
             # checksums only where a call needs one: older S3-compatible servers refuse the
             # newer default trailers; every upload sends its SHA-256 explicitly instead
             request_checksum_calculation="when_required",
@@ -66,6 +76,14 @@ class S3ObjectStorage:
             if config.public_endpoint_url
             else self._client
         )
+        # readiness asks once, quickly: a probe must answer sooner than a copy may take
+        self._checker = _client(
+            config,
+            config.endpoint_url,
+            attempts=1,
+            connect_timeout=min(config.connect_timeout, CHECK_TIMEOUT),
+            read_timeout=CHECK_TIMEOUT,
+        )
         self._pool = ThreadPoolExecutor(
             max_workers=max(config.workers, 1), thread_name_prefix="creativeflow-storage"
         )
@@ -74,11 +92,12 @@ class S3ObjectStorage:
     def bucket(self) -> str:
         return self._config.bucket
 
-    async def _call(self, method: str, **kwargs: Any) -> Any:
+    async def _call(self, method: str, *, client: Any = None, **kwargs: Any) -> Any:
         loop = asyncio.get_running_loop()
+        chosen = client or self._client
 
         def call() -> Any:
-            return getattr(self._client, method)(**kwargs)
+            return getattr(chosen, method)(**kwargs)
 
         try:
             return await loop.run_in_executor(self._pool, call)
@@ -111,7 +130,7 @@ class S3ObjectStorage:
 
     async def check(self) -> bool:
         try:
-            await self._call("head_bucket", Bucket=self._config.bucket)
+            await self._call("head_bucket", client=self._checker, Bucket=self._config.bucket)
         except StorageUnavailable as failure:
             log.warning("object storage not ready: %s", failure.detail)
             return False
@@ -129,5 +148,6 @@ class S3ObjectStorage:
 
     async def aclose(self) -> None:
         self._pool.shutdown(wait=True)
-        for client in {id(self._client): self._client, id(self._signer): self._signer}.values():
+        clients = (self._client, self._signer, self._checker)
+        for client in {id(c): c for c in clients}.values():
             client.close()

@@ -23,7 +23,9 @@ async def healthz() -> dict[str, str]:
     "broker and its exchange; with `webhook`, n8n saying (to a CORS preflight, which runs and "
     "charges nothing) that an active workflow takes jobs on `N8N_WEBHOOK_URL`. "
     "`checks.storage` (when the assets' storage is configured) is its bucket answering; an "
-    "outage of it alone leaves the service ready, since the copies wait and are retried.",
+    "outage of it alone leaves the service ready, since the copies wait and are retried. With "
+    "`ENABLE_N8N_RESULTS_QUEUE`, `checks.results_queue` says whether this replica is consuming "
+    "n8n's results queue.",
     responses={503: {"description": "a dependency is unreachable"}},
 )
 async def readyz(
@@ -35,6 +37,8 @@ async def readyz(
     if report.storage is not None:
         # reported, but copies wait for it: an outage of it alone keeps the service ready
         checks["storage"] = report.storage
+    if report.results is not None:  # ENABLE_N8N_RESULTS_QUEUE: the results queue is consumed
+        checks["results_queue"] = report.results
     for dependency, ok in checks.items():
         metrics.dependency_checked(dependency, ok)
     ready = report.ready
