@@ -6,6 +6,7 @@ order, none twice, across a disconnect, across replicas and across a lost LISTEN
 from __future__ import annotations
 
 import json
+import re
 import threading
 import uuid
 from collections.abc import Iterator
@@ -333,6 +334,8 @@ def test_streams_past_the_limits_are_refused_with_retry_after(
     stack: Stack, replica: Replica
 ) -> None:
     live = replica.app.state.container.live_events
+    wait_for(lambda: live.open_streams == 0)
+    before = httpx.get(f"{replica.url}/metrics").text
     users = [stack.new_user() for _ in range(3)]
     requests = {}
     for user in users:
@@ -360,9 +363,22 @@ def test_streams_past_the_limits_are_refused_with_retry_after(
     assert per_process.json()["type"] == "/problems/event-streams-busy"
     assert per_process.headers["Retry-After"] == "10"
     assert "creativeflow_event_streams_open 3.0" in scraped
+    # each open stream's answer is already timed: from its start, not its whole life
+    assert streams_timed(scraped) - streams_timed(before) == 3
     assert "creativeflow_events_listener_up 1.0" in scraped
     after = httpx.get(f"{replica.url}/metrics").text
     assert "creativeflow_event_streams_open 0.0" in after
+
+
+def streams_timed(scraped: str) -> float:
+    """How many answers of the events route with status 200 /metrics has timed."""
+    timed = re.search(
+        r'^creativeflow_http_request_duration_seconds_count\{method="GET",'
+        r'route="/api/v1/generations/\{request_id\}/events",status="200"\} (\S+)$',
+        scraped,
+        re.MULTILINE,
+    )
+    return float(timed.group(1)) if timed else 0.0
 
 
 class HeldStream:

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
+from typing import TypeVar
 
 import pytest
 from fastapi.exceptions import RequestValidationError
@@ -36,8 +37,11 @@ from creativeflow.services.live_events import (
     LiveEvents,
     StreamLimits,
 )
+from creativeflow.services.ports import Tracking
+from tests.unit.fakes import InMemoryTracking
 from tests.unit.test_use_cases import A_SUBMIT, USER, World
 
+T = TypeVar("T")
 LIMITS = StreamLimits(max_streams=3, max_streams_per_user=2, keepalive_seconds=0.01)
 
 
@@ -305,4 +309,40 @@ async def test_the_body_starts_with_the_retry_hint_and_frames_every_event() -> N
     body = [chunk async for chunk in event_stream_body(stream, 2500)]
     assert body[0] == b"retry: 2500\n\n"
     assert body[1:] == [frame_event(e) for e in world.db.events(request_id)]
+    assert live.open_streams == 0
+
+
+class FailingReads:
+    """The tracking store, failing every transaction from the moment it is told to."""
+
+    def __init__(self, inner: InMemoryTracking) -> None:
+        self.inner = inner
+        self.failing = False
+
+    async def run(self, work: Callable[[Tracking], T]) -> T:
+        if self.failing:
+            raise ConnectionError("the database went away")
+        return await self.inner.run(work)
+
+    def run_sync(self, work: Callable[[Tracking], T]) -> T:
+        return self.inner.run_sync(work)
+
+    async def ping(self) -> bool:
+        return not self.failing
+
+    async def aclose(self) -> None:
+        return None
+
+
+@pytest.mark.asyncio
+async def test_a_stream_whose_reads_fail_ends_and_gives_its_place_back() -> None:
+    world = World()
+    request_id = await world.submit()
+    store = FailingReads(world.db)
+    live = LiveEvents(store, LIMITS)
+    stream = await live.open(USER, request_id, 0)
+    assert stream is not None
+    store.failing = True
+    got = await asyncio.wait_for(drain_to_end(stream.items()), 2)
+    assert [e.id for e in got] == ids(world, request_id)  # what the first read had
     assert live.open_streams == 0

@@ -16,7 +16,8 @@ observes something calls one of its small typed methods::
 
 Values that live elsewhere (rows in PostgreSQL, messages in RabbitMQ, busy worker threads) are
 read when Prometheus scrapes, through callbacks registered with :meth:`Metrics.watch_tracking`,
-:meth:`Metrics.watch_queues` and :meth:`Metrics.watch_pools`. A callback that fails is logged and
+:meth:`Metrics.watch_queues`, :meth:`Metrics.watch_pools` and
+:meth:`Metrics.watch_event_streams`. A callback that fails is logged and
 reported as ``creativeflow_metrics_source_up{source=...} 0``; the scrape still succeeds.
 
 Label values are closed sets (an action is reduced to ``samples``/``final``/``regeneration``, an

@@ -248,7 +248,17 @@ class EventStream:
                         yield KEEP_ALIVE
                 # cleared before the read: a wake-up during it makes the next wait return at once
                 self._waiter.clear()
-                read = await self._hub.read_after(self.request_id, self._cursor)
+                try:
+                    read = await self._hub.read_after(self.request_id, self._cursor)
+                except Exception:
+                    # the database is away: end the stream; the client reconnects with its
+                    # cursor and loses nothing
+                    log.warning(
+                        "event stream of %s ended: its events could not be read",
+                        self.request_id,
+                        exc_info=True,
+                    )
+                    return
         finally:
             self.close()
 

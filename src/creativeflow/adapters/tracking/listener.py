@@ -108,6 +108,10 @@ class EventsListener:
                         type(error).__name__,
                         self._config.reconnect_seconds,
                     )
+            except Exception:  # the thread must outlive any surprise: streams depend on it
+                log.exception(
+                    "events listener failed; reconnecting in %ss", self._config.reconnect_seconds
+                )
             finally:
                 self._connected = False
                 if connection is not None:
