@@ -21,6 +21,7 @@ from creativeflow.adapters.storage import (
     StorageConfig,
 )
 from creativeflow.adapters.tracking.database import DatabaseConfig, TrackingDatabase
+from creativeflow.adapters.tracking.listener import EventsListener, ListenerConfig
 from creativeflow.adapters.webhook import WebhookConfig, WebhookJobDispatcher
 from creativeflow.api.callback_intake import QueuedResultIntake
 from creativeflow.clock import SystemClock
@@ -36,6 +37,7 @@ from creativeflow.services.assets import AssetConfig, AssetKeeper
 from creativeflow.services.callbacks import CallbackService
 from creativeflow.services.flow import FlowConfig
 from creativeflow.services.generations import GenerationService
+from creativeflow.services.live_events import LiveEvents, StreamLimits
 from creativeflow.services.ports import (
     AssetFetcher,
     Clock,
@@ -89,6 +91,15 @@ def rabbit_config(settings: Settings) -> RabbitConfig:
         connect_timeout=settings.rabbitmq_connect_timeout,
         confirm_timeout=settings.rabbitmq_confirm_timeout,
         publish_workers=settings.rabbitmq_publish_workers,
+    )
+
+
+def stream_limits(settings: Settings) -> StreamLimits:
+    return StreamLimits(
+        max_streams=settings.event_streams_max,
+        max_streams_per_user=settings.event_streams_max_per_user,
+        keepalive_seconds=settings.event_stream_keepalive_seconds,
+        max_lifetime_seconds=settings.event_stream_max_lifetime_seconds,
     )
 
 
@@ -179,6 +190,9 @@ class Container:
     recovery: Recovery
     account: CreditAccount
     readiness: Readiness
+    live_events: LiveEvents
+    # started by the app's lifespan only: the command-line tools stream nothing
+    events_listener: EventsListener
     storage: ObjectStorage | None = None
     fetcher: AssetFetcher | None = None
     assets: AssetKeeper | None = None
@@ -186,9 +200,12 @@ class Container:
     results_consumer: ResultsConsumer | None = None
 
     async def close(self) -> None:
-        """Release every connection: the results consumer stops taking messages and lets those
-        in hand finish first, copies in flight finish (and send their notifications),
-        notifications drain, the database closes last."""
+        """Release every connection: the event streams end and their listener stops, the
+        results consumer stops taking messages and lets those in hand finish first, copies in
+        flight finish (and send their notifications), notifications drain, the database closes
+        last."""
+        self.live_events.drain()
+        await self.events_listener.aclose()
         if self.results_consumer is not None:
             await self.results_consumer.aclose()
         if self.assets is not None:
@@ -215,6 +232,7 @@ def _results_consumer(
 def _wire(settings: Settings, adapters: Adapters, metrics: Metrics | None = None) -> Container:
     db, credits, clock = adapters.db, adapters.credits, adapters.clock
     refunder = Refunder(db, credits, clock)
+    live_events = LiveEvents(db, stream_limits(settings))
     assets = None
     if adapters.storage is not None and adapters.fetcher is not None:
         assets = AssetKeeper(
@@ -267,6 +285,12 @@ def _wire(settings: Settings, adapters: Adapters, metrics: Metrics | None = None
         storage=adapters.storage,
         fetcher=adapters.fetcher,
         assets=assets,
+        live_events=live_events,
+        events_listener=EventsListener(
+            ListenerConfig(url=settings.database_url),
+            on_wake=live_events.wake,
+            on_resync=live_events.wake_all,
+        ),
     )
 
 
@@ -327,7 +351,7 @@ def build_container(
     if settings.storage_enabled:
         storage = S3ObjectStorage(storage_config(settings))
         fetcher = HttpAssetFetcher(fetch_config(settings))
-    return _wire(
+    container = _wire(
         settings,
         Adapters(
             db=db,
@@ -340,3 +364,9 @@ def build_container(
         ),
         metrics,
     )
+    if metrics is not None:
+        live, listener = container.live_events, container.events_listener
+        metrics.watch_event_streams(
+            open_streams=lambda: live.open_streams, listening=lambda: listener.connected
+        )
+    return container

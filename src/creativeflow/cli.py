@@ -114,13 +114,12 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     _require_port(host, port, "API_PORT (or --port)")
     settings = _odoo_for(settings)
     need_odoo_credentials(settings)
-    uvicorn.run(
-        create_app(settings),
-        host=host,
-        port=port,
-        log_config=None,
-        access_log=False,
+    from creativeflow.api.serving import Server
+
+    config = uvicorn.Config(
+        create_app(settings), host=host, port=port, log_config=None, access_log=False
     )
+    Server(config).run()
     return 0
 
 

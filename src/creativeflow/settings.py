@@ -214,6 +214,19 @@ class Settings(BaseSettings):
     recovery_grace_seconds: int = Field(60, ge=0, validation_alias="RECOVERY_GRACE_SECONDS")
     dispatch_deadline_seconds: int = Field(120, ge=1, validation_alias="DISPATCH_DEADLINE_SECONDS")
 
+    # --- live event streams (GET /api/v1/generations/{id}/events) ------------------------------
+    event_streams_max: int = Field(1000, ge=1, validation_alias="EVENT_STREAMS_MAX")
+    event_streams_max_per_user: int = Field(5, ge=1, validation_alias="EVENT_STREAMS_MAX_PER_USER")
+    event_stream_keepalive_seconds: float = Field(
+        15.0, gt=0, le=300, validation_alias="EVENT_STREAM_KEEPALIVE_SECONDS"
+    )
+    event_stream_max_lifetime_seconds: float = Field(
+        3600.0, gt=0, validation_alias="EVENT_STREAM_MAX_LIFETIME_SECONDS"
+    )
+    event_stream_retry_ms: int = Field(
+        3000, ge=0, le=600_000, validation_alias="EVENT_STREAM_RETRY_MS"
+    )
+
     # --- feature toggles (seed names) ----------------------------------------------------------
     enable_advanced_model_selector: bool = Field(
         True, validation_alias="ENABLE_ADVANCED_MODEL_SELECTOR"

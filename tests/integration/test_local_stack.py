@@ -348,6 +348,30 @@ def test_migrate_says_what_to_run_when_the_role_may_not_create_the_database(
         admin.close()
 
 
+def _stream_until(block: str, event: str) -> list[str]:
+    """The lines a pasted streaming ``curl`` prints, up to the first event of type ``event``."""
+    process = subprocess.Popen(
+        ["bash", "-euc", "exec " + block],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    watchdog = threading.Timer(30, process.kill)
+    watchdog.start()
+    lines: list[str] = []
+    try:
+        assert process.stdout is not None
+        for line in process.stdout:
+            lines.append(line.rstrip("\n"))
+            if lines[-1] == f"event: {event}":
+                break
+    finally:
+        watchdog.cancel()
+        process.kill()
+        process.communicate()
+    return lines
+
+
 def _banner_commands(banner: str) -> list[str]:
     """The blocks of ``curl`` commands the banner tells a first-time user to paste."""
     tried = banner.split("Try it", 1)[1].split("Recovery and the books", 1)[0]
@@ -357,7 +381,10 @@ def _banner_commands(banner: str) -> list[str]:
 
 def test_every_curl_command_of_the_banner_works_as_pasted(local_stack: LocalStack) -> None:
     with local_stack.running() as banner:
-        blocks = _banner_commands(banner)
+        everything = _banner_commands(banner)
+        # a command about one request names it <id>, which the user replaces
+        blocks = [block for block in everything if "<id>" not in block]
+        about_one = [block for block in everything if "<id>" in block]
         answers = [
             subprocess.run(
                 # as pasted in a shell, with curl failing on an HTTP error status
@@ -368,7 +395,13 @@ def test_every_curl_command_of_the_banner_works_as_pasted(local_stack: LocalStac
             )
             for block in blocks
         ]
+        submitted = json.loads(answers[1].stdout)["id"]
+        streamed = [_stream_until(b.replace("<id>", submitted), "samples_ready") for b in about_one]
         balance = local_stack.balance()
+    assert [b.split("/api/v1/generations/<id>")[1].split()[0] for b in about_one] == ["/events"]
+    events = [line for line in streamed[0] if line.startswith("event: ")]
+    assert events[0] == "event: status_changed" and events[-1] == "event: samples_ready"
+    assert "event: credits_charged" in events
     pasted = "\n".join(blocks)
     for path in ("/generations/quote", "/api/v1/generations ", "/credits ", "/credits/history"):
         assert path in pasted + " ", f"the banner shows no {path.strip()}"

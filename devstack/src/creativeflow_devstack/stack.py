@@ -36,6 +36,7 @@ from sqlalchemy.engine import make_url
 
 from creativeflow.adapters.tracking.databases import drop_database, ensure_database
 from creativeflow.adapters.tracking.migrate import upgrade
+from creativeflow.api.serving import Server
 from creativeflow.listening import require_free_port
 from creativeflow.settings import Settings
 from creativeflow_devstack.n8n_simulator import (
@@ -81,7 +82,7 @@ class StackRefused(RuntimeError):
 @contextmanager
 def serve_in_thread(app: object, host: str, port: int, name: str) -> Iterator[uvicorn.Server]:
     """An ASGI app served by uvicorn in a background thread for the ``with`` block."""
-    server = uvicorn.Server(
+    server = Server(
         uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False)  # type: ignore[arg-type]
     )
     thread = threading.Thread(target=server.run, name=name, daemon=True)
@@ -368,6 +369,12 @@ Then submit it:
     -H 'Content-Type: application/json' \\
     -d '{{"prompt": "a lighthouse at dawn", "format": "png",
          "width": 1024, "height": 1024, "samples": 3}}'
+
+Follow it live, as Server-Sent Events (each status, the samples, the final asset, every credit
+charged or refunded; the stream ends when the request has), with the id the submit answered:
+
+  curl -N {api}/api/v1/generations/<id>/events \\
+    -H 'X-Gateway-Secret: {gateway}' -H 'X-User-Id: demo-user'
 
   curl -s {api}/api/v1/generations -H 'X-Gateway-Secret: {gateway}' -H 'X-User-Id: demo-user'
   curl -s {api}/api/v1/credits -H 'X-Gateway-Secret: {gateway}' -H 'X-User-Id: demo-user'

@@ -52,6 +52,7 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         container = container_factory(settings)
         app.state.container = container
+        container.events_listener.start()
         if container.results_consumer is not None:
             # one consumer per replica, in its own thread; it hands results to this loop
             container.results_consumer.start(asyncio.get_running_loop())
@@ -95,6 +96,16 @@ def create_app(
     # outermost, so it also times what the middleware above answers (413 for an oversize body)
     app.add_middleware(HttpMetricsMiddleware, metrics=metrics)
     return app
+
+
+def stop_event_streams(app: object) -> None:
+    """End every open event stream of ``app`` (its clients reconnect with their Last-Event-ID):
+    the server calls it when it starts stopping, since it waits for open responses to end
+    before the lifespan's shutdown runs. Any other app is left alone."""
+    state = getattr(app, "state", None)
+    container = getattr(state, "container", None) if state is not None else None
+    if isinstance(container, Container):
+        container.live_events.drain()
 
 
 def _allow_browsers(app: FastAPI, origins: tuple[str, ...]) -> None:

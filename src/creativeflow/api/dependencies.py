@@ -16,6 +16,7 @@ from creativeflow.bootstrap import Container
 from creativeflow.services.account import CreditAccount, Readiness
 from creativeflow.services.callbacks import CallbackService
 from creativeflow.services.generations import GenerationService
+from creativeflow.services.live_events import LiveEvents
 from creativeflow.services.reconciliation import Reconciler
 from creativeflow.settings import Settings
 
@@ -32,6 +33,10 @@ async def get_settings(request: Request) -> Settings:
 
 async def get_generations(request: Request) -> GenerationService:
     return _container(request).generations
+
+
+async def get_live_events(request: Request) -> LiveEvents:
+    return _container(request).live_events
 
 
 async def get_callbacks(request: Request) -> CallbackService:
@@ -75,6 +80,7 @@ def only_query_parameters(*known: str) -> Callable[[Request], Awaitable[None]]:
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 GenerationsDep = Annotated[GenerationService, Depends(get_generations)]
+LiveEventsDep = Annotated[LiveEvents, Depends(get_live_events)]
 CallbacksDep = Annotated[CallbackService, Depends(get_callbacks)]
 AccountDep = Annotated[CreditAccount, Depends(get_account)]
 ReadinessDep = Annotated[Readiness, Depends(get_readiness)]

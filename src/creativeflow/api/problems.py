@@ -62,7 +62,11 @@ def stored_answer(status: int, body: dict[str, Any]) -> JSONResponse:
 
 async def _on_domain_error(request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, DomainError)
-    headers = {"Retry-After": "5"} if error.status_code == 503 else None
+    headers = None
+    if error.retry_after is not None:
+        headers = {"Retry-After": str(error.retry_after)}
+    elif error.status_code == 503:
+        headers = {"Retry-After": "5"}
     if error.status_code >= 500:
         log.warning("%s: %s", type(error).__name__, error.detail)
     elif error.public_detail != error.detail:

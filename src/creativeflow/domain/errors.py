@@ -8,6 +8,9 @@ DomainError
 ├── InvalidTransition           409  a state change the state machine refuses
 ├── NotFound                    404  unknown id, or somebody else's
 ├── Conflict                    409  the request is not in a state for this action
+├── InvalidEventCursor          422  a Last-Event-ID that is not an event of the request
+├── TooManyEventStreams         429  the user has as many event streams open as allowed
+├── EventStreamsBusy            503  this process serves as many event streams as it may
 ├── CreditsRefused              402/403/409/422/429  Odoo refused the debit (a stable code;
 │                               429 when the tier's cap on unfinished requests is reached)
 ├── CreditServiceUnavailable    503  Odoo could not be reached; nothing was charged
@@ -32,6 +35,8 @@ class DomainError(Exception):
 
     # a fixed sentence for users; None: ``detail`` is already written for them
     user_sentence: str | None = None
+    # seconds a client should wait before trying again (``Retry-After``); None: not said
+    retry_after: int | None = None
 
     def __init__(self, detail: str, **extensions: Any) -> None:
         super().__init__(detail)
@@ -63,6 +68,48 @@ class Conflict(DomainError):
     status_code = 409
     problem_type = "/problems/conflict"
     title = "Conflict"
+
+
+class InvalidEventCursor(DomainError):
+    status_code = 422
+    problem_type = "/problems/invalid-event-cursor"
+    title = "Invalid event cursor"
+    user_sentence = (
+        "Last-Event-ID is not the id of an event of this request. Resume with the id of the "
+        "last event this stream gave you, or leave it out to start from the first event."
+    )
+
+
+class TooManyEventStreams(DomainError):
+    status_code = 429
+    problem_type = "/problems/too-many-event-streams"
+    title = "Too many event streams"
+
+    def __init__(self, limit: int, *, retry_after: int) -> None:
+        super().__init__(
+            f"You already have {limit} event streams open, the most allowed. Close one, or "
+            "read a request with GET /api/v1/generations/{id}, then try again.",
+            max_streams_per_user=limit,
+        )
+        self.retry_after = retry_after
+
+
+class EventStreamsBusy(DomainError):
+    status_code = 503
+    problem_type = "/problems/event-streams-busy"
+    title = "Event streams busy"
+    user_sentence = (
+        "This server cannot open another event stream right now. Try again in a few seconds, "
+        "with the same Last-Event-ID."
+    )
+
+    def __init__(self, detail: str, *, retry_after: int) -> None:
+        super().__init__(detail)
+        self.retry_after = retry_after
+
+    @property
+    def public_extensions(self) -> dict[str, Any]:
+        return {}
 
 
 _REFUSAL_STATUS = {

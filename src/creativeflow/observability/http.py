@@ -29,22 +29,40 @@ class HttpMetricsMiddleware:
             return
         started = time.perf_counter()
         status = 500  # an exception before the response started is a 500 to the client
+        observed = False
 
-        async def send_and_note_status(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = int(message["status"])
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_and_note_status)
-        finally:
+        def observe() -> None:
+            nonlocal observed
+            observed = True
             self.metrics.http_request(
                 known_method(scope.get("method", "GET")),
                 route_template(scope),
                 status,
                 time.perf_counter() - started,
             )
+
+        async def send_and_note_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+                if _is_event_stream(message):
+                    # a live event stream lasts as long as its request: its answer is timed
+                    # to when it started streaming
+                    observe()
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_and_note_status)
+        finally:
+            if not observed:
+                observe()
+
+
+def _is_event_stream(start: Message) -> bool:
+    for name, value in start.get("headers", ()):
+        if name.lower() == b"content-type":
+            return bytes(value).split(b";")[0].strip() == b"text/event-stream"
+    return False
 
 
 KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})

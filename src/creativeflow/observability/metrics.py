@@ -16,7 +16,8 @@ observes something calls one of its small typed methods::
 
 Values that live elsewhere (rows in PostgreSQL, messages in RabbitMQ, busy worker threads) are
 read when Prometheus scrapes, through callbacks registered with :meth:`Metrics.watch_tracking`,
-:meth:`Metrics.watch_queues` and :meth:`Metrics.watch_pools`. A callback that fails is logged and
+:meth:`Metrics.watch_queues`, :meth:`Metrics.watch_pools` and
+:meth:`Metrics.watch_event_streams`. A callback that fails is logged and
 reported as ``creativeflow_metrics_source_up{source=...} 0``; the scrape still succeeds.
 
 Label values are closed sets (an action is reduced to ``samples``/``final``/``regeneration``, an
@@ -231,6 +232,16 @@ class Metrics:
             ("dependency",),
             registry=r,
         )
+        self._event_streams = Gauge(
+            f"{PREFIX}_event_streams_open",
+            "Live event streams (Server-Sent Events) this process has open.",
+            registry=r,
+        )
+        self._events_listener = Gauge(
+            f"{PREFIX}_events_listener_up",
+            "1 while this process's LISTEN connection for the event streams' wake-ups is up.",
+            registry=r,
+        )
         build = Gauge(f"{PREFIX}_build_info", "The running version.", ("version",), registry=r)
         build.labels(version=version).set(1)
         for outcome in CallbackOutcome:  # every outcome shows, at 0, from the first scrape
@@ -296,6 +307,13 @@ class Metrics:
     def watch_queues(self, source: QueueDepthSource) -> None:
         """Read the job and dead-letter queue depths at scrape time."""
         self._sources.queues = source
+
+    def watch_event_streams(
+        self, *, open_streams: Callable[[], int], listening: Callable[[], bool]
+    ) -> None:
+        """Read the open event streams and the listener's connection at scrape time."""
+        self._event_streams.set_function(lambda: float(open_streams()))
+        self._events_listener.set_function(lambda: 1.0 if listening() else 0.0)
 
     def watch_pools(self, source: PoolUsageSource) -> None:
         """Add a source of worker-pool usage (several may be added: Odoo, publisher, database)."""

@@ -18,8 +18,14 @@ from fastapi import (
     Response,
 )
 from fastapi.responses import JSONResponse
+from fastapi.sse import EventSourceResponse
 
-from creativeflow.api.dependencies import GenerationsDep, SettingsDep, only_query_parameters
+from creativeflow.api.dependencies import (
+    GenerationsDep,
+    LiveEventsDep,
+    SettingsDep,
+    only_query_parameters,
+)
 from creativeflow.api.identity import CurrentUser
 from creativeflow.api.openapi_problems import problem_responses
 from creativeflow.api.problems import problem_body, stored_answer
@@ -33,6 +39,7 @@ from creativeflow.api.schemas import (
     Regeneration,
     SampleSelection,
 )
+from creativeflow.api.sse import CURSOR_PATTERN, CURSOR_RULE, event_stream_body, parse_cursor
 from creativeflow.domain.errors import DomainError
 from creativeflow.domain.model import GenerationRequest
 from creativeflow.domain.states import Status
@@ -353,3 +360,74 @@ async def cancel_generation(
     request_id: RequestId, user_id: CurrentUser, generations: GenerationsDep
 ) -> GenerationView:
     return GenerationView.of(await generations.cancel(user_id, request_id))
+
+
+_EVENTS_EXAMPLE = (
+    "retry: 3000\n\n"
+    "event: status_changed\n"
+    'data: {"id":41,"type":"status_changed","request_id":"3f1c5a7e-...","at":"2026-12-04T'
+    '18:00:01.120000+00:00","data":{"status":"PROCESSING_SAMPLES"}}\n'
+    "id: 41\n\n"
+    ": keep-alive\n\n"
+)
+
+
+@router.get(
+    "/{request_id}/events",
+    summary="Follow a request live: its status changes, samples, final asset, failure and "
+    "credit movements, as Server-Sent Events; resumable with Last-Event-ID",
+    responses={
+        200: {
+            "description": "the events after the cursor, then each new one as it happens; the "
+            "stream ends once the request has ended and everything was sent",
+            "content": {
+                "text/event-stream": {"schema": {"type": "string"}, "example": _EVENTS_EXAMPLE}
+            },
+        },
+        204: {"description": "the request has ended and nothing follows the cursor"},
+        **problem_responses(
+            401,
+            404,
+            422,
+            429,
+            500,
+            503,
+            s422=f"a Last-Event-ID (or last_event_id) that is not {CURSOR_RULE}, or not an "
+            "event of this request",
+            s429="the user already has as many event streams open as allowed; Retry-After",
+            s503="this server serves as many event streams as it may; Retry-After",
+        ),
+    },
+    dependencies=[Depends(only_query_parameters("last_event_id"))],
+)
+async def stream_events(
+    request_id: RequestId,
+    user_id: CurrentUser,
+    live_events: LiveEventsDep,
+    settings: SettingsDep,
+    last_event_id_header: Annotated[
+        str,
+        Header(
+            alias="Last-Event-ID",
+            # documented, checked by parse_cursor (which says what a cursor is)
+            json_schema_extra={"pattern": CURSOR_PATTERN},
+            description="resume after this event (what an EventSource sends when it "
+            "reconnects); wins over last_event_id",
+        ),
+    ] = "",
+    last_event_id: Annotated[
+        str,
+        Query(
+            json_schema_extra={"pattern": CURSOR_PATTERN},
+            description="resume after this event, for clients that cannot set headers",
+        ),
+    ] = "",
+) -> Response:
+    after = parse_cursor(last_event_id_header, last_event_id)
+    stream = await live_events.open(user_id, request_id, after)
+    if stream is None:
+        return Response(status_code=204)
+    return EventSourceResponse(
+        event_stream_body(stream, settings.event_stream_retry_ms),
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
