@@ -98,3 +98,14 @@ def test_result_events_follow_the_dispatch_unless_set(
     assert Settings(_env_file=None).events_enabled is rabbitmq  # type: ignore[call-arg]
     webhook_mode = Settings(_env_file=None, dispatch_mode="webhook")  # type: ignore[call-arg]
     assert webhook_mode.events_enabled is webhook
+
+
+@pytest.mark.parametrize("name", ["STANDARD_MODEL", "ADVANCED_MODEL"])
+@pytest.mark.parametrize("bad", ["Advanced", "creativeflow advanced", "x" * 65, "-v1", ""])
+def test_the_model_settings_are_model_codes(
+    monkeypatch: pytest.MonkeyPatch, name: str, bad: str
+) -> None:
+    monkeypatch.setenv(name, bad)
+    with pytest.raises(ValidationError) as refused:
+        Settings(_env_file=None)  # type: ignore[call-arg]
+    assert "model code" in str(refused.value)
