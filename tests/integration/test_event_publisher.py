@@ -17,7 +17,12 @@ import jsonschema
 import pytest
 from pika.exceptions import ChannelClosedByBroker
 
-from creativeflow.adapters.rabbitmq import BrokerUnreachable, JobUnroutable, RabbitConfig
+from creativeflow.adapters.rabbitmq import (
+    BrokerUnreachable,
+    JobUnroutable,
+    RabbitConfig,
+    TopologyError,
+)
 from creativeflow.adapters.rabbitmq.events import EventsConfig, PikaEventPublisher
 from creativeflow.adapters.tracking.database import DatabaseConfig, TrackingDatabase
 from creativeflow.adapters.tracking.migrate import upgrade
@@ -190,6 +195,21 @@ def test_a_connection_the_broker_closed_is_reopened_for_the_next_event(
     assert close_broker_connections(name) >= 1
     publisher.publish(a_message(sequence=2))
     assert [m.json()["sequence"] for m in drain(consumer)] == [1, 2]
+
+
+def test_an_events_exchange_declared_otherwise_is_refused_at_start_naming_it(
+    rabbit: RabbitConfig, events: EventsConfig
+) -> None:
+    with channel() as ch:
+        ch.exchange_declare(events.exchange, exchange_type="topic", durable=True)
+    publisher = PikaEventPublisher(rabbit, events)
+    try:
+        with pytest.raises(TopologyError) as refused:
+            publisher.declare_topology()
+    finally:
+        publisher.close()
+    assert events.exchange in str(refused.value)
+    assert "alternate-exchange" in str(refused.value)
 
 
 def test_an_unreachable_broker_is_a_failed_publish(events: EventsConfig) -> None:
