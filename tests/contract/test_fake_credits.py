@@ -91,10 +91,10 @@ def test_refusals_carry_the_contract_codes() -> None:
 @pytest.mark.parametrize(
     ("reason", "refused_spec"),
     [
-        ("format_not_allowed", spec(9, fmt="gif", width=5000, advanced_model=True)),
-        ("resolution_not_allowed", spec(9, width=5000, advanced_model=True)),
-        ("too_many_samples", spec(9, advanced_model=True)),
-        ("advanced_model_not_allowed", spec(1, advanced_model=True)),
+        ("format_not_allowed", spec(9, fmt="gif", width=5000, model="creativeflow-advanced-v1")),
+        ("resolution_not_allowed", spec(9, width=5000, model="creativeflow-advanced-v1")),
+        ("too_many_samples", spec(9, model="creativeflow-advanced-v1")),
+        ("model_not_allowed", spec(1, model="creativeflow-advanced-v1")),
     ],
 )
 def test_tier_reasons_come_in_the_documented_order(
@@ -149,7 +149,13 @@ def test_the_cap_on_unfinished_requests_is_the_last_tier_rule() -> None:
 
     at_cap = _refusal(fake.debit("free", "r-1", "samples", spec(requests_in_flight=2), "c"))
     advanced_first = _refusal(
-        fake.debit("free", "r-2", "samples", spec(advanced_model=True, requests_in_flight=2), "c")
+        fake.debit(
+            "free",
+            "r-2",
+            "samples",
+            spec(model="creativeflow-advanced-v1", requests_in_flight=2),
+            "c",
+        )
     )
     below = run(fake.debit("free", "r-3", "samples", spec(requests_in_flight=1), "c"))
     unchecked = run(fake.debit("free", "r-4", "samples", spec(), "c"))
@@ -163,7 +169,7 @@ def test_the_cap_on_unfinished_requests_is_the_last_tier_rule() -> None:
         "requests_in_flight": 2,
         "max_requests_in_flight": 2,
     }
-    assert advanced_first.figures["reason"] == "advanced_model_not_allowed"
+    assert advanced_first.figures["reason"] == "model_not_allowed"
     assert below.replay is unchecked.replay is regeneration.replay is False
 
 

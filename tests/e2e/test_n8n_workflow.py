@@ -1208,6 +1208,26 @@ def test_the_provider_gets_the_creative_brief_and_nulls_from_a_v1_job(stack: Sta
     assert {key: sent_v1[key] for key in brief} == dict.fromkeys(brief)
 
 
+def test_both_provider_calls_get_the_model_odoo_granted(stack: Stack) -> None:
+    """The job names the model the tier's debit granted (here the studio tier's default, the
+    advanced model, for a request that asked for none); both workflows hand it to the provider,
+    for the samples and for the final asset."""
+    user = stack.new_user(tier="studio")
+    created = submit(stack, user, prompt="[hold] a kite festival", samples=1)
+    job = published_job(stack, str(created["id"]), "samples")
+    assert job["model"] == "creativeflow-advanced-v1"
+    final_job = {**job, "stage": "final", "parameters": {**job["parameters"], "samples": None}}
+    final_job["parameters"]["selected_sample"] = {"id": "s1", "url": "https://assets/s1.png"}
+    for path in (WORKFLOW_PATH, WORKFLOW_PATH.with_name("creativeflow-generation-webhook.json")):
+        definition = json.loads(path.read_text())
+        providers = [n for n in definition["nodes"] if n["name"].startswith("AI provider")]
+        assert len(providers) == 2, path.name
+        context = Context({}, "e", env_for(workflow()))
+        for node, item in zip(providers, (job, final_job), strict=True):
+            sent = json.loads(expression(node["parameters"]["jsonBody"], item, context))
+            assert sent["model"] == "creativeflow-advanced-v1", (path.name, node["name"])
+
+
 # --- cancellations -----------------------------------------------------------------------------
 
 

@@ -39,7 +39,7 @@ from tests.integration.rabbit_support import (
     unique_config,
 )
 
-PNG = {"format": "png", "width": 512, "height": 512, "samples": 2, "advanced_model": False}
+PNG = {"format": "png", "width": 512, "height": 512, "samples": 2}
 SUBMIT = {"prompt": "a lighthouse at dawn", "format": "png", "width": 1024, "height": 1024}
 USER = {"X-Gateway-Secret": "dev-gateway-secret", "X-User-Id": "demo-user"}
 DEMO_BALANCE = 500  # demo-user's opening balance in the emulator's seed

@@ -149,6 +149,7 @@ def _command(body: GenerationCreate) -> SubmitGeneration:
         style_guidance=body.style_guidance,
         brand_elements=body.brand_elements.model_dump(mode="json") if body.brand_elements else None,
         project_id=body.project_id,
+        model=body.model,
         advanced_model=body.advanced_model,
         brief=body.brief(),
     )
