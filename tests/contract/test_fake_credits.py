@@ -239,3 +239,34 @@ def test_the_fake_refuses_debits_of_another_account_and_plays_a_lost_reply() -> 
     assert conflict.code == "request_conflict"
     assert replay.created is False
     assert fake.calls[-3:] == ["record_generated_asset"] * 3
+
+
+def test_the_fake_grants_models_as_odoo_does() -> None:
+    fake = FakeCredits()
+    fake.add_account("free", tier="free", balance=100)
+    fake.add_account("studio", tier="studio", balance=100)
+
+    limits = run(fake.get_entitlements("free")).limits
+    default = run(fake.debit("free", "r-1", "samples", spec(), "c"))
+    named = run(fake.debit("free", "r-2", "samples", spec(model="creativeflow-draft-v1"), "c"))
+    studio = run(fake.debit("studio", "r-3", "samples", spec(), "c"))
+    refused = _refusal(
+        fake.debit("free", "r-4", "samples", spec(model="creativeflow-advanced-v1"), "c")
+    )
+    refund = run(fake.refund("r-2", "samples", "failed", "c"))
+    quote = run(fake.quote("free", spec(model="creativeflow-advanced-v1")))
+
+    assert limits.models == ("creativeflow-standard-v1", "creativeflow-draft-v1")
+    assert limits.default_model == "creativeflow-standard-v1"
+    assert (default.model, named.model, studio.model) == (
+        "creativeflow-standard-v1",
+        "creativeflow-draft-v1",
+        "creativeflow-advanced-v1",
+    )
+    assert (refused.code, refused.figures["reason"]) == ("tier_forbids", "model_not_allowed")
+    assert refund.model == "creativeflow-draft-v1"
+    assert [e.model for e in fake.ledger() if e.request_id == "r-2"] == [
+        "creativeflow-draft-v1"
+    ] * 2
+    assert (quote.allowed, quote.reason, quote.model) == (False, "model_not_allowed", None)
+    assert fake.balance("free") == 100 - default.amount

@@ -4,6 +4,9 @@ model the plan does not include is a 403 problem with nothing charged or stored.
 
 from __future__ import annotations
 
+import uuid
+from dataclasses import replace
+
 import jsonschema
 
 from tests.e2e.conftest import Stack, wait_for, wait_for_status
@@ -151,3 +154,34 @@ def test_a_model_out_of_syntax_is_a_422_and_stores_nothing(
         assert answer.headers["content-type"] == "application/problem+json"
     assert listed["total"] == 0
     assert stack.ledger_of_user(user) == []
+
+
+def test_a_model_taken_off_the_plan_refuses_the_next_step_and_charges_nothing(
+    stack: Stack,
+) -> None:
+    """Every later step asks Odoo for the request's model again: an admin who takes the model
+    off the tier meanwhile makes the selection and the regeneration 403, nothing charged."""
+    code = f"e2e-{uuid.uuid4().hex[:8]}"
+    plan = replace(stack.emulator.tier("pro"), code=code, models=(STANDARD, DRAFT))
+    stack.emulator.set_tier(plan)
+    user = stack.new_user(tier=code, balance=100)
+    created = submit(stack, user, samples=1, model=DRAFT)
+    request_id = created["id"]
+    with stack.client(user) as client:
+        awaiting = wait_for_status(client, request_id, "AWAITING_SELECTION")
+        stack.emulator.set_tier(replace(plan, models=(STANDARD,)))
+        selected = client.post(
+            f"/api/v1/generations/{request_id}/selection",
+            json={"sample_id": awaiting["samples"][0]["id"]},
+        )
+        regenerated = client.post(f"/api/v1/generations/{request_id}/regeneration")
+        after = client.get(f"/api/v1/generations/{request_id}").json()
+
+    for refused in (selected, regenerated):
+        assert refused.status_code == 403, refused.text
+        assert refused.json()["reason"] == "model_not_allowed"
+    assert after["status"] == "AWAITING_SELECTION" and after["model"] == DRAFT
+    assert [(e["action"], e["operation"]) for e in stack.ledger_for(request_id)] == [
+        ("samples", "debit")
+    ]
+    assert stack.emulator.balance(user) == 100 - created["credits_charged"]

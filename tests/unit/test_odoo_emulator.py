@@ -1522,3 +1522,18 @@ def test_a_state_written_before_assets_were_recorded_restores_with_none() -> Non
 
     assert ledger.assets() == []
     assert ledger.balance("u-1") == 100
+
+
+def test_a_tier_edited_in_place_binds_its_accounts_at_once(emu: OdooEmulator) -> None:
+    from dataclasses import replace
+
+    pro = emu.tier("pro")
+    emu.add_account("edited", tier="pro", balance=50)
+    spec = {**PNG_4, "model": "creativeflow-draft-v1"}
+    assert debit(emu, "edited", "req-e1", spec=spec)["model"] == "creativeflow-draft-v1"
+    emu.set_tier(replace(pro, models=("creativeflow-standard-v1",)))
+    refused = debit(emu, "edited", "req-e2", spec=spec)
+    assert (refused["code"], refused["reason"]) == ("tier_forbids", "model_not_allowed")
+    with pytest.raises(ValueError):
+        emu.set_tier(replace(pro, models=("creativeflow-draft-v1",)))
+    emu.set_tier(pro)

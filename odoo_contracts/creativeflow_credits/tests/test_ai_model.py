@@ -34,7 +34,7 @@ class TestModelCatalogue(CreditsCase):
 
     def test_a_code_has_the_closed_syntax(self):
         for bad in ("Standard", "with space", "-leading-dash", "tab\tinside", "x" * 65, "é-model"):
-            with self.subTest(code=bad), self.assertRaises(ValidationError):
+            with self.subTest(code=bad), self.assertRaises(ValidationError), self.cr.savepoint():
                 self.AiModel.create({"name": "Bad", "code": bad})
         good = self.AiModel.create({"name": "Good", "code": "cf-test.model_2"})
         self.assertEqual(good.code, "cf-test.model_2")
@@ -44,8 +44,19 @@ class TestModelCatalogue(CreditsCase):
         unused.unlink()
         self.assertFalse(unused.exists())
         self.service.debit("cf-test-user-1", "cf-req-m-del", "samples", self.spec())
-        with self.assertRaises(UserError):
+        with self.assertRaises(UserError), self.cr.savepoint():
             self.standard_model.unlink()
+        self.assertTrue(self.standard_model.exists())
+
+    def test_the_code_of_a_model_the_ledger_names_never_changes(self):
+        unused = self.AiModel.create({"name": "Fresh", "code": "cf-test-fresh"})
+        unused.code = "cf-test-renamed"
+        self.assertEqual(unused.code, "cf-test-renamed")
+        self.service.debit("cf-test-user-1", "cf-req-m-ren", "samples", self.spec())
+        with self.assertRaises(UserError), self.cr.savepoint():
+            self.standard_model.write({"code": "creativeflow-standard-v2"})
+        self.standard_model.write({"code": "creativeflow-standard-v1", "name": "Standard (v1)"})
+        self.assertEqual(self.standard_model.code, "creativeflow-standard-v1")
 
     def test_managers_write_the_catalogue_and_auditors_only_read_it(self):
         created = self.AiModel.with_user(self.manager).create(
@@ -56,7 +67,7 @@ class TestModelCatalogue(CreditsCase):
             self.AiModel.with_user(self.auditor).browse(created.id).read(["code"])[0]["code"],
             "cf-test-managed",
         )
-        with self.assertRaises(AccessError):
+        with self.assertRaises(AccessError), self.cr.savepoint():
             self.AiModel.with_user(self.auditor).create({"name": "No", "code": "cf-test-no"})
         with self.assertRaises(AccessError):
             created.with_user(self.auditor).write({"name": "No"})
@@ -65,10 +76,11 @@ class TestModelCatalogue(CreditsCase):
 @tagged("post_install", "-at_install")
 class TestTierModels(CreditsCase):
     def test_the_default_model_must_be_among_the_allowed(self):
-        with self.assertRaises(ValidationError):
+        with self.assertRaises(ValidationError), self.cr.savepoint():
             self.tier.write({"default_model_id": self.advanced_model.id})
-        with self.assertRaises(ValidationError):
+        with self.assertRaises(ValidationError), self.cr.savepoint():
             self.tier.write({"allowed_model_ids": [(6, 0, [self.draft_model.id])]})
+        self.assertEqual(self.tier.allowed_model_ids, self.standard_model | self.draft_model)
         self.tier.write(
             {
                 "allowed_model_ids": [(4, self.advanced_model.id)],
@@ -78,8 +90,9 @@ class TestTierModels(CreditsCase):
         self.assertEqual(self.tier._default_model_code(), "creativeflow-advanced-v1")
 
     def test_a_tier_needs_a_default_model(self):
-        with self.assertRaises(ValidationError):
+        with self.assertRaises(ValidationError), self.cr.savepoint():
             self.tier.write({"default_model_id": False})
+        self.assertEqual(self.tier.default_model_id, self.standard_model)
 
     def test_a_new_tier_starts_with_the_standard_model(self):
         tier = self.env["creativeflow.subscription.tier"].create(

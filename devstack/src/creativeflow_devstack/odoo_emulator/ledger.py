@@ -180,6 +180,18 @@ class CreditLedger:
         with self._lock:
             return self._accounts[platform_user_id].balance
 
+    def set_tier(self, tier: Tier) -> None:
+        """Add a tier or replace the one with its code, as a manager edits a tier in Odoo (its
+        models, say): the accounts on it follow at once."""
+        if tier.default_model and tier.default_model not in tier.models:
+            raise ValueError(f"tier {tier.code!r}: the default model is not among its models")
+        with self._lock:
+            self._tiers[tier.code] = tier
+
+    def tier(self, code: str) -> Tier:
+        with self._lock:
+            return self._tiers[code]
+
     def accounts(self) -> list[Result]:
         with self._lock:
             return [account.as_dict() for account in self._accounts.values()]
