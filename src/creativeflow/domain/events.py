@@ -120,3 +120,15 @@ def _result_data(request: GenerationRequest) -> dict[str, Any]:
         "code": failure.code if failure else None,
         "message": failure.message if failure else None,
     }
+
+
+def public_view(event: RequestEvent) -> dict[str, Any]:
+    """What a request's owner reads of an event: in a live stream's ``data:`` line and in the
+    body of a webhook's post."""
+    return {
+        "id": event.id,
+        "type": event.type.value,
+        "request_id": event.request_id,
+        "at": event.at.isoformat(),
+        "data": event.data,
+    }
