@@ -192,7 +192,6 @@ class BarePipeline:
             style_guidance=body.get("style_guidance"),
             brand_elements=BRAND_ELEMENTS,
             project_id=body.get("project_id"),
-            advanced_model=False,
             model=self._flow.standard_model,
         )
         request.start(now)
@@ -223,7 +222,7 @@ class BarePipeline:
                     "style_guidance": request.style_guidance,
                     "brand_elements": Json(request.brand_elements),
                     "project_id": request.project_id,
-                    "advanced_model": request.advanced_model,
+                    "advanced_model": False,
                     "model": request.model,
                     "regeneration_count": request.regeneration_count,
                     "samples": Json([]),

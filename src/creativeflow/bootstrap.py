@@ -182,7 +182,7 @@ def flow_config(settings: Settings) -> FlowConfig:
         dispatch_deadline=timedelta(seconds=settings.dispatch_deadline_seconds),
         standard_model=settings.standard_model,
         advanced_model=settings.advanced_model,
-        advanced_model_selector=settings.enable_advanced_model_selector,
+        model_selector=settings.enable_advanced_model_selector,
         refund_on_system_failure=settings.enable_credit_refund_on_system_failure,
     )
 

@@ -14,6 +14,8 @@ from urllib.parse import quote, urlsplit
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from creativeflow.domain.ai_models import is_model_code
+
 PLACEHOLDER_SECRETS = frozenset({"", "changeme", "change-me", "secret", "password", "placeholder"})
 JWT_HMAC_ALGORITHMS = frozenset({"HS256", "HS384", "HS512"})
 JWT_PUBLIC_KEY_ALGORITHMS = frozenset(
@@ -195,6 +197,9 @@ class Settings(BaseSettings):
     # --- request rules -------------------------------------------------------------------------
     samples_deadline_seconds: int = Field(900, ge=1, validation_alias="SAMPLES_DEADLINE_SECONDS")
     final_deadline_seconds: int = Field(1800, ge=1, validation_alias="FINAL_DEADLINE_SECONDS")
+    # Odoo grants each request's model (the tier's allowed models and default); these two are
+    # the job's model when an Odoo older than the model catalogue grants none, and the model
+    # the older request field ``advanced_model: true`` asks for
     standard_model: str = Field("creativeflow-standard-v1", validation_alias="STANDARD_MODEL")
     advanced_model: str = Field("creativeflow-advanced-v1", validation_alias="ADVANCED_MODEL")
 
@@ -320,6 +325,16 @@ class Settings(BaseSettings):
     @property
     def cors_allowed_origins(self) -> tuple[str, ...]:
         return tuple(o.strip() for o in self.cors_allowed_origins_value.split(",") if o.strip())
+
+    @field_validator("standard_model", "advanced_model")
+    @classmethod
+    def _model_codes_only(cls, code: str) -> str:
+        if not is_model_code(code):
+            raise ValueError(
+                "must be a model code of Odoo's catalogue: lower case letters, digits, '.', '_' "
+                "and '-', at most 64 characters"
+            )
+        return code
 
     @field_validator("cors_allowed_origins_value")
     @classmethod

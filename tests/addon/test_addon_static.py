@@ -904,3 +904,51 @@ def test_the_rule_table_is_the_addon_tests_tier_and_names_real_fields(addon: Pat
     service_tests = (addon / "tests/test_credit_service.py").read_text(encoding="utf-8")
     assert 'TIER_RULES["tier"]' in common and "tier_rules.json" in common
     assert 'TIER_RULES["cases"]' in service_tests
+
+
+def test_the_addon_keeps_the_model_code_syntax_of_domain_ai_models(addon: Path) -> None:
+    """A code the API accepts must be one the catalogue can hold, and the reverse: the addon's
+    ``MODEL_CODE_PATTERN`` is ``creativeflow.domain.ai_models.PATTERN`` character for character,
+    and its legacy advanced model is the domain's."""
+    from creativeflow.domain.ai_models import ADVANCED_MODEL, PATTERN
+
+    tree = ast.parse((addon / "models/credit_service.py").read_text())
+    patterns = [
+        node.value.args[0].value
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Assign)
+        and any(isinstance(t, ast.Name) and t.id == "MODEL_CODE_PATTERN" for t in node.targets)
+        and isinstance(node.value, ast.Call)
+        and node.value.args
+        and isinstance(node.value.args[0], ast.Constant)
+    ]
+    assert patterns == [PATTERN]
+    assert module_constants(tree)["LEGACY_ADVANCED_MODEL"] == ADVANCED_MODEL
+    catalogue = ET.parse(addon / "data/creativeflow_ai_model_data.xml").getroot()
+    codes = [r.findtext("field[@name='code']") for r in catalogue.iter("record")]
+    assert ADVANCED_MODEL in codes and "creativeflow-standard-v1" in codes
+    assert all(code and re.fullmatch(PATTERN, code) for code in codes)
+
+
+def test_the_manifest_version_has_its_migration(addon: Path) -> None:
+    """18.0.1.5.0 turned the stored allow_advanced_models into the tier's model lists: existing
+    databases are filled by that version's post-migration, which Odoo finds by the version."""
+    version = read_manifest(addon)["version"]
+    script = addon / "migrations" / "18.0.1.5.0" / "post-migrate.py"
+    assert version >= "18.0.1.5.0"
+    tree = ast.parse(script.read_text(encoding="utf-8"))
+    [migrate] = [
+        node for node in tree.body if isinstance(node, ast.FunctionDef) and node.name == "migrate"
+    ]
+    assert [argument.arg for argument in migrate.args.args] == ["cr", "version"]
+    assert "allow_advanced_models" in script.read_text(encoding="utf-8")
+
+
+def test_the_shipped_tiers_default_to_one_of_their_models(addon: Path) -> None:
+    for tier in _records(
+        addon / "demo/creativeflow_credits_demo.xml", "creativeflow.subscription.tier"
+    ):
+        allowed = tier.find("field[@name='allowed_model_ids']")
+        default = tier.find("field[@name='default_model_id']")
+        assert allowed is not None and default is not None, tier.get("id")
+        assert f"ref('{default.get('ref')}')" in (allowed.get("eval") or ""), tier.get("id")

@@ -136,7 +136,9 @@ class RealOdooTarget:
         manager = self._manager_client()
         tier_ids = manager.call("creativeflow.subscription.tier", "search", [["code", "=", tier]])
         if not tier_ids and tier == TIER.code:
-            tier_ids = [manager.call("creativeflow.subscription.tier", "create", TABLE["tier"])]
+            tier_ids = [
+                manager.call("creativeflow.subscription.tier", "create", _table_tier(manager))
+            ]
         if not tier_ids:
             pytest.skip(f"the real Odoo has no tier {tier!r}")
         user_id = fresh_id("user")
@@ -190,6 +192,19 @@ class RealOdooTarget:
         return self._manager
 
 
+def _table_tier(manager: OdooClient) -> dict[str, Any]:
+    """The rule table's tier as ``create`` takes it: its models are given by their codes."""
+    values = dict(TABLE["tier"])
+    codes = values["allowed_model_ids"]
+    found = manager.call(
+        "creativeflow.ai.model", "search_read", [["code", "in", codes]], ["id", "code"]
+    )
+    ids = {record["code"]: record["id"] for record in found}
+    values["allowed_model_ids"] = [[6, 0, [ids[code] for code in codes]]]
+    values["default_model_id"] = ids[values["default_model_id"]]
+    return values
+
+
 def fresh_id(prefix: str) -> str:
     return f"ct-{prefix}-{uuid.uuid4().hex[:16]}"
 
@@ -200,7 +215,7 @@ def spec(
     fmt: str = "png",
     width: int = 512,
     height: int = 512,
-    advanced_model: bool = False,
+    model: str | None = None,
     requests_in_flight: int | None = None,
 ) -> GenerationSpec:
     return GenerationSpec(
@@ -208,7 +223,7 @@ def spec(
         width=width,
         height=height,
         samples=samples,
-        advanced_model=advanced_model,
+        model=model,
         requests_in_flight=requests_in_flight,
     )
 

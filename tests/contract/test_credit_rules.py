@@ -14,6 +14,7 @@ from creativeflow.domain.errors import CreditsRefused
 from .conftest import SERVICE, fresh_id, spec
 
 NewAccount = Callable[..., str]
+ADVANCED = "creativeflow-advanced-v1"
 
 
 def test_entitlements_of_a_pro_account(client: OdooClient, new_account: NewAccount) -> None:
@@ -134,22 +135,22 @@ def test_each_tier_rule_refuses_with_its_reason_in_the_documented_order(
 ) -> None:
     user, free = _free_tier(client, new_account)
     limits = free.limits
-    if limits.advanced_models:
-        pytest.skip("the target's free tier allows advanced models")
+    if ADVANCED in limits.models:
+        pytest.skip("the target's free tier allows the advanced model")
     bad_format = next(f for f in ("gif", "bmp", "tiff", "avif") if f not in limits.formats)
     good_format = limits.formats[0]
     too_wide = limits.max_width + 1
     too_many = limits.max_samples_per_request + 1
     cases = [
         # every rule broken: the first in the table wins, and so on down the table
-        ("format_not_allowed", spec(too_many, fmt=bad_format, width=too_wide, advanced_model=True)),
+        ("format_not_allowed", spec(too_many, fmt=bad_format, width=too_wide, model=ADVANCED)),
         (
             "resolution_not_allowed",
-            spec(too_many, fmt=good_format, width=too_wide, advanced_model=True),
+            spec(too_many, fmt=good_format, width=too_wide, model=ADVANCED),
         ),
         ("resolution_not_allowed", spec(1, fmt=good_format, height=limits.max_height + 1)),
-        ("too_many_samples", spec(too_many, fmt=good_format, advanced_model=True)),
-        ("advanced_model_not_allowed", spec(1, fmt=good_format, advanced_model=True)),
+        ("too_many_samples", spec(too_many, fmt=good_format, model=ADVANCED)),
+        ("model_not_allowed", spec(1, fmt=good_format, model=ADVANCED)),
     ]
 
     for reason, refused_spec in cases:
@@ -439,21 +440,21 @@ def test_the_cap_is_the_last_tier_rule_and_comes_before_the_balance(
 ) -> None:
     poor, free = _free_tier(client, new_account, balance=0)
     cap = free.limits.max_requests_in_flight
-    if free.limits.advanced_models:
-        pytest.skip("the target's free tier allows advanced models")
+    if ADVANCED in free.limits.models:
+        pytest.skip("the target's free tier allows the advanced model")
 
     with pytest.raises(OdooRejected) as advanced:
         client.debit(
             poor,
             fresh_id("req"),
             "samples",
-            spec(advanced_model=True, requests_in_flight=cap),
+            spec(model=ADVANCED, requests_in_flight=cap),
             fresh_id("corr"),
         )
     with pytest.raises(OdooRejected) as capped:
         client.debit(poor, fresh_id("req"), "samples", spec(requests_in_flight=cap), "")
 
-    assert advanced.value.figures["reason"] == "advanced_model_not_allowed"
+    assert advanced.value.figures["reason"] == "model_not_allowed"
     assert "requests_in_flight" not in advanced.value.figures
     assert (capped.value.code, capped.value.figures["reason"]) == (
         "tier_forbids",

@@ -91,10 +91,10 @@ def test_refusals_carry_the_contract_codes() -> None:
 @pytest.mark.parametrize(
     ("reason", "refused_spec"),
     [
-        ("format_not_allowed", spec(9, fmt="gif", width=5000, advanced_model=True)),
-        ("resolution_not_allowed", spec(9, width=5000, advanced_model=True)),
-        ("too_many_samples", spec(9, advanced_model=True)),
-        ("advanced_model_not_allowed", spec(1, advanced_model=True)),
+        ("format_not_allowed", spec(9, fmt="gif", width=5000, model="creativeflow-advanced-v1")),
+        ("resolution_not_allowed", spec(9, width=5000, model="creativeflow-advanced-v1")),
+        ("too_many_samples", spec(9, model="creativeflow-advanced-v1")),
+        ("model_not_allowed", spec(1, model="creativeflow-advanced-v1")),
     ],
 )
 def test_tier_reasons_come_in_the_documented_order(
@@ -149,7 +149,13 @@ def test_the_cap_on_unfinished_requests_is_the_last_tier_rule() -> None:
 
     at_cap = _refusal(fake.debit("free", "r-1", "samples", spec(requests_in_flight=2), "c"))
     advanced_first = _refusal(
-        fake.debit("free", "r-2", "samples", spec(advanced_model=True, requests_in_flight=2), "c")
+        fake.debit(
+            "free",
+            "r-2",
+            "samples",
+            spec(model="creativeflow-advanced-v1", requests_in_flight=2),
+            "c",
+        )
     )
     below = run(fake.debit("free", "r-3", "samples", spec(requests_in_flight=1), "c"))
     unchecked = run(fake.debit("free", "r-4", "samples", spec(), "c"))
@@ -163,7 +169,7 @@ def test_the_cap_on_unfinished_requests_is_the_last_tier_rule() -> None:
         "requests_in_flight": 2,
         "max_requests_in_flight": 2,
     }
-    assert advanced_first.figures["reason"] == "advanced_model_not_allowed"
+    assert advanced_first.figures["reason"] == "model_not_allowed"
     assert below.replay is unchecked.replay is regeneration.replay is False
 
 
@@ -233,3 +239,34 @@ def test_the_fake_refuses_debits_of_another_account_and_plays_a_lost_reply() -> 
     assert conflict.code == "request_conflict"
     assert replay.created is False
     assert fake.calls[-3:] == ["record_generated_asset"] * 3
+
+
+def test_the_fake_grants_models_as_odoo_does() -> None:
+    fake = FakeCredits()
+    fake.add_account("free", tier="free", balance=100)
+    fake.add_account("studio", tier="studio", balance=100)
+
+    limits = run(fake.get_entitlements("free")).limits
+    default = run(fake.debit("free", "r-1", "samples", spec(), "c"))
+    named = run(fake.debit("free", "r-2", "samples", spec(model="creativeflow-draft-v1"), "c"))
+    studio = run(fake.debit("studio", "r-3", "samples", spec(), "c"))
+    refused = _refusal(
+        fake.debit("free", "r-4", "samples", spec(model="creativeflow-advanced-v1"), "c")
+    )
+    refund = run(fake.refund("r-2", "samples", "failed", "c"))
+    quote = run(fake.quote("free", spec(model="creativeflow-advanced-v1")))
+
+    assert limits.models == ("creativeflow-standard-v1", "creativeflow-draft-v1")
+    assert limits.default_model == "creativeflow-standard-v1"
+    assert (default.model, named.model, studio.model) == (
+        "creativeflow-standard-v1",
+        "creativeflow-draft-v1",
+        "creativeflow-advanced-v1",
+    )
+    assert (refused.code, refused.figures["reason"]) == ("tier_forbids", "model_not_allowed")
+    assert refund.model == "creativeflow-draft-v1"
+    assert [e.model for e in fake.ledger() if e.request_id == "r-2"] == [
+        "creativeflow-draft-v1"
+    ] * 2
+    assert (quote.allowed, quote.reason, quote.model) == (False, "model_not_allowed", None)
+    assert fake.balance("free") == 100 - default.amount

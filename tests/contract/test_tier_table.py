@@ -32,3 +32,7 @@ def test_the_addons_rule_table(
         receipt = client.debit(user, request_id, case.action, case.spec, fresh_id("corr"))
         assert receipt.amount == case.amount
         assert client.get_entitlements(user).balance == 500 - case.amount
+        if case.model is not None:
+            assert receipt.model == case.model
+            (entry,) = client.ledger_by_requests([request_id])
+            assert entry.model == case.model

@@ -410,13 +410,16 @@ def test_json2_posts_named_arguments_with_the_key_and_the_database(
             "action": "samples",
             "amount": 4,
             "balance_after": 96,
+            "model": "creativeflow-draft-v1",
         },
     )
     client = OdooClient(_json2_config(json2_server.url))
 
-    receipt = client.debit("u-1", "r-1", "samples", spec(2, requests_in_flight=3), "c-1")
+    receipt = client.debit(
+        "u-1", "r-1", "samples", spec(2, model="creativeflow-draft-v1", requests_in_flight=3), "c-1"
+    )
 
-    assert receipt.amount == 4
+    assert (receipt.amount, receipt.model) == (4, "creativeflow-draft-v1")
     (request,) = json2_server.received  # no login before the call: one request
     assert (request.method, request.path) == ("POST", "/json/2/creativeflow.credit.service/debit")
     assert request.headers["authorization"] == f"bearer {JSON2_KEY}"
@@ -432,7 +435,7 @@ def test_json2_posts_named_arguments_with_the_key_and_the_database(
             "width": 512,
             "height": 512,
             "samples": 2,
-            "advanced_model": False,
+            "model": "creativeflow-draft-v1",
             "requests_in_flight": 3,
         },
         "correlation_id": "c-1",

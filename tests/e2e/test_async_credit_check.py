@@ -36,7 +36,9 @@ def test_the_answer_is_pending_and_the_request_moves_on(stack: Stack, async_api:
         accepted = api.post("/api/v1/generations", json=A_REQUEST)
         assert accepted.status_code == 202
         assert accepted.json()["status"] == "PENDING"
+        assert accepted.json()["model"] is None  # the plan's default, not known before the debit
         done = wait_for_status(api, accepted.json()["id"], "AWAITING_SELECTION")
+    assert done["model"] == "creativeflow-standard-v1"  # the pro tier's default, as Odoo granted
     assert [h["status"] for h in done["history"]][:3] == [
         "PENDING",
         "VALIDATING_CREDITS",

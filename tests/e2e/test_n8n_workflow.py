@@ -199,6 +199,23 @@ class CallbackRequest:
 
 
 @dataclass
+class QueuedResult:
+    """What the "Publish result" step (n8n's RabbitMQ node, exchange mode) sends: the message
+    body, its headers, where to; as amqplib's ``channel.publish`` gets them."""
+
+    exchange: str
+    exchange_type: str
+    routing_key: str
+    headers: dict[str, str]
+    body: str
+    signed_value: str
+
+
+# Publishes what the RabbitMQ node describes: the real broker, or a stand-in.
+Publisher = Callable[[QueuedResult], None]
+
+
+@dataclass
 class ProviderAnswer:
     """What the placeholder AI-provider step gives: its answer (output 0) or an error (output 1)."""
 
@@ -278,6 +295,8 @@ class WorkflowRun:
         self.signed_value = ""
         # n8n 1.x lays an error output's `error` over the input item it failed on
         self.errors_keep_the_input = True
+        # where the "Publish result" step's message goes (results by queue)
+        self.publisher: Publisher | None = None
 
     def trigger(self, queue: str = JOB_QUEUE) -> dict[str, Any]:
         [trigger] = [
@@ -317,6 +336,12 @@ class WorkflowRun:
         assert isinstance(sent, CallbackRequest)
         return sent
 
+    def run_to_queue(self, job: dict[str, Any], provider: ProviderAnswer) -> QueuedResult:
+        """The execution up to the result it would publish to the results queue (not sent)."""
+        sent = self._from_trigger(job, provider, None)
+        assert isinstance(sent, QueuedResult), "the workflow posted its result instead"
+        return sent
+
     def deliver(
         self, job: dict[str, Any], provider: ProviderAnswer, transport: Transport
     ) -> Delivery:
@@ -327,7 +352,7 @@ class WorkflowRun:
 
     def _from_trigger(
         self, job: dict[str, Any], provider: ProviderAnswer, transport: Transport | None
-    ) -> CallbackRequest | Delivery:
+    ) -> CallbackRequest | QueuedResult | Delivery:
         trigger = self.trigger()
         options = trigger["parameters"]["options"]
         # no jsonParseBody, no onlyContent: the item is the message, its body the raw text
@@ -365,6 +390,13 @@ class WorkflowRun:
                 self.responded = node["parameters"]["options"]["responseCode"]
             elif kind == "n8n-nodes-base.wait":
                 self.wait(node, item)
+            elif kind == "n8n-nodes-base.rabbitmq":
+                message = self.queued(node, item)
+                if transport is None:
+                    return message
+                assert self.publisher is not None, "results by queue need a publisher"
+                self.publisher(message)
+                item = {"success": True}
             elif kind == "n8n-nodes-base.httpRequest":
                 request = self.request(node, item)
                 if transport is None:
@@ -450,6 +482,28 @@ class WorkflowRun:
         return CallbackRequest(
             method=parameters["method"],
             url=str(expression(parameters["url"], item, self.context)),
+            headers=headers,
+            body=body,
+            signed_value=self.signed_value,
+        )
+
+    def queued(self, node: dict[str, Any], item: Any) -> QueuedResult:
+        """n8n's RabbitMQ node (v1.1, Send a Message, exchange mode, Send Input Data off): the
+        Message parameter as the body, each Headers option as an AMQP header."""
+        parameters = node["parameters"]
+        assert node["typeVersion"] == 1.1 and parameters["operation"] == "sendMessage"
+        assert parameters["mode"] == "exchange" and parameters["sendInputData"] is False
+        options = parameters["options"]
+        headers = {
+            header["key"]: str(expression(header["value"], item, self.context))
+            for header in options["headers"]["header"]
+        }
+        body = expression(parameters["message"], item, self.context)
+        assert isinstance(body, str)
+        return QueuedResult(
+            exchange=str(expression(parameters["exchange"], item, self.context)),
+            exchange_type=parameters["exchangeType"],
+            routing_key=str(expression(parameters["routingKey"], item, self.context)),
             headers=headers,
             body=body,
             signed_value=self.signed_value,
@@ -553,6 +607,76 @@ def test_the_workflow_signs_and_sends_what_the_orchestrator_checks() -> None:
     placeholders = [n for n in by_type["n8n-nodes-base.httpRequest"] if "placeholder" in n["name"]]
     assert len(placeholders) == 2
     assert all(n["onError"] == "continueErrorOutput" for n in placeholders)
+
+
+def test_the_queue_branch_publishes_what_the_results_consumer_checks() -> None:
+    definition = workflow()
+    [publisher] = [n for n in definition["nodes"] if n["type"] == "n8n-nodes-base.rabbitmq"]
+    parameters = publisher["parameters"]
+    assert publisher["credentials"]["rabbitmq"]["id"] == "cfRabbitMQ000001"  # the trigger's
+    assert (parameters["exchangeType"], parameters["options"]["assertExchange"]) == (
+        "direct",
+        False,  # the orchestrator declares it; a declaration that differed would be refused
+    )
+    names = {h["key"] for h in parameters["options"]["headers"]["header"]}
+    assert names == {"webhook-id", "webhook-timestamp", "webhook-signature"}
+    # the publish ends the execution: the job message is acked once the result is out
+    assert publisher["name"] not in definition["connections"]
+
+
+def queue_env(definition: dict[str, Any], flag: str = "true", **more: str) -> dict[str, str]:
+    return {**env_for(definition), "CREATIVEFLOW_RESULTS_BY_QUEUE": flag, **more}
+
+
+@pytest.mark.parametrize("flag", ["true", "TRUE", " true "])
+def test_with_results_by_queue_the_signed_result_is_published_not_posted(
+    stack: Stack, flag: str
+) -> None:
+    from creativeflow.settings import Settings
+    from creativeflow.webhook_signature import verify
+
+    _, request_id = held_request(stack)
+    job = published_job(stack, request_id, "samples")
+    definition = workflow()
+    run = WorkflowRun(definition, queue_env(definition, flag))
+    message = run.run_to_queue(job, ProviderAnswer(result=images(job, 3)))
+    assert "Send callback" not in run.visited
+    defaults = Settings(_env_file=None)  # type: ignore[call-arg]
+    assert message.exchange == defaults.rabbitmq_exchange
+    assert message.routing_key == defaults.rabbitmq_results_routing_key
+    assert message.signed_value == (
+        f"{message.headers['webhook-id']}.{message.headers['webhook-timestamp']}.{message.body}"
+    )
+    verified = verify(
+        [CALLBACK_SECRET], message.headers, message.body.encode(), now=int(time.time())
+    )
+    assert verified.msg_id == message.headers["webhook-id"]
+    assert json.loads(message.body)["event"] == "samples_ready"
+
+
+@pytest.mark.parametrize("flag", ["", "false", "yes", "1"])
+def test_without_results_by_queue_the_result_is_posted(stack: Stack, flag: str) -> None:
+    _, request_id = held_request(stack)
+    job = published_job(stack, request_id, "samples")
+    definition = workflow()
+    run = WorkflowRun(definition, queue_env(definition, flag))
+    request = run.run(job, ProviderAnswer(result=images(job, 3)))
+    assert "Publish result" not in run.visited
+    assert request.url == job["callback"]["samples_url"]
+
+
+def test_the_queue_branch_names_another_exchange_and_routing_key_when_told() -> None:
+    from tests.integration.rabbit_support import make_job
+
+    definition = workflow()
+    env = queue_env(
+        definition,
+        CREATIVEFLOW_RESULTS_EXCHANGE="acme.generation",
+        CREATIVEFLOW_RESULTS_ROUTING_KEY="acme.result",
+    )
+    job = json.loads(make_job().encode())
+    message = WorkflowRun(definition, env).run_to_queue(job, ProviderAnswer(result=images(job, 3)))
+    assert (message.exchange, message.routing_key) == ("acme.generation", "acme.result")
 
 
 # --- through the running service -------------------------------------------------------------
@@ -1082,6 +1206,26 @@ def test_the_provider_gets_the_creative_brief_and_nulls_from_a_v1_job(stack: Sta
     )
     sent_v1 = json.loads(expression(provider["parameters"]["jsonBody"], checked, context))
     assert {key: sent_v1[key] for key in brief} == dict.fromkeys(brief)
+
+
+def test_both_provider_calls_get_the_model_odoo_granted(stack: Stack) -> None:
+    """The job names the model the tier's debit granted (here the studio tier's default, the
+    advanced model, for a request that asked for none); both workflows hand it to the provider,
+    for the samples and for the final asset."""
+    user = stack.new_user(tier="studio")
+    created = submit(stack, user, prompt="[hold] a kite festival", samples=1)
+    job = published_job(stack, str(created["id"]), "samples")
+    assert job["model"] == "creativeflow-advanced-v1"
+    final_job = {**job, "stage": "final", "parameters": {**job["parameters"], "samples": None}}
+    final_job["parameters"]["selected_sample"] = {"id": "s1", "url": "https://assets/s1.png"}
+    for path in (WORKFLOW_PATH, WORKFLOW_PATH.with_name("creativeflow-generation-webhook.json")):
+        definition = json.loads(path.read_text())
+        providers = [n for n in definition["nodes"] if n["name"].startswith("AI provider")]
+        assert len(providers) == 2, path.name
+        context = Context({}, "e", env_for(workflow()))
+        for node, item in zip(providers, (job, final_job), strict=True):
+            sent = json.loads(expression(node["parameters"]["jsonBody"], item, context))
+            assert sent["model"] == "creativeflow-advanced-v1", (path.name, node["name"])
 
 
 # --- cancellations -----------------------------------------------------------------------------

@@ -27,6 +27,9 @@ def test_a_quote_prices_every_step_and_charges_nothing(stack: Stack) -> None:
         "costs": {"samples": 6, "final": 10, "regeneration": 3},
         "balance": 100,
         "affordable": True,
+        "model": "creativeflow-standard-v1",
+        "models": ["creativeflow-standard-v1", "creativeflow-draft-v1", "creativeflow-advanced-v1"],
+        "default_model": "creativeflow-standard-v1",
     }
     assert listed["items"] == []
     assert stack.ledger_of_user(user) == []

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -47,6 +48,7 @@ from tests.e2e.conftest import (
 )
 from tests.integration.rabbit_support import RABBITMQ_URL
 
+STORAGE_SECRET = "e2e-storage-secret-7f3a91"
 SUBMIT = {"prompt": "a lighthouse at dawn", "format": "png", "width": 512, "height": 512}
 
 
@@ -129,6 +131,7 @@ def assets_stack(tracking_database_url: str) -> Iterator[AssetStack]:
                     prefix="e2e-assets",
                     s3_endpoint_url=storage.url,
                     s3_bucket=f"assets-{tag}",
+                    s3_secret_access_key=STORAGE_SECRET,
                     s3_connect_timeout=1,
                     s3_max_attempts=1,
                     asset_url_hosts_value="127.0.0.1",
@@ -248,8 +251,9 @@ def test_the_final_asset_is_stored_recorded_and_served_after_the_provider_url_ex
 
 
 def test_a_storage_outage_serves_provider_urls_until_the_sweep_copies_each_asset_once(
-    assets_stack: AssetStack,
+    assets_stack: AssetStack, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.INFO)
     user = assets_stack.new_user(balance=100)
     client = assets_stack.client(user)
     with assets_stack.storage.down():
@@ -286,6 +290,10 @@ def test_a_storage_outage_serves_provider_urls_until_the_sweep_copies_each_asset
     assert {s["url_source"] for s in view["samples"]} == {"storage"}
     for sample, copy in zip(view["samples"], copies, strict=True):
         assert _sha256(httpx.get(sample["url"]).content) == copy.checksum_sha256
+    # the failures were logged, the storage's secret never
+    assert "storage unreachable" in caplog.text
+    assert STORAGE_SECRET not in caplog.text
+    assert all(STORAGE_SECRET not in (a.last_error or "") for a in copies)
 
 
 def test_metrics_count_copies_by_role_and_outcome_and_the_pending_ones(

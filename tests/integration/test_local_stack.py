@@ -32,9 +32,14 @@ from creativeflow_devstack.odoo_emulator import OdooEmulator
 from creativeflow_devstack.odoo_emulator.persistence import StateFile, StateUnreadable
 from tests.cli_support import GIVE_UP_SECONDS, command, environment, run_cli
 from tests.conftest import POSTGRES_ADMIN_URL, drop_database
-from tests.integration.rabbit_support import RABBITMQ_URL, delete_topology, unique_config
+from tests.integration.rabbit_support import (
+    RABBITMQ_URL,
+    channel,
+    delete_topology,
+    unique_config,
+)
 
-PNG = {"format": "png", "width": 512, "height": 512, "samples": 2, "advanced_model": False}
+PNG = {"format": "png", "width": 512, "height": 512, "samples": 2}
 SUBMIT = {"prompt": "a lighthouse at dawn", "format": "png", "width": 1024, "height": 1024}
 USER = {"X-Gateway-Secret": "dev-gateway-secret", "X-User-Id": "demo-user"}
 DEMO_BALANCE = 500  # demo-user's opening balance in the emulator's seed
@@ -148,6 +153,7 @@ def local_stack(tmp_path: Path) -> Iterator[LocalStack]:
         "RABBITMQ_DEAD_LETTER_EXCHANGE": rabbit.dead_letter_exchange,
         "RABBITMQ_DEAD_LETTER_QUEUE": rabbit.dead_letter_queue,
         "RABBITMQ_N8N_CANCEL_QUEUE": rabbit.cancel_queue,
+        "RABBITMQ_N8N_RESULTS_QUEUE": f"{rabbit.queue}.results",
         "RECOVERY_INTERVAL_SECONDS": "0",
         "LOG_FORMAT": "text",
     }
@@ -156,6 +162,9 @@ def local_stack(tmp_path: Path) -> Iterator[LocalStack]:
     finally:
         drop_database(name)
         delete_topology(rabbit)
+        with channel() as ch:
+            for suffix in ("", ".dead", ".retry"):
+                ch.queue_delete(f"{rabbit.queue}.results{suffix}")
 
 
 def test_a_restart_keeps_the_emulated_ledger_and_reconciliation_stays_clean(
@@ -412,6 +421,29 @@ def test_every_curl_command_of_the_banner_works_as_pasted(local_stack: LocalStac
     assert balance == DEMO_BALANCE - 6  # the quote charged nothing, the submit its samples
     history = outputs[-1]
     assert [item["change"] for item in history["items"]] == [-6]
+
+
+def test_with_results_queue_the_simulator_answers_on_the_queue(local_stack: LocalStack) -> None:
+    """``--results-queue``: n8n's results come by the results queue; with nobody listening at
+    the callback URL, the request still reaches its samples."""
+    local_stack.settings["N8N_CALLBACK_BASE_URL"] = "http://127.0.0.1:1"
+    with local_stack.running("--results-queue") as banner:
+        assert (
+            f"answering on the results queue {local_stack.settings['RABBITMQ_N8N_RESULTS_QUEUE']}"
+            in banner
+        )
+        request_id = local_stack.submit()["id"]
+
+        def status() -> str:
+            answer = httpx.get(f"{local_stack.api}/api/v1/generations/{request_id}", headers=USER)
+            return str(answer.json()["status"])
+
+        deadline = time.monotonic() + 30
+        while status() != "AWAITING_SELECTION" and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert status() == "AWAITING_SELECTION"
+        ready = httpx.get(f"{local_stack.api}/readyz").json()
+        assert ready["checks"]["results_queue"] is True
 
 
 def test_the_local_stack_speaks_json2_when_asked(local_stack: LocalStack) -> None:

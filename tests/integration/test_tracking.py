@@ -284,3 +284,49 @@ def test_the_metrics_see_how_long_the_oldest_dispatched_job_has_waited_for_its_c
     db.run_sync(lambda repo: repo.set_job_status(job.id, JobStatus.SUCCEEDED, datetime.now(UTC)))
     after = tracking_snapshot(db)()
     assert (after.oldest_awaiting_callback_seconds or 0) < 20 * 60
+
+
+def test_a_job_granted_its_model_is_stored_with_it_and_its_request_keeps_it(
+    db: TrackingDatabase,
+) -> None:
+    """The job is stored before the debit with a placeholder model; the transaction that records
+    its dispatch writes the model Odoo granted to the stored job and to the request."""
+    from creativeflow.domain.jobs import Stage
+    from creativeflow.domain.model import Job
+    from creativeflow.domain.states import JobStatus
+
+    request = a_request()
+    now = datetime.now(UTC)
+    job = Job(
+        id=str(uuid.uuid4()),
+        request_id=request.id,
+        stage=Stage.SAMPLES,
+        action="samples",
+        attempt=1,
+        status=JobStatus.PREPARED,
+        deadline_at=now + timedelta(minutes=15),
+        payload={"model": "creativeflow-standard-v1", "parameters": {"prompt": "p"}},
+        created_at=now,
+    )
+
+    def store(repo: TrackingRepository) -> None:
+        repo.add_request(request)
+        repo.add_job(job)
+
+    def dispatch(repo: TrackingRepository) -> None:
+        record = repo.load_record(request.id)
+        assert record is not None
+        [stored] = record.jobs
+        stored.grant_model("creativeflow-draft-v1")
+        stored.published()
+        record.request.model = "creativeflow-draft-v1"
+        repo.save_record(record, now)
+
+    db.run_sync(store)
+    db.run_sync(dispatch)
+    found = db.run_sync(lambda repo: repo.get_job(job.id))
+    again = db.run_sync(lambda repo: repo.get_request(request.id))
+    assert found is not None and again is not None
+    assert found.status is JobStatus.PUBLISHED
+    assert found.payload == {"model": "creativeflow-draft-v1", "parameters": {"prompt": "p"}}
+    assert again.model == "creativeflow-draft-v1"

@@ -253,6 +253,11 @@ class _Transaction(Tracking):
         job, _ = self._t.jobs[job_id]
         self._t.jobs[job_id] = (replace(job, status=status), now)
 
+    def save_job(self, job: Job, now: datetime) -> None:
+        if job.id not in self._t.jobs:
+            raise LookupError(f"job {job.id} is not tracked")
+        self._t.jobs[job.id] = (copy.deepcopy(job), now)
+
     def jobs_for_request(self, request_id: str) -> list[Job]:
         found = [job for job, _ in self._t.jobs.values() if job.request_id == request_id]
         return [copy.deepcopy(j) for j in sorted(found, key=lambda j: j.created_at)]

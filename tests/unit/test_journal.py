@@ -156,6 +156,17 @@ def test_a_job_moves_exactly_along_its_table() -> None:
     assert {s for s in JobStatus if a_job(s).is_open} == {JobStatus.PREPARED, JobStatus.PUBLISHED}
 
 
+def test_a_job_takes_its_granted_model_only_before_it_is_sent() -> None:
+    job = a_job()
+    job.payload = {"model": "creativeflow-standard-v1", "stage": "samples"}
+    job.grant_model("creativeflow-draft-v1")
+    assert job.payload == {"model": "creativeflow-draft-v1", "stage": "samples"}
+    job.published()
+    with pytest.raises(InvalidTransition):
+        job.grant_model("creativeflow-advanced-v1")
+    assert job.payload["model"] == "creativeflow-draft-v1"
+
+
 def test_a_job_never_published_cannot_succeed_or_fail() -> None:
     for move in (Job.succeeded, Job.failed):
         with pytest.raises(InvalidTransition):

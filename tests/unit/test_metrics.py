@@ -404,7 +404,7 @@ class _Ledger:
         self.closed = True
 
 
-SPEC = GenerationSpec(format="png", width=64, height=64, samples=3, advanced_model=False)
+SPEC = GenerationSpec(format="png", width=64, height=64, samples=3)
 
 
 def test_the_odoo_wrapper_times_calls_and_counts_first_applications_only() -> None:

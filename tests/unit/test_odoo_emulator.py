@@ -212,6 +212,7 @@ def test_execute_kw_debit_returns_the_contract_result(emu: OdooEmulator) -> None
         "action": "samples",
         "amount": 8,
         "balance_after": 492,
+        "model": "creativeflow-standard-v1",
     }
     assert emu.balance("demo-user") == 492
 
@@ -475,6 +476,7 @@ def test_json2_debit_answers_the_bare_result_with_http_200(emu: OdooEmulator, ap
         "action": "samples",
         "amount": 8,
         "balance_after": 492,
+        "model": "creativeflow-standard-v1",
     }
     assert emu.ledger()[0]["correlation_id"] == "corr-j"
 
@@ -760,6 +762,12 @@ def test_entitlements_of_a_user(emu: OdooEmulator) -> None:
             "max_width": 4096,
             "max_height": 4096,
             "max_samples_per_request": 8,
+            "models": [
+                "creativeflow-standard-v1",
+                "creativeflow-draft-v1",
+                "creativeflow-advanced-v1",
+            ],
+            "default_model": "creativeflow-standard-v1",
             "advanced_models": True,
             "max_requests_in_flight": 10,
         },
@@ -831,7 +839,7 @@ def test_the_same_request_on_another_account_is_a_conflict(emu: OdooEmulator) ->
         ("demo-user", {"width": 4097}, "resolution_not_allowed"),
         ("demo-user", {"height": 5000}, "resolution_not_allowed"),
         ("demo-user", {"samples": 9}, "too_many_samples"),
-        ("free-user", {"samples": 1, "advanced_model": True}, "advanced_model_not_allowed"),
+        ("free-user", {"samples": 1, "advanced_model": True}, "model_not_allowed"),
         # the first failing rule wins, in the README's order
         (
             "free-user",
@@ -902,7 +910,7 @@ def test_the_cap_is_the_last_tier_rule_and_comes_before_the_balance(emu: OdooEmu
     emu.add_account("broke", tier="free", balance=0)
     capped = {**PNG_4, "samples": 1, "requests_in_flight": 2}
     advanced = debit(emu, "broke", "req-a", spec={**capped, "advanced_model": True})
-    assert advanced["reason"] == "advanced_model_not_allowed"
+    assert advanced["reason"] == "model_not_allowed"
     assert "requests_in_flight" not in advanced
     assert debit(emu, "broke", "req-b", spec=capped)["reason"] == "too_many_requests_in_flight"
 
@@ -980,6 +988,7 @@ def test_refund_gives_back_exactly_the_debit_once(emu: OdooEmulator) -> None:
         "action": "samples",
         "amount": 8,
         "balance_after": 492,
+        "model": "creativeflow-standard-v1",
     }
     again = call(emu, "refund", "req-rf", "samples", "again")
     assert again == {**refunded, "replay": True}
@@ -1044,8 +1053,10 @@ def test_ledger_by_requests(emu: OdooEmulator) -> None:
         "balance_after",
         "reason",
         "correlation_id",
+        "model",
         "created_at",
     }
+    assert entries[0]["model"] == "creativeflow-standard-v1"
     assert (entries[0]["reason"], entries[0]["correlation_id"]) == (False, "c-1")
     datetime.strptime(entries[0]["created_at"], "%Y-%m-%d %H:%M:%S")
     assert entries == [e for e in emu.ledger() if e["request_id"] == "req-1"]
@@ -1376,7 +1387,13 @@ def test_the_default_seed_document_parses() -> None:
         ("tiers", 0, {"max_width": 0}),
         ("tiers", 0, {"price_per_sample": -1}),
         ("tiers", 1, {"code": "free"}),
-        ("tiers", 0, {"allow_advanced_models": "yes"}),
+        ("tiers", 0, {"allow_advanced_models": True}),
+        ("tiers", 0, {"allowed_models": ["creativeflow-unknown-v1"]}),
+        ("tiers", 0, {"default_model": "creativeflow-advanced-v1"}),
+        ("tiers", 0, {"allowed_models": "creativeflow-standard-v1"}),
+        ("models", 0, {"code": "Standard"}),
+        ("models", 1, {"code": "creativeflow-standard-v1"}),
+        ("models", 0, {"active": "no"}),
     ],
 )
 def test_bad_seeds_are_refused(section: str, index: int, change: dict[str, Any]) -> None:
@@ -1384,6 +1401,14 @@ def test_bad_seeds_are_refused(section: str, index: int, change: dict[str, Any])
     document[section][index].update(change)
     with pytest.raises(SeedError):
         parse_seed(document)
+
+
+def test_an_archived_model_is_not_granted_nor_a_default() -> None:
+    document = default_seed_document()
+    document["models"][0]["active"] = False  # the standard model, the free tier's default
+    seed = parse_seed(document)
+    free = next(tier for tier in seed.tiers if tier.code == "free")
+    assert (free.models, free.default_model) == (("creativeflow-draft-v1",), False)
 
 
 def test_add_account_and_balance(emu: OdooEmulator) -> None:
@@ -1497,3 +1522,18 @@ def test_a_state_written_before_assets_were_recorded_restores_with_none() -> Non
 
     assert ledger.assets() == []
     assert ledger.balance("u-1") == 100
+
+
+def test_a_tier_edited_in_place_binds_its_accounts_at_once(emu: OdooEmulator) -> None:
+    from dataclasses import replace
+
+    pro = emu.tier("pro")
+    emu.add_account("edited", tier="pro", balance=50)
+    spec = {**PNG_4, "model": "creativeflow-draft-v1"}
+    assert debit(emu, "edited", "req-e1", spec=spec)["model"] == "creativeflow-draft-v1"
+    emu.set_tier(replace(pro, models=("creativeflow-standard-v1",)))
+    refused = debit(emu, "edited", "req-e2", spec=spec)
+    assert (refused["code"], refused["reason"]) == ("tier_forbids", "model_not_allowed")
+    with pytest.raises(ValueError):
+        emu.set_tier(replace(pro, models=("creativeflow-draft-v1",)))
+    emu.set_tier(pro)

@@ -79,3 +79,14 @@ def test_storage_endpoints_must_be_http_urls(monkeypatch: pytest.MonkeyPatch) ->
 def test_callback_secrets_accept_a_comma_separated_list(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("N8N_CALLBACK_SECRETS", "old, new")
     assert Settings(_env_file=None).callback_secrets == ("old", "new")  # type: ignore[call-arg]
+
+
+@pytest.mark.parametrize("name", ["STANDARD_MODEL", "ADVANCED_MODEL"])
+@pytest.mark.parametrize("bad", ["Advanced", "creativeflow advanced", "x" * 65, "-v1", ""])
+def test_the_model_settings_are_model_codes(
+    monkeypatch: pytest.MonkeyPatch, name: str, bad: str
+) -> None:
+    monkeypatch.setenv(name, bad)
+    with pytest.raises(ValidationError) as refused:
+        Settings(_env_file=None)  # type: ignore[call-arg]
+    assert "model code" in str(refused.value)

@@ -21,7 +21,7 @@ def test_the_table_covers_every_tier_reason_and_every_kind_of_action() -> None:
         "format_not_allowed",
         "resolution_not_allowed",
         "too_many_samples",
-        "advanced_model_not_allowed",
+        "model_not_allowed",
         "too_many_requests_in_flight",
     }
     kinds = {case.action.split("-")[0] for case in CASES if case.amount is not None}
@@ -38,6 +38,8 @@ def test_the_emulators_rules(case: RuleCase) -> None:
     else:
         assert refusal is None
         assert rules.price(TIER, case.action, spec) == case.amount
+        if case.model is not None:
+            assert rules.granted_model(TIER, spec) == case.model
 
 
 @BY_NAME
@@ -47,6 +49,8 @@ def test_fake_credits(case: RuleCase) -> None:
 
     async def debit() -> int:
         receipt = await credits.debit("table-user", "table-req", case.action, case.spec, "corr")
+        if case.model is not None:
+            assert receipt.model == case.model
         return receipt.amount
 
     if case.reason is not None:

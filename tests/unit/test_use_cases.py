@@ -70,7 +70,9 @@ class Notifications:
 class World:
     """The use cases wired as the composition root wires them, on fakes."""
 
-    def __init__(self, *, refund_on_system_failure: bool = True) -> None:
+    def __init__(
+        self, *, refund_on_system_failure: bool = True, model_selector: bool = True
+    ) -> None:
         self.db = InMemoryTracking()
         self.clock = Clock()
         self.credits = FakeCredits(clock=self.clock.now)
@@ -80,6 +82,7 @@ class World:
         config = FlowConfig(
             callback_base_url="http://orchestrator.test",
             refund_on_system_failure=refund_on_system_failure,
+            model_selector=model_selector,
         )
         self.generations = GenerationService(
             self.db, self.credits, self.publisher, self.clock, config, self.refunder
@@ -198,6 +201,62 @@ async def test_a_tier_refusal_names_its_rule(world: World) -> None:
     assert refused.value.status_code == 403
     assert refused.value.public_extensions["reason"] == "format_not_allowed"
     assert world.credits.balance("free-user") == 100
+
+
+async def test_the_job_runs_on_the_model_odoo_grants_and_the_request_keeps_it(
+    world: World,
+) -> None:
+    world.credits.add_account("studio-user", tier="studio", balance=100)  # default: advanced
+    request = await world.generations.submit("studio-user", A_SUBMIT, "c-1")
+    assert request.model == "creativeflow-advanced-v1"
+    [message] = world.publisher.jobs_for(request.id)
+    assert message.model == "creativeflow-advanced-v1"
+    [stored] = world.db.jobs(request.id)
+    assert stored.payload["model"] == "creativeflow-advanced-v1"
+    assert world.db.request(request.id).model == "creativeflow-advanced-v1"
+    # a later step asks Odoo for the granted model by name
+    world.credits.fail_next("debit", OdooUnavailable("down"))
+    await world.samples_arrive(request.id)
+    with pytest.raises(CreditServiceUnavailable):
+        await world.generations.regenerate("studio-user", request.id)
+    assert [e.model for e in world.credits.ledger() if e.request_id == request.id] == [
+        "creativeflow-advanced-v1"
+    ]
+
+
+async def test_a_named_model_is_asked_for_and_the_older_flag_asks_for_the_advanced_one(
+    world: World,
+) -> None:
+    named = await world.submit(model="creativeflow-draft-v1")
+    flagged = await world.submit(advanced_model=True)
+    plain = await world.submit()
+    models = [world.db.request(r).model for r in (named, flagged, plain)]
+    assert models == [
+        "creativeflow-draft-v1",
+        "creativeflow-advanced-v1",
+        "creativeflow-standard-v1",
+    ]
+    refused = SubmitGeneration(**{**_fields(A_SUBMIT), "model": "creativeflow-advanced-v1"})
+    world.credits.add_account("free-user", tier="free", balance=100)
+    with pytest.raises(CreditsRefused) as not_allowed:
+        await world.generations.submit("free-user", refused, "c-1")
+    assert not_allowed.value.public_extensions["reason"] == "model_not_allowed"
+    assert world.credits.balance("free-user") == 100
+
+
+async def test_with_the_selector_off_every_request_runs_on_its_tiers_default() -> None:
+    world = World(model_selector=False)
+    request_id = await world.submit(model="creativeflow-draft-v1")
+    legacy = await world.submit(advanced_model=True)
+    assert world.db.request(request_id).model == "creativeflow-standard-v1"
+    assert world.db.request(legacy).model == "creativeflow-standard-v1"
+
+
+async def test_a_debit_learnt_from_the_ledger_names_its_model(world: World) -> None:
+    world.credits.fail_next("debit", OdooOutcomeUnknown("read timeout"), apply_first=True)
+    request_id = await world.submit(model="creativeflow-draft-v1")
+    [message] = world.publisher.jobs_for(request_id)
+    assert message.model == "creativeflow-draft-v1"
 
 
 async def test_odoo_down_at_submit_fails_the_request_and_charges_nothing(world: World) -> None:

@@ -1,3 +1,4 @@
+from . import ai_model
 from . import credit_account
 from . import credit_ledger
 from . import credit_service

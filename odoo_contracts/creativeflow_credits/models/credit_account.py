@@ -166,14 +166,22 @@ class CreditAccount(models.Model):
         self.env.cr.execute(TOUCH_ACCOUNT_ROW_SQL, [self.id])
 
     def _post_ledger_entry(
-        self, operation, amount, request_id=False, action=False, reason=False, correlation_id=False
+        self,
+        operation,
+        amount,
+        request_id=False,
+        action=False,
+        reason=False,
+        correlation_id=False,
+        model=False,
     ):
         """Move the balance and write the matching ledger entry; the caller holds the row lock.
 
         A debit lowers the balance by ``amount``; a refund raises it; an adjustment adds its signed
-        ``amount``. The row is always updated, even for a zero amount, so that a concurrent
-        transaction waiting on the lock fails to serialize and is retried by Odoo instead of
-        acting on a stale snapshot.
+        ``amount``. ``model`` is the ``creativeflow.ai.model`` the movement paid for (a debit's
+        granted model, which its refund repeats). The row is always updated, even for a zero
+        amount, so that a concurrent transaction waiting on the lock fails to serialize and is
+        retried by Odoo instead of acting on a stale snapshot.
         """
         self.ensure_one()
         delta = -amount if operation == "debit" else amount
@@ -194,6 +202,7 @@ class CreditAccount(models.Model):
                     "balance_after": balance_after,
                     "reason": reason or False,
                     "correlation_id": correlation_id or False,
+                    "model_id": model.id if model else False,
                 }
             )
         )

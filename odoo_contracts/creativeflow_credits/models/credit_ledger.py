@@ -42,6 +42,15 @@ class CreditLedger(models.Model):
         help="What was paid for: samples, final or final-<n>, regeneration-<n>.",
     )
     operation = fields.Selection(OPERATIONS, required=True, readonly=True)
+    model_id = fields.Many2one(
+        "creativeflow.ai.model",
+        string="Model",
+        index=True,
+        readonly=True,
+        ondelete="restrict",
+        help="The AI model the debit granted (a refund names its debit's); empty for "
+        "adjustments and for entries written before the model catalogue.",
+    )
     amount = fields.Integer(
         required=True,
         readonly=True,

@@ -9,6 +9,12 @@ replica, and the orchestrator settles unknown debit outcomes with ``ledger_by_re
 must see what the primary has committed. ``quote`` runs the tier check and the prices of
 ``debit`` without writing or locking anything, so its answer is advice: the debit that follows
 checks again under the account's row lock.
+
+The model a job runs on is Odoo's to grant: a spec may name one (``model``, a code of the
+catalogue ``creativeflow.ai.model``), none for the tier's default; the tier check refuses a model
+the tier does not list (``model_not_allowed``), and the debit's ledger entry records the model
+it granted. ``advanced_model: true``, from an orchestrator older than the catalogue, asks for
+``creativeflow-advanced-v1``.
 """
 
 import re
@@ -21,11 +27,21 @@ from odoo.exceptions import AccessError
 
 ORCHESTRATOR_GROUP = "creativeflow_credits.group_orchestrator"
 
+# The codes of creativeflow.ai.model (its constraint) and of spec.model: the orchestrator's own
+# check (creativeflow.domain.ai_models) is this pattern, character for character.
+MODEL_CODE_PATTERN = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
+# What ``advanced_model: true`` asks for, from an orchestrator older than the model catalogue.
+LEGACY_ADVANCED_MODEL = "creativeflow-advanced-v1"
+
 ACTION_PATTERN = re.compile(r"samples|final|final-(?:[2-9]|[1-9][0-9]+)|regeneration-[1-9][0-9]*")
-SPEC_KEYS = ("format", "width", "height", "samples", "advanced_model")
+SPEC_KEYS = ("format", "width", "height", "samples")
 SPEC_COUNTS = ("width", "height", "samples")
 # Optional: the user's unfinished requests (not counting this one), for the tier's cap on them.
 IN_FLIGHT_KEY = "requests_in_flight"
+# Optional: the model asked for (a catalogue code; absent or false: the tier's default).
+MODEL_KEY = "model"
+# Optional, from orchestrators older than the catalogue: true asks for LEGACY_ADVANCED_MODEL.
+LEGACY_ADVANCED_KEY = "advanced_model"
 MAX_REQUEST_IDS = 500
 MAX_WINDOW_LIMIT = 1000
 MAX_HISTORY_LIMIT = 100
@@ -93,8 +109,14 @@ def spec_error(spec):
             return f"spec.{key} must be an integer"
         if spec[key] < 1:
             return f"spec.{key} must be at least 1"
-    if not isinstance(spec["advanced_model"], bool):
-        return "spec.advanced_model must be a boolean"
+    model = spec.get(MODEL_KEY, False)
+    if model is not False and not (isinstance(model, str) and MODEL_CODE_PATTERN.fullmatch(model)):
+        return (
+            f"spec.{MODEL_KEY} must be a model code (lower case letters, digits, '.', '_' and "
+            "'-', at most 64 characters) or false"
+        )
+    if LEGACY_ADVANCED_KEY in spec and not isinstance(spec[LEGACY_ADVANCED_KEY], bool):
+        return f"spec.{LEGACY_ADVANCED_KEY} must be a boolean"
     if IN_FLIGHT_KEY in spec and (not is_int(spec[IN_FLIGHT_KEY]) or spec[IN_FLIGHT_KEY] < 0):
         return f"spec.{IN_FLIGHT_KEY} must be an integer >= 0"
     return None
@@ -267,9 +289,33 @@ def tier_refusal(tier, action, spec):
             f"{spec['samples']} samples exceed {tier.max_samples_per_request} per request",
             {},
         )
-    if spec["advanced_model"] and not tier.allow_advanced_models:
-        return "advanced_model_not_allowed", "this tier does not allow the advanced model", {}
-    return in_flight_refusal(tier, action, spec)
+    return model_refusal(tier, spec) or in_flight_refusal(tier, action, spec)
+
+
+def requested_model(spec):
+    """The model code the spec asks for, or False for the tier's default."""
+    if spec.get(MODEL_KEY):
+        return spec[MODEL_KEY]
+    return LEGACY_ADVANCED_MODEL if spec.get(LEGACY_ADVANCED_KEY) is True else False
+
+
+def granted_model(tier, spec):
+    """The code of the model a debit of this spec runs on: the one asked for, else the tier's
+    default (False when the tier has no default it can grant)."""
+    return requested_model(spec) or tier._default_model_code()
+
+
+def model_refusal(tier, spec):
+    """A model the tier does not grant: off its list, archived, or unknown to the catalogue."""
+    model = granted_model(tier, spec)
+    allowed = tier._model_codes()
+    if not model:
+        detail = f"tier {tier.code} has no default model; ask for one of: {', '.join(allowed)}"
+        return "model_not_allowed", detail, {}
+    if model not in allowed:
+        detail = f"model {model} is not allowed on tier {tier.code} (allowed: {', '.join(allowed)})"
+        return "model_not_allowed", detail, {}
+    return None
 
 
 def in_flight_refusal(tier, action, spec):
@@ -294,6 +340,7 @@ def price(tier, action, samples):
 
 
 def movement_result(code, entry, replay):
+    """The result of a debit or refund; ``model`` is the model the debit granted."""
     return {
         "ok": True,
         "code": code,
@@ -304,6 +351,7 @@ def movement_result(code, entry, replay):
         "action": entry.action,
         "amount": entry.amount,
         "balance_after": entry.balance_after,
+        "model": entry.model_id.code or False,
     }
 
 
@@ -318,6 +366,7 @@ def entry_values(entry):
         "balance_after": entry.balance_after,
         "reason": entry.reason or False,
         "correlation_id": entry.correlation_id or False,
+        "model": entry.model_id.code or False,
         "created_at": fields.Datetime.to_string(entry.create_date),
     }
 
@@ -346,6 +395,9 @@ class CreditService(models.AbstractModel):
                 "max_width": tier.max_width,
                 "max_height": tier.max_height,
                 "max_samples_per_request": tier.max_samples_per_request,
+                "models": tier._model_codes(),
+                "default_model": tier._default_model_code(),
+                # for orchestrators older than the catalogue
                 "advanced_models": tier.allow_advanced_models,
                 "max_requests_in_flight": tier.max_requests_in_flight,
             },
@@ -380,6 +432,9 @@ class CreditService(models.AbstractModel):
         amount = price(tier, action, spec["samples"])
         if amount > account.balance:
             return refusal("insufficient_credits", required=amount, balance=account.balance)
+        model = tier._every_allowed_model().filtered(
+            lambda record: record.code == granted_model(tier, spec)
+        )
         try:
             with self.env.cr.savepoint():
                 entry = account._post_ledger_entry(
@@ -388,6 +443,7 @@ class CreditService(models.AbstractModel):
                     request_id=request_id,
                     action=action,
                     correlation_id=correlation_id,
+                    model=model,
                 )
         except pg_errors.UniqueViolation as error:
             # Same-account duplicates are serialized by the row lock; a unique violation here
@@ -418,6 +474,7 @@ class CreditService(models.AbstractModel):
             action=action,
             reason=reason.strip(),
             correlation_id=correlation_id,
+            model=debit.model_id,
         )
         return movement_result("refunded", entry, replay=False)
 
@@ -486,6 +543,7 @@ class CreditService(models.AbstractModel):
             "regeneration": price(tier, "regeneration-1", samples),
         }
         balance = account.balance
+        model = granted_model(tier, spec)
         return {
             "ok": True,
             "code": "quoted",
@@ -495,6 +553,9 @@ class CreditService(models.AbstractModel):
             "reason": reason,
             "detail": tier_detail,
             **figures,
+            "model": model if model in tier._model_codes() else False,
+            "models": tier._model_codes(),
+            "default_model": tier._default_model_code(),
             "prices": prices,
             "balance": balance,
             "affordable": balance >= prices["samples"],

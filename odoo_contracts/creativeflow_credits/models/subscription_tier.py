@@ -2,6 +2,10 @@
 from odoo import api, fields, models
 from odoo.exceptions import ValidationError
 
+from .credit_service import LEGACY_ADVANCED_MODEL
+
+STANDARD_MODEL_XMLID = "creativeflow_credits.ai_model_standard_v1"
+
 
 def split_formats(allowed_formats):
     """The output formats of a comma-separated list, lower-cased, without blanks."""
@@ -36,8 +40,27 @@ class SubscriptionTier(models.Model):
         default=1,
         help="Most samples one request, or one regeneration round, may ask for.",
     )
+    allowed_model_ids = fields.Many2many(
+        "creativeflow.ai.model",
+        "creativeflow_subscription_tier_ai_model_rel",
+        "tier_id",
+        "model_id",
+        string="Allowed models",
+        default=lambda self: self._standard_model(),
+        help="The AI models this tier's users may ask for. Archived models are never granted.",
+    )
+    default_model_id = fields.Many2one(
+        "creativeflow.ai.model",
+        string="Default model",
+        ondelete="restrict",
+        default=lambda self: self._standard_model(),
+        help="The model a request runs on when it asks for none; one of the allowed models.",
+    )
+    # Older orchestrators read limits.advanced_models and send spec.advanced_model.
     allow_advanced_models = fields.Boolean(
-        help="Whether jobs of this tier may run on the advanced model.",
+        compute="_compute_allow_advanced_models",
+        help="Whether the tier allows the advanced model (creativeflow-advanced-v1), which an "
+        "older orchestrator asks for with advanced_model: true.",
     )
     max_requests_in_flight = fields.Integer(
         required=True,
@@ -111,6 +134,58 @@ class SubscriptionTier(models.Model):
                         "Tier %(tier)s must allow at least one output format.", tier=tier.name
                     )
                 )
+
+    @api.model
+    def _standard_model(self):
+        """The catalogue's standard model, a new tier's default (none if it was deleted)."""
+        return (
+            self.env.ref(STANDARD_MODEL_XMLID, raise_if_not_found=False)
+            or self.env["creativeflow.ai.model"]
+        )
+
+    @api.constrains("allowed_model_ids", "default_model_id")
+    def _check_default_model(self):
+        for tier in self:
+            if not tier.default_model_id:
+                raise ValidationError(
+                    self.env._("Tier %(tier)s needs a default model.", tier=tier.name)
+                )
+            if tier.default_model_id not in tier._every_allowed_model():
+                raise ValidationError(
+                    self.env._(
+                        "The default model of tier %(tier)s (%(model)s) must be one of its "
+                        "allowed models.",
+                        tier=tier.name,
+                        model=tier.default_model_id.code,
+                    )
+                )
+
+    @api.depends("allowed_model_ids.code", "allowed_model_ids.active")
+    def _compute_allow_advanced_models(self):
+        for tier in self:
+            tier.allow_advanced_models = LEGACY_ADVANCED_MODEL in tier._model_codes()
+
+    def _every_allowed_model(self):
+        """The allowed models, archived ones included (an x2many hides them by default)."""
+        self.ensure_one()
+        allowed = self.with_context(active_test=False).allowed_model_ids
+        return allowed.sorted(lambda model: (model.sequence, model.id))
+
+    def _model_codes(self):
+        """The codes of the models the tier grants: allowed and not archived, in catalogue
+        order (used by the credit service)."""
+        self.ensure_one()
+        granted = self._every_allowed_model().filtered("active")
+        return granted.mapped("code")
+
+    def _default_model_code(self):
+        """The code of the model a request that asks for none runs on, or False when the tier
+        has none it can grant (its default archived, or not among the allowed)."""
+        self.ensure_one()
+        default = self.default_model_id
+        if default and default.active and default in self._every_allowed_model():
+            return default.code
+        return False
 
     def _format_list(self):
         """The tier's output formats as a list (used by the credit service)."""

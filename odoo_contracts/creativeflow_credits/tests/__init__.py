@@ -1,3 +1,4 @@
+from . import test_ai_model
 from . import test_credit_account
 from . import test_credit_concurrency
 from . import test_credit_ledger

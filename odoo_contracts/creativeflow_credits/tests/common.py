@@ -33,12 +33,30 @@ class CreditsCase(TransactionCase):
         cls.manager = new_test_user(
             cls.env, login="cf_test_manager", groups="creativeflow_credits.group_manager"
         )
-        cls.tier = cls.env["creativeflow.subscription.tier"].create(dict(TIER_RULES["tier"]))
+        cls.AiModel = cls.env["creativeflow.ai.model"]
+        cls.standard_model = cls.env.ref("creativeflow_credits.ai_model_standard_v1")
+        cls.draft_model = cls.env.ref("creativeflow_credits.ai_model_draft_v1")
+        cls.advanced_model = cls.env.ref("creativeflow_credits.ai_model_advanced_v1")
+        cls.tier = cls.env["creativeflow.subscription.tier"].create(
+            cls.tier_values(TIER_RULES["tier"])
+        )
         cls.account = cls.open_account("cf-test-user-1", 500)
         cls.other_account = cls.open_account("cf-test-user-2", 500)
         cls.poor_account = cls.open_account("cf-test-user-poor", 5)
         cls.Ledger = cls.env["creativeflow.credit.ledger"]
         cls.service = cls.env["creativeflow.credit.service"].with_user(cls.orchestrator)
+
+    @classmethod
+    def tier_values(cls, table_tier):
+        """The rule table's tier as ``create`` takes it: its models are given by their codes."""
+        values = dict(table_tier)
+        codes = values.pop("allowed_model_ids")
+        allowed = cls.env["creativeflow.ai.model"].search([("code", "in", codes)])
+        values["allowed_model_ids"] = [(6, 0, allowed.ids)]
+        values["default_model_id"] = allowed.filtered(
+            lambda model: model.code == values["default_model_id"]
+        ).id
+        return values
 
     @classmethod
     def open_account(cls, platform_user_id, credits):

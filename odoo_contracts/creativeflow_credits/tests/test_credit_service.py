@@ -17,6 +17,7 @@ ENTRY_KEYS = {
     "balance_after",
     "reason",
     "correlation_id",
+    "model",
     "created_at",
 }
 TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$")
@@ -38,6 +39,8 @@ class TestEntitlements(CreditsCase):
                     "max_width": 2048,
                     "max_height": 2048,
                     "max_samples_per_request": 4,
+                    "models": ["creativeflow-standard-v1", "creativeflow-draft-v1"],
+                    "default_model": "creativeflow-standard-v1",
                     "advanced_models": False,
                     "max_requests_in_flight": 3,
                 },
@@ -79,9 +82,11 @@ class TestDebit(CreditsCase):
                 "action": "samples",
                 "amount": 8,
                 "balance_after": 492,
+                "model": "creativeflow-standard-v1",
             },
         )
         self.assertEqual(self.account.balance, 492)
+        self.assertEqual(entry.model_id, self.standard_model)
         self.assertEqual(entry.account_id, self.account)
         self.assertEqual(entry.platform_user_id, "cf-test-user-1")
         self.assertEqual(entry.operation, "debit")
@@ -122,6 +127,9 @@ class TestDebit(CreditsCase):
                     self.assertEqual(result["code"], "debited")
                     self.assertEqual(result["amount"], case["amount"])
                     self.assertEqual(self.account.balance, before - case["amount"])
+                    if "model" in case:
+                        self.assertEqual(result["model"], case["model"])
+                        self.assertEqual(self.entries_of(request_id).model_id.code, case["model"])
 
     def test_a_repeated_debit_is_a_replay(self):
         first = self.service.debit("cf-test-user-1", "cf-req-replay", "samples", self.spec())
@@ -184,6 +192,13 @@ class TestDebit(CreditsCase):
             ("cf-test-user-1", "cf-req-bad", "samples", self.spec(width=0), False),
             ("cf-test-user-1", "cf-req-bad", "samples", self.spec(height=-1), False),
             ("cf-test-user-1", "cf-req-bad", "samples", self.spec(advanced_model=1), False),
+            ("cf-test-user-1", "cf-req-bad", "samples", self.spec(model=True), False),
+            ("cf-test-user-1", "cf-req-bad", "samples", self.spec(model=None), False),
+            ("cf-test-user-1", "cf-req-bad", "samples", self.spec(model=""), False),
+            ("cf-test-user-1", "cf-req-bad", "samples", self.spec(model=7), False),
+            ("cf-test-user-1", "cf-req-bad", "samples", self.spec(model="Standard"), False),
+            ("cf-test-user-1", "cf-req-bad", "samples", self.spec(model="std\n"), False),
+            ("cf-test-user-1", "cf-req-bad", "samples", self.spec(model="a" * 65), False),
             ("cf-test-user-1", "cf-req-bad", "samples", self.spec(requests_in_flight=-1), False),
             ("cf-test-user-1", "cf-req-bad", "samples", self.spec(requests_in_flight="2"), False),
             ("cf-test-user-1", "cf-req-bad", "samples", self.spec(requests_in_flight=1.0), False),
@@ -282,8 +297,10 @@ class TestRefund(CreditsCase):
                 "action": "samples",
                 "amount": debit["amount"],
                 "balance_after": 500,
+                "model": "creativeflow-standard-v1",
             },
         )
+        self.assertEqual(refund.model_id, self.standard_model)
         self.assertEqual(refund.operation, "refund")
         self.assertEqual(refund.reason, "generation failed")
         self.assertEqual(refund.correlation_id, "corr-r1")
@@ -480,6 +497,9 @@ class TestQuote(CreditsCase):
                 "allowed": True,
                 "reason": False,
                 "detail": False,
+                "model": "creativeflow-standard-v1",
+                "models": ["creativeflow-standard-v1", "creativeflow-draft-v1"],
+                "default_model": "creativeflow-standard-v1",
                 "prices": {"samples": 6, "final": 10, "regeneration": 3},
                 "balance": 500,
                 "affordable": True,
@@ -515,7 +535,8 @@ class TestQuote(CreditsCase):
             ({"width": 2049}, "resolution_not_allowed"),
             ({"height": 4096}, "resolution_not_allowed"),
             ({"samples": 5}, "too_many_samples"),
-            ({"advanced_model": True}, "advanced_model_not_allowed"),
+            ({"model": "creativeflow-advanced-v1"}, "model_not_allowed"),
+            ({"advanced_model": True}, "model_not_allowed"),
             ({"requests_in_flight": 3}, "too_many_requests_in_flight"),
         ]
         for overrides, reason in cases:
@@ -619,6 +640,8 @@ class TestQuote(CreditsCase):
             ("cf-test-user-1", self.spec(samples="4")),
             ("cf-test-user-1", self.spec(samples=True)),
             ("cf-test-user-1", self.spec(advanced_model=1)),
+            ("cf-test-user-1", self.spec(model=None)),
+            ("cf-test-user-1", self.spec(model="Not A Code")),
             ("cf-test-user-1", self.spec(requests_in_flight=-1)),
             ("cf-test-user-1", self.spec(requests_in_flight=True)),
             ("cf-test-user-1", self.spec(requests_in_flight=None)),

@@ -124,6 +124,7 @@ class TestTechnicalUser(CreditsCase):
     def test_it_reads_no_tier_account_or_ledger_directly(self):
         self.service.debit(self.account.platform_user_id, "cf-test-tech-2", "samples", self.spec())
         for model in (
+            "creativeflow.ai.model",
             "creativeflow.subscription.tier",
             "creativeflow.credit.account",
             "creativeflow.credit.ledger",

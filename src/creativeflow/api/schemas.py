@@ -22,6 +22,8 @@ from pydantic import (
     model_validator,
 )
 
+from creativeflow.domain.ai_models import PATTERN as MODEL_CODE_PATTERN
+from creativeflow.domain.ai_models import is_model_code
 from creativeflow.domain.assets import AssetLink, AssetRole, link_for
 from creativeflow.domain.brief import CreativeBrief, CulturalAdaptation, TargetPlatform, Tone
 from creativeflow.domain.charges import ChargeState, StageCharge
@@ -141,6 +143,26 @@ TemplateId = Annotated[
         json_schema_extra={"pattern": f"^{_TEMPLATE_ID.pattern}$"},
     ),
 ]
+
+
+def _model_code(value: str) -> str:
+    # refused, not lower-cased: a code names one model of Odoo's catalogue exactly
+    if not is_model_code(value):
+        raise ValueError(
+            "must be a model code of your plan: 1 to 64 lower-case letters, digits, '.', '_' or "
+            "'-', starting with a letter or a digit (GET /api/v1/credits lists your plan's models)"
+        )
+    return value
+
+
+ModelCode = Annotated[
+    str,
+    AfterValidator(_model_code),
+    Field(
+        description="the code of an AI model your plan includes, e.g. creativeflow-advanced-v1",
+        json_schema_extra={"pattern": f"^{MODEL_CODE_PATTERN}$"},
+    ),
+]
 # language[-Script][-REGION] in BCP 47's canonical case; other spellings are refused
 LOCALE = re.compile(r"[a-z]{2,3}(-[A-Z][a-z]{3})?(-(?:[A-Z]{2}|[0-9]{3}))?")
 
@@ -222,8 +244,16 @@ class GenerationCreate(BaseModel):
     style_guidance: GuidanceText | None = None
     brand_elements: BrandElements | None = None
     project_id: ShortText | None = None
+    model: ModelCode | None = Field(
+        None,
+        description="the AI model to run on, one your plan includes (GET /api/v1/credits lists "
+        "them); left out: your plan's default model",
+    )
     advanced_model: bool = Field(
-        False, description="ask for the advanced model; the tier must allow it"
+        False,
+        description="deprecated (use model): true asks for the advanced model "
+        "(creativeflow-advanced-v1); ignored when model is given",
+        json_schema_extra={"deprecated": True},
     )
     template: TemplateId | None = None
     # JSON gives text: the enums take their values from it (strict mode would want instances)
@@ -367,7 +397,10 @@ class GenerationView(BaseModel):
     tone: Tone | None
     cultural_adaptation: CulturalAdaptationView | None
     target_platform: TargetPlatform | None
-    model: str | None
+    model: str | None = Field(
+        description="the AI model the request runs on, as Odoo granted it with the first "
+        "debit; before that, the one asked for (null: the plan's default)"
+    )
     regeneration_count: int
     samples: list[AssetView]
     selected_sample_id: str | None
@@ -456,7 +489,12 @@ class LimitsView(BaseModel):
     max_width: int
     max_height: int
     max_samples_per_request: int
-    advanced_models: bool
+    models: list[str] = Field(description="the codes of the AI models your plan includes")
+    default_model: str | None = Field(description="the model a request that names none runs on")
+    advanced_models: bool = Field(
+        description="deprecated, read models: whether models holds the advanced model",
+        json_schema_extra={"deprecated": True},
+    )
     max_requests_in_flight: int
 
 
@@ -498,6 +536,12 @@ class QuoteView(BaseModel):
     costs: QuotedCostsView
     balance: int
     affordable: bool = Field(description="whether the balance covers the samples")
+    model: str | None = Field(
+        description="the AI model the request would run on; null when your plan does not "
+        "include the one asked for"
+    )
+    models: list[str] = Field(description="the codes of the AI models your plan includes")
+    default_model: str | None = Field(description="the model a request that names none runs on")
 
     @classmethod
     def of(cls, quote: Quote) -> QuoteView:
@@ -519,6 +563,9 @@ class QuoteView(BaseModel):
             ),
             balance=quote.balance,
             affordable=quote.affordable,
+            model=quote.model,
+            models=list(quote.models),
+            default_model=quote.default_model,
         )
 
 
@@ -530,6 +577,9 @@ class CreditMovementView(BaseModel):
     request_id: str | None = Field(description="the generation request it paid or refunded")
     action: str | None = Field(description="the paid step: samples, final, regeneration-<n>...")
     reason: str | None
+    model: str | None = Field(
+        description="the AI model the movement paid for; null for adjustments"
+    )
     created_at: datetime
 
     @classmethod
@@ -542,6 +592,7 @@ class CreditMovementView(BaseModel):
             request_id=entry.request_id,
             action=entry.action,
             reason=entry.reason,
+            model=entry.model,
             created_at=entry.created,
         )
 

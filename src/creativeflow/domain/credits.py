@@ -23,7 +23,8 @@ class GenerationSpec:
     width: int
     height: int
     samples: int
-    advanced_model: bool = False
+    # the catalogue code of the model asked for; None: the tier's default (Odoo grants it)
+    model: str | None = None
     # unfinished requests the user already has, for the tier's cap; None: not checked
     requests_in_flight: int | None = None
 
@@ -33,8 +34,9 @@ class GenerationSpec:
             "width": self.width,
             "height": self.height,
             "samples": self.samples,
-            "advanced_model": self.advanced_model,
         }
+        if self.model is not None:
+            spec["model"] = self.model
         if self.requests_in_flight is not None:
             spec["requests_in_flight"] = self.requests_in_flight
         return spec
@@ -46,8 +48,11 @@ class TierLimits:
     max_width: int
     max_height: int
     max_samples_per_request: int
-    advanced_models: bool
     max_requests_in_flight: int
+    # the codes of the models the tier grants, in catalogue order, and the one a request that
+    # names none runs on (None: the tier has none it can grant)
+    models: tuple[str, ...] = ()
+    default_model: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +83,9 @@ class CreditReceipt:
     amount: int
     balance_after: int
     replay: bool
+    # the model the debit granted (a refund names its debit's); None from an Odoo that
+    # predates the model catalogue
+    model: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +100,7 @@ class LedgerEntry:
     reason: str | None
     correlation_id: str | None
     created_at: str  # LEDGER_TIMESTAMP
+    model: str | None = None  # the model the movement paid for; None for adjustments
 
     @property
     def created(self) -> datetime:
@@ -129,6 +138,10 @@ class Quote:
     balance: int
     affordable: bool
     figures: dict[str, int] = field(default_factory=dict)
+    # the model a submit would run on (None when the tier would not grant it), the tier's models
+    model: str | None = None
+    models: tuple[str, ...] = ()
+    default_model: str | None = None
 
     def refusal(self) -> CreditsRefused | None:
         """The refusal a submit of this request would meet now (the plan first, then the

@@ -140,8 +140,8 @@ _TIER_SENTENCES = {
     "dimensions or upgrade your plan.",
     "too_many_samples": "Your plan allows fewer samples per request. Ask for fewer samples or "
     "upgrade your plan.",
-    "advanced_model_not_allowed": "Your plan does not include the advanced model. Submit without "
-    "it or upgrade your plan.",
+    "model_not_allowed": "Your plan does not include this model. Choose one of the models your "
+    "plan lists, leave the model out to use your plan's default, or upgrade your plan.",
     "too_many_requests_in_flight": "You already have as many requests in progress as your plan "
     "allows. Wait for one to finish, then try again.",
 }

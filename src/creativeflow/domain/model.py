@@ -112,7 +112,8 @@ class GenerationRequest:
     style_guidance: str | None = None
     brand_elements: dict[str, Any] | None = None
     project_id: str | None = None
-    advanced_model: bool = False
+    # the model asked for (None: the tier's default), then the one Odoo's first debit granted;
+    # every later step of the request asks Odoo for it again
     model: str | None = None
     brief: CreativeBrief = field(default_factory=CreativeBrief)
     status: Status = Status.PENDING
@@ -156,7 +157,7 @@ class GenerationRequest:
             width=self.width,
             height=self.height,
             samples=self.samples_count,
-            advanced_model=self.advanced_model,
+            model=self.model,
         )
 
     # --- what n8n reports ---------------------------------------------------------------------
@@ -321,6 +322,16 @@ class Job:
 
     def published(self) -> None:
         self._move(JobStatus.PUBLISHED)
+
+    def grant_model(self, model: str) -> None:
+        """The model Odoo's debit granted: the message n8n receives names it."""
+        if self.status is not JobStatus.PREPARED:
+            raise InvalidTransition(
+                f"a {self.status} job was already sent with its model",
+                current_status=self.status.value,
+                target_status=self.status.value,
+            )
+        self.payload = {**self.payload, "model": model}
 
     def succeeded(self) -> None:
         self._move(JobStatus.SUCCEEDED)

@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from creativeflow.domain.actions import Action
+from creativeflow.domain.ai_models import ADVANCED_MODEL
 from creativeflow.domain.credits import CreditReceipt, GenerationSpec
 from creativeflow.domain.errors import (
     CreditOutcomeUnknown,
@@ -35,9 +36,12 @@ class FlowConfig:
     samples_deadline: timedelta = timedelta(minutes=15)
     final_deadline: timedelta = timedelta(minutes=30)
     dispatch_deadline: timedelta = timedelta(minutes=2)
+    # the job's model when Odoo grants none (an addon older than the model catalogue)
     standard_model: str = "creativeflow-standard-v1"
-    advanced_model: str = "creativeflow-advanced-v1"
-    advanced_model_selector: bool = True
+    # what the older request field ``advanced_model: true`` asks for
+    advanced_model: str = ADVANCED_MODEL
+    # off: a request's choice of model is ignored, every job runs on the tier's default
+    model_selector: bool = True
     refund_on_system_failure: bool = True
 
     def callback_urls(self) -> CallbackUrls:
@@ -49,10 +53,20 @@ class FlowConfig:
     def deadline(self, stage: Stage, now: datetime) -> datetime:
         return now + (self.final_deadline if stage is Stage.FINAL else self.samples_deadline)
 
-    def model_for(self, wants_advanced: bool) -> str:
-        if wants_advanced and self.advanced_model_selector:
-            return self.advanced_model
-        return self.standard_model
+    def requested_model(self, model: str | None, legacy_advanced: bool) -> str | None:
+        """The model a new request asks Odoo for: the one it names, else with the older flag
+        the advanced model; ``None`` asks for the tier's default (always, with the selector
+        off). Odoo's debit grants it or refuses it."""
+        if not self.model_selector:
+            return None
+        if model is not None:
+            return model
+        return self.advanced_model if legacy_advanced else None
+
+    def granted_model(self, receipt: CreditReceipt, request: GenerationRequest) -> str:
+        """The model a paid job runs on: the one Odoo's debit granted; from an Odoo older than
+        the model catalogue, which grants none, the one asked for or ``standard_model``."""
+        return receipt.model or request.model or self.standard_model
 
 
 def new_id() -> str:
@@ -70,7 +84,9 @@ def build_job(
     selected_sample: dict[str, Any] | None = None,
 ) -> Job:
     """A job record whose payload is the message n8n will receive, stored before publishing so
-    recovery can publish exactly the same message again."""
+    recovery can publish exactly the same message again. Its ``model`` is the request's (the
+    standard model while the tier's default is not known yet): the step's debit grants the
+    model, and the job takes it before it is published (``Job.grant_model``)."""
     job_id = new_id()
     parameters: dict[str, Any] = {
         "prompt": request.prompt,

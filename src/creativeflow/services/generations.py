@@ -61,6 +61,9 @@ class SubmitGeneration:
     style_guidance: str | None = None
     brand_elements: dict[str, Any] | None = None
     project_id: str | None = None
+    # a code of Odoo's model catalogue; None: the tier's default
+    model: str | None = None
+    # the older way to ask for the advanced model (FlowConfig.advanced_model); model wins
     advanced_model: bool = False
     brief: CreativeBrief = field(default_factory=CreativeBrief)
     webhook_url: str | None = None  # where the client wants every event of it posted
@@ -174,7 +177,6 @@ class GenerationService:
         self, user_id: str, command: SubmitGeneration, correlation_id: str
     ) -> GenerationRequest:
         now = self._clock.now()
-        wants_advanced = command.advanced_model and self._config.advanced_model_selector
         request = GenerationRequest(
             id=new_id(),
             user_id=user_id,
@@ -188,8 +190,7 @@ class GenerationService:
             style_guidance=command.style_guidance,
             brand_elements=command.brand_elements,
             project_id=command.project_id,
-            advanced_model=wants_advanced,
-            model=self._config.model_for(wants_advanced),
+            model=self._config.requested_model(command.model, command.advanced_model),
             brief=command.brief,
         )
         request.start(now)
@@ -507,6 +508,7 @@ class GenerationService:
                 raise outcome.refusal
             assert outcome.fault is not None
             raise outcome.fault
+        step = self._with_granted_model(step, outcome.receipt)
         failure = await publish_once(self._publisher, step.job)
         if failure is None:
             dispatched = await self._db.run(
@@ -523,6 +525,12 @@ class GenerationService:
             return dispatched
         await self._compensate(step, outcome, fail_request_on_error, failure)
         raise failure
+
+    def _with_granted_model(self, step: PaidStep, receipt: CreditReceipt) -> PaidStep:
+        """The step whose job names the model Odoo's debit granted, before it is published."""
+        job = replace(step.job, payload=dict(step.job.payload))
+        job.grant_model(self._config.granted_model(receipt, step.request))
+        return replace(step, job=job)
 
     async def _learn_debit_outcome(self, step: PaidStep, outcome: DebitOutcome) -> DebitOutcome:
         """Odoo may have applied the debit: ask its ledger once rather than guess."""
@@ -541,6 +549,7 @@ class GenerationService:
                         amount=entry.amount,
                         balance_after=entry.balance_after,
                         replay=True,
+                        model=entry.model,
                     )
                 )
         return DebitOutcome(fault=CreditServiceUnavailable("the credit service did not answer"))
@@ -588,7 +597,10 @@ class GenerationService:
         assert debit is not None
         debit.apply(receipt.amount, receipt.entry_id)
         job = _job_of(record, step)
+        model = step.job.payload["model"]
+        job.grant_model(model)
         job.published()
+        record.request.model = model  # what the request's later steps ask Odoo for
         record.request.step_dispatched(step.kind, job, now)
         repo.save_record(record, now)
         request = _with_charges(record)

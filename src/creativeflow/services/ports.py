@@ -105,7 +105,7 @@ class Tracking(Protocol):
         for job in changes.new_jobs:
             self.add_job(job)
         for job in changes.changed_jobs:
-            self.set_job_status(job.id, job.status, now)
+            self.save_job(job, now)
         if events:
             self.add_events(events)
         record.mark_saved()
@@ -165,6 +165,10 @@ class Tracking(Protocol):
     def get_job(self, job_id: str) -> Job | None: ...
 
     def set_job_status(self, job_id: str, status: JobStatus, now: datetime) -> None: ...
+
+    def save_job(self, job: Job, now: datetime) -> None:
+        """Write a job's status and its message (which names the model Odoo granted)."""
+        ...
 
     def jobs_for_request(self, request_id: str) -> list[Job]: ...
 

@@ -20,6 +20,7 @@ from .json2 import Json2Endpoint
 from .ledger import Clock, CreditLedger, utc_now
 from .models import build_registry
 from .persistence import StateFile
+from .rules import Tier
 from .seed import Seed, load_seed
 from .server import HttpListener
 from .services import RpcServices
@@ -145,6 +146,14 @@ class OdooEmulator:
     def add_account(self, platform_user_id: str, tier: str, balance: int = 0) -> None:
         """Open an account (no ledger entry for the opening balance)."""
         self._ledger.add_account(platform_user_id, tier, balance)
+
+    def set_tier(self, tier: Tier) -> None:
+        """Add a tier or replace the one with its code (as a manager edits one in Odoo)."""
+        self._ledger.set_tier(tier)
+
+    def tier(self, code: str) -> Tier:
+        """The tier with this code; ``KeyError`` for an unknown one."""
+        return self._ledger.tier(code)
 
     def balance(self, platform_user_id: str) -> int:
         """The account's balance; ``KeyError`` for an unknown account."""

@@ -42,6 +42,7 @@ class LedgerEntry:
     reason: str | Absent
     correlation_id: str | Absent
     created: datetime  # naive UTC, to the second, as Odoo stores ``create_date``
+    model: str | Absent = False  # the model the debit granted (a refund repeats its debit's)
 
     def as_contract(self) -> Result:
         return {
@@ -54,6 +55,7 @@ class LedgerEntry:
             "balance_after": self.balance_after,
             "reason": self.reason,
             "correlation_id": self.correlation_id,
+            "model": self.model,
             "created_at": rules.format_timestamp(self.created),
         }
 
@@ -69,6 +71,7 @@ class LedgerEntry:
             "action": self.action,
             "amount": self.amount,
             "balance_after": self.balance_after,
+            "model": self.model,
         }
 
 
@@ -176,6 +179,18 @@ class CreditLedger:
     def balance(self, platform_user_id: str) -> int:
         with self._lock:
             return self._accounts[platform_user_id].balance
+
+    def set_tier(self, tier: Tier) -> None:
+        """Add a tier or replace the one with its code, as a manager edits a tier in Odoo (its
+        models, say): the accounts on it follow at once."""
+        if tier.default_model and tier.default_model not in tier.models:
+            raise ValueError(f"tier {tier.code!r}: the default model is not among its models")
+        with self._lock:
+            self._tiers[tier.code] = tier
+
+    def tier(self, code: str) -> Tier:
+        with self._lock:
+            return self._tiers[code]
 
     def accounts(self) -> list[Result]:
         with self._lock:
@@ -428,7 +443,14 @@ class CreditLedger:
             return refusal("insufficient_credits", required=amount, balance=account.balance)
         account.balance -= amount
         entry = self._write(
-            account, request_id, action, OPERATION_DEBIT, amount, False, correlation_id
+            account,
+            request_id,
+            action,
+            OPERATION_DEBIT,
+            amount,
+            False,
+            correlation_id,
+            rules.granted_model(tier, spec),
         )
         self._debits[(request_id, action)] = entry
         return entry.as_receipt("debited", replay=False)
@@ -449,7 +471,14 @@ class CreditLedger:
         account = self._accounts[debit.user_id]
         account.balance += debit.amount
         entry = self._write(
-            account, request_id, action, OPERATION_REFUND, debit.amount, reason, correlation_id
+            account,
+            request_id,
+            action,
+            OPERATION_REFUND,
+            debit.amount,
+            reason,
+            correlation_id,
+            debit.model,
         )
         self._refunds[(request_id, action)] = entry
         return entry.as_receipt("refunded", replay=False)
@@ -463,6 +492,7 @@ class CreditLedger:
         amount: int,
         reason: str | Absent,
         correlation_id: str | Absent,
+        model: str | Absent = False,
     ) -> LedgerEntry:
         entry = LedgerEntry(
             id=len(self._entries) + 1,
@@ -475,6 +505,7 @@ class CreditLedger:
             reason=reason,
             correlation_id=correlation_id,
             created=_naive_utc(self._clock()),
+            model=model,
         )
         self._entries.append(entry)
         return entry
@@ -491,6 +522,8 @@ def _entitlements(account: Account, tier: Tier) -> Result:
             "max_width": tier.max_width,
             "max_height": tier.max_height,
             "max_samples_per_request": tier.max_samples_per_request,
+            "models": list(tier.models),
+            "default_model": tier.default_model,
             "advanced_models": tier.allow_advanced_models,
             "max_requests_in_flight": tier.max_requests_in_flight,
         },

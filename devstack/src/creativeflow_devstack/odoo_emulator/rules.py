@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
+from creativeflow.domain import ai_models
 from creativeflow.domain.actions import Action, InvalidAction
 
 ACTION_SAMPLES = "samples"
@@ -31,7 +32,7 @@ Absent = Literal[False]
 """What Odoo sends for an empty value: XML-RPC cannot carry ``None``."""
 
 
-_SPEC_KEYS = ("format", "width", "height", "samples", "advanced_model")
+_SPEC_KEYS = ("format", "width", "height", "samples")
 # record_generated_asset's struct: exactly these keys
 ASSET_KEYS = (
     "request_id",
@@ -52,6 +53,11 @@ _FORMAT = re.compile(r"[a-z0-9]{1,16}")
 _CHECKSUM = re.compile(r"[0-9a-f]{64}")
 _CONTROL_CHARACTER = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 IN_FLIGHT_KEY = "requests_in_flight"  # optional: the user's unfinished requests, for the cap
+MODEL_KEY = "model"  # optional: the catalogue code asked for; absent or false: the tier's default
+LEGACY_ADVANCED_KEY = "advanced_model"  # optional, from orchestrators older than the catalogue
+LEGACY_ADVANCED_MODEL = ai_models.ADVANCED_MODEL  # what ``advanced_model: true`` asks for
+# the syntax of a model code, which the addon's MODEL_CODE_PATTERN equals
+MODEL_CODE = re.compile(ai_models.PATTERN)
 
 
 class InvalidRequest(ValueError):
@@ -72,12 +78,20 @@ class Tier:
     max_width: int
     max_height: int
     max_samples_per_request: int
-    allow_advanced_models: bool
     max_requests_in_flight: int
     price_per_sample: int
     price_final_asset: int
     price_per_regeneration_sample: int
     active: bool = True
+    # the codes of the models the tier grants (allowed, active in the catalogue), in catalogue
+    # order, and the one a request that names none runs on (False: none it can grant)
+    models: tuple[str, ...] = ()
+    default_model: str | Absent = False
+
+    @property
+    def allow_advanced_models(self) -> bool:
+        """The addon's computed field, for orchestrators older than the catalogue."""
+        return LEGACY_ADVANCED_MODEL in self.models
 
     @property
     def formats(self) -> tuple[str, ...]:
@@ -94,7 +108,7 @@ class Spec:
     width: int
     height: int
     samples: int
-    advanced_model: bool
+    model: str | Absent = False  # the model asked for; False: the tier's default
     requests_in_flight: int | None = None  # None: the key was absent, the cap is not checked
 
 
@@ -155,9 +169,7 @@ def check_action(action: object) -> str:
 def parse_spec(spec: object) -> Spec:
     """Check every key of the spec, its type and its range."""
     if not isinstance(spec, dict):
-        raise InvalidRequest(
-            "spec must be a struct with format, width, height, samples, advanced_model"
-        )
+        raise InvalidRequest("spec must be a struct with format, width, height, samples")
     missing = [key for key in _SPEC_KEYS if key not in spec]
     if missing:
         raise InvalidRequest("spec is missing " + ", ".join(missing))
@@ -167,7 +179,7 @@ def parse_spec(spec: object) -> Spec:
     width = _spec_key(spec, "width", int)
     height = _spec_key(spec, "height", int)
     samples = _spec_key(spec, "samples", int)
-    advanced = _spec_key(spec, "advanced_model", bool)
+    model = _requested_model(spec)
     if samples < 1:
         raise InvalidRequest("spec.samples must be at least 1")
     if width < 1 or height < 1:
@@ -182,9 +194,25 @@ def parse_spec(spec: object) -> Spec:
         width=width,
         height=height,
         samples=samples,
-        advanced_model=advanced,
+        model=model,
         requests_in_flight=in_flight,
     )
+
+
+def _requested_model(spec: dict[Any, Any]) -> str | Absent:
+    """``model`` when given (a code or false), else what the older ``advanced_model`` asks."""
+    model = spec.get(MODEL_KEY, False)
+    if model is not False and not (isinstance(model, str) and MODEL_CODE.fullmatch(model)):
+        raise InvalidRequest(
+            f"spec.{MODEL_KEY} must be a model code (lower case letters, digits, '.', '_' and "
+            "'-', at most 64 characters) or false"
+        )
+    legacy = spec.get(LEGACY_ADVANCED_KEY, False)
+    if not isinstance(legacy, bool):
+        raise InvalidRequest(f"spec.{LEGACY_ADVANCED_KEY} must be of type bool")
+    if model:
+        return str(model)
+    return LEGACY_ADVANCED_MODEL if legacy else False
 
 
 def _spec_key(spec: dict[Any, Any], key: str, kind: type[Any]) -> Any:
@@ -214,13 +242,31 @@ def tier_refusal(tier: Tier, action: str, spec: Spec) -> TierRefusal | None:
             f"{spec.samples} samples exceed {tier.max_samples_per_request} per request",
             {},
         )
-    if spec.advanced_model and not tier.allow_advanced_models:
+    return _model_refusal(tier, spec) or _in_flight_refusal(tier, action, spec)
+
+
+def granted_model(tier: Tier, spec: Spec) -> str | Absent:
+    """The model a debit of ``spec`` runs on: the one asked for, else the tier's default."""
+    return spec.model or tier.default_model
+
+
+def _model_refusal(tier: Tier, spec: Spec) -> TierRefusal | None:
+    """A model the tier does not grant: off its list, archived or unknown to the catalogue."""
+    model = granted_model(tier, spec)
+    allowed = ", ".join(tier.models)
+    if not model:
         return TierRefusal(
-            "advanced_model_not_allowed",
-            f"tier {tier.code!r} does not allow advanced models",
+            "model_not_allowed",
+            f"tier {tier.code!r} has no default model; ask for one of: {allowed}",
             {},
         )
-    return _in_flight_refusal(tier, action, spec)
+    if model not in tier.models:
+        return TierRefusal(
+            "model_not_allowed",
+            f"model {model!r} is not allowed on tier {tier.code!r} (allowed: {allowed})",
+            {},
+        )
+    return None
 
 
 def _in_flight_refusal(tier: Tier, action: str, spec: Spec) -> TierRefusal | None:
@@ -379,12 +425,16 @@ def quote(tier: Tier, spec: Spec, balance: int) -> dict[str, Any]:
         "final": price(tier, ACTION_FINAL, spec),
         "regeneration": price(tier, "regeneration-1", spec),
     }
+    model = granted_model(tier, spec)
     return {
         "tier": tier.code,
         "allowed": refusal is None,
         "reason": refusal.reason if refusal else False,
         "detail": refusal.detail if refusal else False,
         **(refusal.figures if refusal else {}),
+        "model": model if model in tier.models else False,
+        "models": list(tier.models),
+        "default_model": tier.default_model,
         "prices": prices,
         "balance": balance,
         "affordable": balance >= prices["samples"],

@@ -1,8 +1,13 @@
 """The emulator's starting data: database name, users, tiers and accounts, read from JSON.
 
 A seed is checked when it is loaded, with the same constraints the addon puts on its models
-(unique codes, positive limits, non-negative prices and balances), so that a bad seed fails at
-start with a clear message instead of as a strange refusal in the middle of a test.
+(unique codes, positive limits, non-negative prices and balances, a tier's default model among
+its allowed ones), so that a bad seed fails at start with a clear message instead of as a strange
+refusal in the middle of a test.
+
+``models`` is the catalogue (``creativeflow.ai.model``: code, name, active), in catalogue order;
+a tier names its ``allowed_models`` and ``default_model`` by code, and grants the allowed models
+that are active, in catalogue order, as the addon does.
 """
 
 from __future__ import annotations
@@ -11,9 +16,9 @@ import json
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from .rules import Tier
+from .rules import MODEL_CODE, Tier
 
 GROUP_ORCHESTRATOR = "orchestrator"
 GROUP_AUDITOR = "auditor"
@@ -41,6 +46,15 @@ class UserSeed:
 
 
 @dataclass(frozen=True, slots=True)
+class ModelSeed:
+    """A ``creativeflow.ai.model`` record of the catalogue."""
+
+    code: str
+    name: str
+    active: bool = True
+
+
+@dataclass(frozen=True, slots=True)
 class AccountSeed:
     platform_user_id: str
     tier: str
@@ -54,6 +68,7 @@ class Seed:
     tiers: tuple[Tier, ...]
     accounts: tuple[AccountSeed, ...] = ()
     login_pbkdf2_rounds: int = 0
+    models: tuple[ModelSeed, ...] = ()
 
 
 def default_seed_path() -> Path:
@@ -79,10 +94,17 @@ def parse_seed(document: object) -> Seed:
     if not isinstance(rounds, int) or isinstance(rounds, bool) or rounds < 0:
         raise SeedError("login_pbkdf2_rounds must be an integer >= 0")
     users = tuple(_parse_user(raw) for raw in _list(document, "users"))
-    tiers = tuple(_parse_tier(raw) for raw in _list(document, "tiers"))
+    models = tuple(_parse_model(raw) for raw in _list(document, "models"))
+    _require_unique([m.code for m in models], "model code")
+    tiers = tuple(_parse_tier(raw, models) for raw in _list(document, "tiers"))
     accounts = tuple(_parse_account(raw) for raw in _list(document, "accounts"))
     seed = Seed(
-        database=database, users=users, tiers=tiers, accounts=accounts, login_pbkdf2_rounds=rounds
+        database=database,
+        users=users,
+        tiers=tiers,
+        accounts=accounts,
+        login_pbkdf2_rounds=rounds,
+        models=models,
     )
     _check_unique(seed)
     return seed
@@ -125,18 +147,58 @@ def _parse_user(raw: object) -> UserSeed:
     )
 
 
-def _parse_tier(raw: object) -> Tier:
+def _parse_model(raw: object) -> ModelSeed:
+    entry = _object(raw, "model")
+    code = _text(entry, "code", "model")
+    if not MODEL_CODE.fullmatch(code):
+        raise SeedError(f"model code {code!r} is not [a-z0-9][a-z0-9._-]{{0,63}}")
+    return ModelSeed(
+        code=code,
+        name=_text(entry, "name", "model"),
+        active=_boolean(entry, "active", "model", default=True),
+    )
+
+
+def _parse_tier(raw: object, catalogue: tuple[ModelSeed, ...]) -> Tier:
     entry = _object(raw, "tier")
+    code = _text(entry, "code", "tier")
+    if "allow_advanced_models" in entry:
+        raise SeedError(
+            f"tier {code!r}: allow_advanced_models was replaced by allowed_models and "
+            "default_model (codes of the seed's models)"
+        )
     numbers = {name: _integer(entry, name, "tier", minimum=1) for name in _TIER_POSITIVE}
     numbers.update({name: _integer(entry, name, "tier", minimum=0) for name in _TIER_NON_NEGATIVE})
+    models, default = tier_models(
+        code,
+        _string_list(entry, "allowed_models"),
+        _text(entry, "default_model", "tier"),
+        catalogue,
+    )
     return Tier(
-        code=_text(entry, "code", "tier"),
+        code=code,
         name=_text(entry, "name", "tier"),
         allowed_formats=_text(entry, "allowed_formats", "tier"),
-        allow_advanced_models=_boolean(entry, "allow_advanced_models", "tier"),
         active=bool(entry.get("active", True)),
+        models=models,
+        default_model=default,
         **numbers,
     )
+
+
+def tier_models(
+    tier: str, allowed: list[str], default: str, catalogue: tuple[ModelSeed, ...]
+) -> tuple[tuple[str, ...], str | Literal[False]]:
+    """What a tier grants, as the addon computes it: the allowed models that are active, in
+    catalogue order, and its default when that is one of them."""
+    known = {model.code for model in catalogue}
+    unknown = sorted(set(allowed) - known)
+    if unknown:
+        raise SeedError(f"tier {tier!r} allows models the catalogue lacks: {unknown}")
+    if default not in allowed:
+        raise SeedError(f"tier {tier!r}: default_model {default!r} is not among allowed_models")
+    granted = tuple(m.code for m in catalogue if m.active and m.code in allowed)
+    return granted, default if default in granted else False
 
 
 def _parse_account(raw: object) -> AccountSeed:
@@ -182,8 +244,8 @@ def _integer(entry: dict[str, Any], key: str, what: str, *, minimum: int) -> int
     return value
 
 
-def _boolean(entry: dict[str, Any], key: str, what: str) -> bool:
-    value = entry.get(key, False)
+def _boolean(entry: dict[str, Any], key: str, what: str, *, default: bool = False) -> bool:
+    value = entry.get(key, default)
     if not isinstance(value, bool):
         raise SeedError(f"{what}.{key} must be true or false")
     return value

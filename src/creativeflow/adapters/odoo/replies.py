@@ -114,6 +114,16 @@ class _Reply:
             raise self._wrong(key, "a 'YYYY-MM-DD HH:MM:SS' timestamp", value) from None
         return value
 
+    def optional_model(self, key: str) -> str | None:
+        """A model code, or false; a reply from an Odoo older than the catalogue has no key."""
+        if key not in self.value:
+            return None
+        return self.optional_text(key)
+
+    def model_codes(self, key: str) -> tuple[str, ...]:
+        """A list of model codes; absent from an Odoo older than the catalogue."""
+        return self.texts(key) if key in self.value else ()
+
     def flag(self, key: str) -> bool:
         value = self._get(key)
         if not isinstance(value, bool):
@@ -180,8 +190,9 @@ def entitlements(value: Any, user_id: str) -> Entitlements:
             max_width=limits.integer("max_width"),
             max_height=limits.integer("max_height"),
             max_samples_per_request=limits.integer("max_samples_per_request"),
-            advanced_models=limits.flag("advanced_models"),
             max_requests_in_flight=limits.integer("max_requests_in_flight"),
+            models=limits.model_codes("models"),
+            default_model=limits.optional_model("default_model"),
         ),
         prices=Prices(
             sample=prices.integer("sample"),
@@ -214,6 +225,7 @@ def receipt(
         amount=reply.integer("amount"),
         balance_after=reply.integer("balance_after"),
         replay=reply.flag("replay"),
+        model=reply.optional_model("model"),
     )
 
 
@@ -239,6 +251,9 @@ def quote(value: Any, user_id: str) -> Quote:
         balance=reply.integer("balance"),
         affordable=reply.flag("affordable"),
         figures=figures,
+        model=reply.optional_model("model"),
+        models=reply.model_codes("models"),
+        default_model=reply.optional_model("default_model"),
     )
 
 
@@ -299,6 +314,7 @@ def _entry(item: _Reply) -> LedgerEntry:
         reason=item.optional_text("reason"),
         correlation_id=item.optional_text("correlation_id"),
         created_at=item.timestamp("created_at"),
+        model=item.optional_model("model"),
     )
 
 

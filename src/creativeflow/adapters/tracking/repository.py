@@ -85,7 +85,6 @@ def request_from_row(row: GenerationRequestRow) -> GenerationRequest:
         style_guidance=row.style_guidance,
         brand_elements=row.brand_elements,
         project_id=row.project_id,
-        advanced_model=row.advanced_model,
         model=row.model,
         brief=CreativeBrief.from_dict(row.brief),
         status=Status(row.status),
@@ -177,7 +176,6 @@ def _request_values(request: GenerationRequest) -> dict[str, Any]:
         "style_guidance": request.style_guidance,
         "brand_elements": request.brand_elements,
         "project_id": request.project_id,
-        "advanced_model": request.advanced_model,
         "model": request.model,
         "brief": request.brief.to_dict() if request.brief != CreativeBrief() else None,
         "regeneration_count": request.regeneration_count,
@@ -515,6 +513,12 @@ class TrackingRepository(Tracking):
         result = self._run(_UPDATE_JOB, {"b_id": job_id, "status": status.value, "updated_at": now})
         if not _rows_changed(result):
             raise LookupError(f"job {job_id} is not tracked")
+
+    def save_job(self, job: Job, now: datetime) -> None:
+        values = {"b_id": job.id, "status": job.status.value, "payload": job.payload}
+        result = self._run(_UPDATE_JOB, {**values, "updated_at": now})
+        if not _rows_changed(result):
+            raise LookupError(f"job {job.id} is not tracked")
 
     def jobs_for_request(self, request_id: str) -> list[Job]:
         rows = self.session.execute(

@@ -54,6 +54,8 @@ class GenerationRequestRow(Base):
     style_guidance: Mapped[str | None] = mapped_column(Text)
     brand_elements: Mapped[dict[str, Any] | None]
     project_id: Mapped[str | None] = mapped_column(String(128))
+    # no longer written nor read (Odoo grants the model, recorded in ``model``); rows from
+    # before keep what they asked for
     advanced_model: Mapped[bool] = mapped_column(Boolean, default=False)
     model: Mapped[str | None] = mapped_column(String(128))
     # the creative brief (template, tone, cultural adaptation, target platform); null: none given

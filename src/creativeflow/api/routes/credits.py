@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 
-from creativeflow.api.dependencies import AccountDep, only_query_parameters
+from creativeflow.api.dependencies import AccountDep, SettingsDep, only_query_parameters
 from creativeflow.api.identity import CurrentUser
 from creativeflow.api.openapi_problems import problem_responses
 from creativeflow.api.schemas import (
@@ -31,7 +31,9 @@ router = APIRouter(prefix="/api/v1/credits", tags=["credits"])
         503: {"description": "Odoo is unavailable"},
     },
 )
-async def get_credits(user_id: CurrentUser, account: AccountDep) -> CreditsView:
+async def get_credits(
+    user_id: CurrentUser, account: AccountDep, settings: SettingsDep
+) -> CreditsView:
     found = await account.entitlements(user_id)
     return CreditsView(
         user_id=found.user_id,
@@ -41,7 +43,9 @@ async def get_credits(user_id: CurrentUser, account: AccountDep) -> CreditsView:
             max_width=found.limits.max_width,
             max_height=found.limits.max_height,
             max_samples_per_request=found.limits.max_samples_per_request,
-            advanced_models=found.limits.advanced_models,
+            models=list(found.limits.models),
+            default_model=found.limits.default_model,
+            advanced_models=settings.advanced_model in found.limits.models,
             max_requests_in_flight=found.limits.max_requests_in_flight,
         ),
         prices=PricesView(

@@ -170,6 +170,7 @@ def _command(body: GenerationCreate, webhook_url: str | None = None) -> SubmitGe
         style_guidance=body.style_guidance,
         brand_elements=body.brand_elements.model_dump(mode="json") if body.brand_elements else None,
         project_id=body.project_id,
+        model=body.model,
         advanced_model=body.advanced_model,
         brief=body.brief(),
         webhook_url=webhook_url,
