@@ -311,6 +311,15 @@ class StackNames:
             connection_name=f"bench-{self.tag}",
         )
 
+    @property
+    def events(self) -> dict[str, str]:
+        """The API's events exchange and unrouted queue, this run's own."""
+        return {
+            "RABBITMQ_EVENTS_EXCHANGE": f"bench.{self.tag}.events",
+            "RABBITMQ_EVENTS_UNROUTED_EXCHANGE": f"bench.{self.tag}.events.unrouted",
+            "RABBITMQ_EVENTS_UNROUTED_QUEUE": f"bench.{self.tag}.events.unrouted",
+        }
+
 
 class BenchStack:
     """Start with :meth:`open` (a context manager); the API can be restarted with other pool
@@ -412,9 +421,15 @@ class BenchStack:
                 rabbit.dead_letter_queue,
                 rabbit.cancel_queue,
                 self.tap_queue,
+                self.names.events["RABBITMQ_EVENTS_UNROUTED_QUEUE"],
             ):
                 channel.queue_delete(queue)
-            for exchange in (rabbit.exchange, rabbit.dead_letter_exchange):
+            for exchange in (
+                rabbit.exchange,
+                rabbit.dead_letter_exchange,
+                self.names.events["RABBITMQ_EVENTS_EXCHANGE"],
+                self.names.events["RABBITMQ_EVENTS_UNROUTED_EXCHANGE"],
+            ):
                 channel.exchange_delete(exchange)
         finally:
             connection.close()
@@ -517,6 +532,7 @@ class BenchStack:
             "RABBITMQ_DEAD_LETTER_EXCHANGE": rabbit.dead_letter_exchange,
             "RABBITMQ_DEAD_LETTER_QUEUE": rabbit.dead_letter_queue,
             "RABBITMQ_N8N_CANCEL_QUEUE": rabbit.cancel_queue,
+            **self.names.events,
             "ODOO_URL": self.emulator.url,
             "ODOO_DB": self.emulator.database,
             "ODOO_LOGIN": ODOO_LOGIN,

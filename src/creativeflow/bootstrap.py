@@ -17,6 +17,7 @@ from creativeflow.adapters.client_webhooks import (
 from creativeflow.adapters.notifications.client import HttpNotifier, NotificationConfig
 from creativeflow.adapters.odoo import AsyncOdooCredits, OdooConfig
 from creativeflow.adapters.rabbitmq import PikaJobPublisher, RabbitConfig
+from creativeflow.adapters.rabbitmq.events import EventsConfig, PikaEventPublisher
 from creativeflow.adapters.rabbitmq.results import ResultsConfig, ResultsConsumer
 from creativeflow.adapters.storage import (
     FetchConfig,
@@ -32,6 +33,7 @@ from creativeflow.clock import SystemClock
 from creativeflow.domain.client_webhooks import DeliveryRules
 from creativeflow.observability.instrumented import (
     InstrumentedCreditLedger,
+    InstrumentedEventPublisher,
     InstrumentedJobPublisher,
     InstrumentedNotifier,
 )
@@ -44,11 +46,13 @@ from creativeflow.services.client_webhooks import ClientWebhookConfig, ClientWeb
 from creativeflow.services.flow import FlowConfig
 from creativeflow.services.generations import GenerationService
 from creativeflow.services.live_events import LiveEvents, StreamLimits
+from creativeflow.services.outbox import EventRelay
 from creativeflow.services.ports import (
     AssetFetcher,
     ClientWebhookSender,
     Clock,
     CreditLedger,
+    EventPublisher,
     JobPublisher,
     Notifier,
     ObjectStorage,
@@ -121,6 +125,15 @@ def _webhook_sender(settings: Settings) -> ClientWebhookSender | None:
             timeout=settings.client_webhook_timeout,
             allow_private_hosts=settings.client_webhook_allow_private_hosts,
         )
+    )
+
+
+def events_config(settings: Settings) -> EventsConfig:
+    return EventsConfig(
+        exchange=settings.rabbitmq_events_exchange,
+        unrouted_exchange=settings.rabbitmq_events_unrouted_exchange,
+        unrouted_queue=settings.rabbitmq_events_unrouted_queue,
+        confirm_timeout=settings.rabbitmq_events_confirm_timeout,
     )
 
 
@@ -197,6 +210,8 @@ class Adapters:
     publisher: JobPublisher
     notifier: Notifier
     clock: Clock
+    # the events exchange; None: result events stay in the outbox (EVENTS_ENABLED=false)
+    events: EventPublisher | None = None
     # the assets' object storage and the download of provider URLs; None: assets not copied
     storage: ObjectStorage | None = None
     fetcher: AssetFetcher | None = None
@@ -228,6 +243,8 @@ class Container:
     storage: ObjectStorage | None = None
     fetcher: AssetFetcher | None = None
     assets: AssetKeeper | None = None
+    # publishes the result events to the events exchange; None: EVENTS_ENABLED is off
+    event_relay: EventRelay | None = None
     # n8n's results queue, consumed when ENABLE_N8N_RESULTS_QUEUE is on (started by the app)
     results_consumer: ResultsConsumer | None = None
     client_webhooks: ClientWebhookDelivery | None = None
@@ -256,6 +273,8 @@ class Container:
         ):
             if port is not None:
                 await port.aclose()
+        if self.event_relay is not None:
+            await self.event_relay.publisher.aclose()
         await self.db.aclose()
 
 
@@ -275,6 +294,17 @@ def _results_consumer(
 def _wire(settings: Settings, adapters: Adapters, metrics: Metrics | None = None) -> Container:
     db, credits, clock = adapters.db, adapters.credits, adapters.clock
     refunder = Refunder(db, credits, clock)
+    events = (
+        EventRelay(
+            db,
+            adapters.events,
+            clock,
+            batch=settings.events_relay_batch,
+            pause_after_failure=timedelta(seconds=settings.events_retry_after_seconds),
+        )
+        if adapters.events is not None
+        else None
+    )
     live_events = LiveEvents(db, stream_limits(settings))
     assets = None
     if adapters.storage is not None and adapters.fetcher is not None:
@@ -295,6 +325,7 @@ def _wire(settings: Settings, adapters: Adapters, metrics: Metrics | None = None
         clock,
         refund_on_system_failure=settings.enable_credit_refund_on_system_failure,
         detailed_error_logging=settings.enable_detailed_n8n_error_logging,
+        events=events,
         assets=assets,
     )
     results = _results_consumer(settings, callbacks, metrics)
@@ -318,7 +349,14 @@ def _wire(settings: Settings, adapters: Adapters, metrics: Metrics | None = None
         clock=clock,
         refunder=refunder,
         generations=GenerationService(
-            db, credits, adapters.publisher, clock, flow_config(settings), refunder, assets=assets
+            db,
+            credits,
+            adapters.publisher,
+            clock,
+            flow_config(settings),
+            refunder,
+            events,
+            assets=assets,
         ),
         callbacks=callbacks,
         reconciler=Reconciler(db, credits),
@@ -332,6 +370,7 @@ def _wire(settings: Settings, adapters: Adapters, metrics: Metrics | None = None
             refund_on_system_failure=settings.enable_credit_refund_on_system_failure,
             callback_retention=timedelta(hours=settings.received_callback_retention_hours),
             assets=assets,
+            events=events,
         ),
         account=CreditAccount(credits),
         readiness=Readiness(db, adapters.publisher, credits, adapters.storage, results),
@@ -339,6 +378,7 @@ def _wire(settings: Settings, adapters: Adapters, metrics: Metrics | None = None
         storage=adapters.storage,
         fetcher=adapters.fetcher,
         assets=assets,
+        event_relay=events,
         live_events=live_events,
         events_listener=EventsListener(
             ListenerConfig(url=settings.database_url),
@@ -355,8 +395,9 @@ def build_container(
 ) -> Container:
     """The one way to a container. Real adapters from the settings, unless ``adapters`` are
     given. The job publisher follows ``DISPATCH_MODE``: RabbitMQ (its topology declared here, so
-    a first publish can route) or n8n's webhook (no broker at all). With ``metrics``, the ports
-    report to it and its scrape-time sources are registered."""
+    a first publish can route) or n8n's webhook (no broker for jobs). Result events go to the
+    events exchange (its topology declared here too) unless ``EVENTS_ENABLED`` is off. With
+    ``metrics``, the ports report to it and its scrape-time sources are registered."""
     if adapters is not None:
         return _wire(settings, adapters, metrics)
     publisher: JobPublisher
@@ -373,6 +414,11 @@ def build_container(
         rabbit = PikaJobPublisher(rabbit_config(settings))
         rabbit.declare_topology()
         publisher = rabbit
+    events: EventPublisher | None = None
+    if settings.events_enabled:
+        event_publisher = PikaEventPublisher(rabbit_config(settings), events_config(settings))
+        event_publisher.declare_topology()
+        events = event_publisher
     db = TrackingDatabase(database_config(settings))
     credits: CreditLedger = AsyncOdooCredits(
         odoo_config(settings), max_workers=settings.odoo_workers
@@ -390,6 +436,8 @@ def build_container(
             publisher, metrics, pool_size=settings.rabbitmq_publish_workers
         )
         notifier = InstrumentedNotifier(notifier, metrics)
+        if events is not None:
+            events = InstrumentedEventPublisher(events, metrics)
         metrics.watch_tracking(tracking_snapshot(db))
         metrics.watch_pools(
             database_pool(db, capacity=settings.database_pool_size + settings.database_max_overflow)
@@ -415,6 +463,7 @@ def build_container(
             publisher=publisher,
             notifier=notifier,
             clock=SystemClock(),
+            events=events,
             storage=storage,
             fetcher=fetcher,
             webhook_sender=_webhook_sender(settings),

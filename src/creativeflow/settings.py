@@ -100,6 +100,28 @@ class Settings(BaseSettings):
     rabbitmq_connect_timeout: float = Field(5.0, gt=0, validation_alias="RABBITMQ_CONNECT_TIMEOUT")
     rabbitmq_confirm_timeout: float = Field(10.0, gt=0, validation_alias="RABBITMQ_CONFIRM_TIMEOUT")
 
+    # --- result events (the events exchange, fed from the outbox) --------------------------------
+    # unset: on with DISPATCH_MODE=rabbitmq, off with webhook (which may have no broker at all)
+    events_enabled_value: bool | None = Field(None, validation_alias="EVENTS_ENABLED")
+    rabbitmq_events_exchange: str = Field(
+        "creativeflow.events", validation_alias="RABBITMQ_EVENTS_EXCHANGE"
+    )
+    # where an event no consumer's binding wants waits (the events exchange's alternate exchange)
+    rabbitmq_events_unrouted_exchange: str = Field(
+        "creativeflow.events.unrouted", validation_alias="RABBITMQ_EVENTS_UNROUTED_EXCHANGE"
+    )
+    rabbitmq_events_unrouted_queue: str = Field(
+        "creativeflow.events.unrouted", validation_alias="RABBITMQ_EVENTS_UNROUTED_QUEUE"
+    )
+    rabbitmq_events_confirm_timeout: float = Field(
+        5.0, gt=0, validation_alias="RABBITMQ_EVENTS_CONFIRM_TIMEOUT"
+    )
+    events_relay_batch: int = Field(100, ge=1, le=10000, validation_alias="EVENTS_RELAY_BATCH")
+    # after a failed publish, the relays right after commits wait this long (the sweep does not)
+    events_retry_after_seconds: float = Field(
+        30.0, ge=0, validation_alias="EVENTS_RETRY_AFTER_SECONDS"
+    )
+
     # --- Odoo ----------------------------------------------------------------------------------
     odoo_url: str = Field("http://127.0.0.1:8069", validation_alias="ODOO_URL")
     odoo_db: str = Field("creativeflow", validation_alias=AliasChoices("ODOO_DB", "ODOO_DATABASE"))
@@ -299,6 +321,13 @@ class Settings(BaseSettings):
         )
 
     @property
+    def events_enabled(self) -> bool:
+        """Whether result events are published to the events exchange."""
+        if self.events_enabled_value is not None:
+            return self.events_enabled_value
+        return self.dispatch_mode == "rabbitmq"
+
+    @property
     def odoo_secret(self) -> SecretStr:
         """An API key is preferred over a password when both are set."""
         return self.odoo_api_key if self.odoo_api_key.get_secret_value() else self.odoo_password
@@ -325,6 +354,12 @@ class Settings(BaseSettings):
     @property
     def cors_allowed_origins(self) -> tuple[str, ...]:
         return tuple(o.strip() for o in self.cors_allowed_origins_value.split(",") if o.strip())
+
+    @field_validator("events_enabled_value", mode="before")
+    @classmethod
+    def _unset_when_empty(cls, raw: object) -> object:
+        """``EVENTS_ENABLED=`` (as a compose file's ``${EVENTS_ENABLED:-}`` gives) is unset."""
+        return None if isinstance(raw, str) and not raw.strip() else raw
 
     @field_validator("standard_model", "advanced_model")
     @classmethod

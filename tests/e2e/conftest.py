@@ -22,7 +22,7 @@ from creativeflow_devstack.n8n_simulator import N8nSimulator, SimulatorConfig
 from creativeflow_devstack.notification_sink import NotificationStore, create_sink_app
 from creativeflow_devstack.odoo_emulator import OdooEmulator
 from creativeflow_devstack.stack import serve_in_thread
-from tests.integration.rabbit_support import RABBITMQ_URL
+from tests.integration.rabbit_support import RABBITMQ_URL, delete_events, events_settings
 
 GATEWAY_SECRET = "e2e-gateway-secret"
 CALLBACK_SECRET = "e2e-callback-secret"
@@ -78,6 +78,14 @@ class Stack(RunningStack):
         """Every cancellation the service published so far, from the cancellations' tap."""
         return self._tapped(f"{self.tap_queue}.cancellations")
 
+    def events_published(self, request_id: str) -> list[dict[str, Any]]:
+        """Every delivery of ``request_id``'s result events so far, from the events' tap (a
+        consumer's queue bound with ``generation.#``), with the AMQP properties under
+        ``_amqp``."""
+        return [
+            e for e in _tapped_events(events_tap(self.tap_queue)) if e["request_id"] == request_id
+        ]
+
     @staticmethod
     def _tapped(queue: str) -> list[dict[str, Any]]:
         import json
@@ -96,6 +104,33 @@ class Stack(RunningStack):
 
     def container(self) -> Any:
         return self.app.state.container
+
+
+def events_tap(tap_queue: str) -> str:
+    return f"{tap_queue}.events"
+
+
+def _tapped_events(queue: str) -> list[dict[str, Any]]:
+    import json
+
+    connection = pika.BlockingConnection(pika.URLParameters(RABBITMQ_URL))
+    try:
+        channel = connection.channel()
+        seen = []
+        while True:
+            method, properties, body = channel.basic_get(queue, auto_ack=False)
+            if method is None:
+                return seen
+            event = json.loads(body)
+            event["_amqp"] = {
+                "message_id": properties.message_id,
+                "delivery_mode": properties.delivery_mode,
+                "type": properties.type,
+                "routing_key": method.routing_key,
+            }
+            seen.append(event)
+    finally:
+        connection.close()  # unacked messages go back to the tap for the next look
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float = 20.0) -> Any:
@@ -148,6 +183,9 @@ def stack_settings(
         admin_token=ADMIN_TOKEN,
         recovery_interval_seconds=0,
         log_format="text",
+        **events_settings(f"{prefix}.{tag}"),
+        # a test that fails the events exchange on purpose leaves no pause behind for the next
+        events_retry_after_seconds=0,
     )
     settings.update(overrides)
     return Settings(_env_file=None, **settings)  # type: ignore[call-arg]
@@ -164,6 +202,11 @@ def declare_tap(settings: Settings, tap_queue: str) -> None:
         channel.queue_bind(
             cancellations, settings.rabbitmq_exchange, settings.rabbitmq_cancel_routing_key
         )
+        if settings.events_enabled:
+            channel.queue_declare(events_tap(tap_queue), durable=False, auto_delete=False)
+            channel.queue_bind(
+                events_tap(tap_queue), settings.rabbitmq_events_exchange, "generation.#"
+            )
     finally:
         connection.close()
 
@@ -184,6 +227,7 @@ def delete_rabbit_names(settings: Settings, tap_queue: str) -> None:
             channel.exchange_delete(exchange)
     finally:
         connection.close()
+    delete_events(settings, events_tap(tap_queue))
 
 
 @pytest.fixture(scope="package")

@@ -55,6 +55,8 @@ def webhook_settings(base: Settings, webhook_url: str) -> Settings:
         "n8n_webhook_secret": SecretStr(WEBHOOK_SECRET),
         "n8n_webhook_timeout": 5.0,
         "n8n_webhook_max_attempts": DISPATCH_ATTEMPTS,
+        # no broker at all: result events stay in the outbox (the default of webhook mode)
+        "events_enabled_value": False,
     }
     return Settings(_env_file=None, **{**base.model_dump(), **changes})  # type: ignore[call-arg]
 

@@ -22,24 +22,34 @@ import pytest_asyncio
 from creativeflow.adapters.notifications.client import HttpNotifier, NotificationConfig
 from creativeflow.adapters.odoo import AsyncOdooCredits
 from creativeflow.adapters.rabbitmq import PikaJobPublisher
+from creativeflow.adapters.rabbitmq.events import PikaEventPublisher
 from creativeflow.adapters.tracking.database import TrackingDatabase
 from creativeflow.bootstrap import (
     Adapters,
     Container,
     build_container,
     database_config,
+    events_config,
     odoo_config,
     rabbit_config,
 )
 from creativeflow.clock import SystemClock
 from creativeflow.domain.credits import CreditReceipt, GenerationSpec
+from creativeflow.domain.events import EventMessage
 from creativeflow.domain.jobs import JobMessage
 from creativeflow.domain.states import Status
 from creativeflow.services.recovery import Recovery
 from creativeflow.settings import Settings
 from creativeflow_devstack.notification_sink import running_sink
 from creativeflow_devstack.odoo_emulator import OdooEmulator
-from tests.integration.rabbit_support import RABBITMQ_URL
+from tests.integration.rabbit_support import (
+    RABBITMQ_URL,
+    Received,
+    channel,
+    delete_events,
+    drain,
+    events_settings,
+)
 
 
 class SimulatedCrash(BaseException):
@@ -101,6 +111,22 @@ class CrashingPublisher:
         return getattr(self._real, name)
 
 
+class CrashingEventPublisher:
+    """The real events exchange publisher with crash points around the broker's confirm."""
+
+    def __init__(self, real: PikaEventPublisher, switch: CrashSwitch) -> None:
+        self._real = real
+        self._switch = switch
+
+    def publish(self, message: EventMessage) -> None:
+        self._switch.maybe("before_event_publish")  # the change committed; nothing sent
+        self._real.publish(message)
+        self._switch.maybe("after_event_confirmed")  # confirmed, never marked published
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._real, name)
+
+
 class LaterClock:
     """Recovery's clock, moved past every deadline."""
 
@@ -119,6 +145,17 @@ class Rig:
     publisher: CrashingPublisher
     settings: Settings
     started: datetime
+    events_tap: str
+
+    def events_of(self, request_id: str) -> list[Received]:
+        """Every event of ``request_id`` published so far (the tap queue is drained: each
+        delivery is seen once)."""
+        self._events_seen.extend(drain(self.events_tap))
+        return [m for m in self._events_seen if m.json()["request_id"] == request_id]
+
+    @property
+    def _events_seen(self) -> list[Received]:
+        return _SEEN.setdefault(self.events_tap, [])
 
     def new_user(self, balance: int = 100, tier: str = "pro") -> str:
         user_id = f"fault-{uuid.uuid4().hex[:10]}"
@@ -135,6 +172,7 @@ class Rig:
             LaterClock(timedelta(days=1)),
             grace=timedelta(0),
             refund_on_system_failure=self.settings.enable_credit_refund_on_system_failure,
+            events=self.container.event_relay,
         )
         await recovery.sweep()
         await recovery.sweep()  # a second pass finds nothing new and changes nothing
@@ -173,6 +211,9 @@ class Rig:
         return self.container.db.run_sync(
             lambda repo: repo.list_requests(user_id, status=None, limit=100, offset=0)[0]
         )
+
+
+_SEEN: dict[str, list[Received]] = {}
 
 
 def _belongs(request_id: str, rig: Rig, user_ids: Sequence[str]) -> bool:
@@ -239,9 +280,16 @@ async def rig(
         odoo_max_attempts=2,
         notification_service_url=sink_url,
         recovery_interval_seconds=0,
+        **events_settings(f"faults.{tag}"),
         **rig_settings,
     )
     switch = CrashSwitch()
+    events = PikaEventPublisher(rabbit_config(settings), events_config(settings))
+    events.declare_topology()
+    events_tap = f"faults.{tag}.events.tap"
+    with channel() as ch:
+        ch.queue_declare(events_tap, durable=False)
+        ch.queue_bind(events_tap, settings.rabbitmq_events_exchange, routing_key="generation.#")
     real_publisher = PikaJobPublisher(
         replace(rabbit_config(settings), connection_name=f"faults-{tag}")
     )
@@ -255,14 +303,17 @@ async def rig(
             publisher=publisher,  # type: ignore[arg-type]
             notifier=HttpNotifier(NotificationConfig(base_url=sink_url, timeout=2, max_attempts=1)),
             clock=SystemClock(),
+            events=CrashingEventPublisher(events, switch),  # type: ignore[arg-type]
         ),
     )
     try:
-        yield Rig(container, emulator, switch, publisher, settings, datetime.now(UTC))
+        yield Rig(container, emulator, switch, publisher, settings, datetime.now(UTC), events_tap)
     finally:
         emulator.faults.clear()
         await container.close()
         _delete_names(settings)
+        delete_events(settings, events_tap)
+        _SEEN.pop(events_tap, None)
 
 
 TRANSIENT = [s for s in Status if s.is_transient]

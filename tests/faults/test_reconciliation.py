@@ -16,6 +16,7 @@ from creativeflow.domain.states import CreditOperationKind, CreditOperationStatu
 from creativeflow.services.reconciliation import MismatchKind
 from tests.faults.conftest import Rig
 from tests.faults.test_saga_faults import A_SUBMIT, crash_submit
+from tests.integration.rabbit_support import events_env
 
 pytestmark = pytest.mark.asyncio
 
@@ -108,6 +109,7 @@ async def test_the_reconcile_command_exits_non_zero_on_a_planted_mismatch(rig: R
         "RABBITMQ_DEAD_LETTER_EXCHANGE": rig.settings.rabbitmq_dead_letter_exchange,
         "RABBITMQ_DEAD_LETTER_QUEUE": rig.settings.rabbitmq_dead_letter_queue,
         "RABBITMQ_N8N_CANCEL_QUEUE": rig.settings.rabbitmq_cancel_queue,
+        **events_env(rig.settings),
         "ENVIRONMENT": "test",
         "LOG_LEVEL": "WARNING",
     }

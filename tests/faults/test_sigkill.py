@@ -19,7 +19,7 @@ import pytest
 
 from creativeflow_devstack.n8n_simulator import N8nSimulator, SimulatorConfig
 from tests.faults.conftest import Rig
-from tests.integration.rabbit_support import RABBITMQ_URL
+from tests.integration.rabbit_support import RABBITMQ_URL, events_env
 
 pytestmark = pytest.mark.asyncio
 
@@ -52,6 +52,7 @@ def _api_env(rig: Rig, port: int) -> dict[str, str]:
         "RABBITMQ_DEAD_LETTER_EXCHANGE": settings.rabbitmq_dead_letter_exchange,
         "RABBITMQ_DEAD_LETTER_QUEUE": settings.rabbitmq_dead_letter_queue,
         "RABBITMQ_N8N_CANCEL_QUEUE": settings.rabbitmq_cancel_queue,
+        **events_env(settings),
         "ODOO_URL": settings.odoo_url,
         "ODOO_DB": settings.odoo_db,
         "ODOO_LOGIN": "orchestrator",

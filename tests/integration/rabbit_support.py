@@ -57,12 +57,34 @@ def channel() -> Iterator[BlockingChannel]:
 
 
 def delete_topology(config: RabbitConfig) -> None:
-    """Remove the test's queues and exchanges; missing ones are fine."""
+    """Remove the test's queues and exchanges, its events exchange's included (the names
+    :func:`unique_events_env` gives it); missing ones are fine."""
+    events = unique_events_env(config)
     with channel() as ch:
-        for queue in (config.queue, config.dead_letter_queue, config.cancel_queue):
+        for queue in (
+            config.queue,
+            config.dead_letter_queue,
+            config.cancel_queue,
+            events["RABBITMQ_EVENTS_UNROUTED_QUEUE"],
+        ):
             ch.queue_delete(queue)
-        for exchange in (config.exchange, config.dead_letter_exchange):
+        for exchange in (
+            config.exchange,
+            config.dead_letter_exchange,
+            events["RABBITMQ_EVENTS_EXCHANGE"],
+            events["RABBITMQ_EVENTS_UNROUTED_EXCHANGE"],
+        ):
             ch.exchange_delete(exchange)
+
+
+def unique_events_env(config: RabbitConfig) -> dict[str, str]:
+    """The environment naming an events exchange as unique as ``config``'s names."""
+    prefix = config.exchange.removesuffix(".generation")
+    return {
+        "RABBITMQ_EVENTS_EXCHANGE": f"{prefix}.events",
+        "RABBITMQ_EVENTS_UNROUTED_EXCHANGE": f"{prefix}.events.unrouted",
+        "RABBITMQ_EVENTS_UNROUTED_QUEUE": f"{prefix}.events.unrouted",
+    }
 
 
 @dataclass(frozen=True)
@@ -230,3 +252,36 @@ def make_job(
             error=f"{callback_base}/error",
         ),
     )
+
+
+# -- the events exchange ------------------------------------------------------------------------
+
+
+def events_settings(prefix: str) -> dict[str, str]:
+    """Settings (by field name) of an events exchange and unrouted queue of a test's own."""
+    return {
+        "rabbitmq_events_exchange": f"{prefix}.events",
+        "rabbitmq_events_unrouted_exchange": f"{prefix}.events.unrouted",
+        "rabbitmq_events_unrouted_queue": f"{prefix}.events.unrouted",
+    }
+
+
+def events_env(settings: Any) -> dict[str, str]:
+    """The environment naming ``settings``' events exchange, for a ``creativeflow`` process."""
+    return {
+        "RABBITMQ_EVENTS_EXCHANGE": settings.rabbitmq_events_exchange,
+        "RABBITMQ_EVENTS_UNROUTED_EXCHANGE": settings.rabbitmq_events_unrouted_exchange,
+        "RABBITMQ_EVENTS_UNROUTED_QUEUE": settings.rabbitmq_events_unrouted_queue,
+    }
+
+
+def delete_events(settings: Any, *queues: str) -> None:
+    """Remove ``settings``' events exchange, its unrouted queue and ``queues``."""
+    with channel() as ch:
+        for queue in (settings.rabbitmq_events_unrouted_queue, *queues):
+            ch.queue_delete(queue)
+        for exchange in (
+            settings.rabbitmq_events_exchange,
+            settings.rabbitmq_events_unrouted_exchange,
+        ):
+            ch.exchange_delete(exchange)

@@ -13,7 +13,12 @@ from sqlalchemy.engine import make_url
 
 from tests.cli_support import Outcome, run_cli
 from tests.conftest import POSTGRES_ADMIN_URL
-from tests.integration.rabbit_support import RABBITMQ_URL, delete_topology, unique_config
+from tests.integration.rabbit_support import (
+    RABBITMQ_URL,
+    delete_topology,
+    unique_config,
+    unique_events_env,
+)
 
 
 def nobody_listens() -> int:
@@ -32,6 +37,7 @@ def queues() -> Iterator[dict[str, str]]:
         "RABBITMQ_DEAD_LETTER_EXCHANGE": rabbit.dead_letter_exchange,
         "RABBITMQ_DEAD_LETTER_QUEUE": rabbit.dead_letter_queue,
         "RABBITMQ_N8N_CANCEL_QUEUE": rabbit.cancel_queue,
+        **unique_events_env(rabbit),
     }
     delete_topology(rabbit)
 

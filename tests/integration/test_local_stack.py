@@ -37,6 +37,7 @@ from tests.integration.rabbit_support import (
     channel,
     delete_topology,
     unique_config,
+    unique_events_env,
 )
 
 PNG = {"format": "png", "width": 512, "height": 512, "samples": 2}
@@ -153,6 +154,7 @@ def local_stack(tmp_path: Path) -> Iterator[LocalStack]:
         "RABBITMQ_DEAD_LETTER_EXCHANGE": rabbit.dead_letter_exchange,
         "RABBITMQ_DEAD_LETTER_QUEUE": rabbit.dead_letter_queue,
         "RABBITMQ_N8N_CANCEL_QUEUE": rabbit.cancel_queue,
+        **unique_events_env(rabbit),
         "RABBITMQ_N8N_RESULTS_QUEUE": f"{rabbit.queue}.results",
         "RECOVERY_INTERVAL_SECONDS": "0",
         "LOG_FORMAT": "text",

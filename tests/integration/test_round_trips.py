@@ -2,9 +2,10 @@
 
 - a submit: 1 request to Odoo (the debit, which also checks the tier), 1 publish, at most
   2 committed database transactions;
-- a success callback: 0 requests to Odoo, 1 transaction;
+- a success callback: 0 requests to Odoo, 2 transactions (the change, then the events relay
+  publishing its result event: docs/decisions.md, "Result events from the outbox");
 - a selection: 1 request to Odoo, 1 publish, at most 2 transactions;
-- a platform-failure callback: exactly 1 request to Odoo (the refund).
+- a platform-failure callback: exactly 1 request to Odoo (the refund), at most 3 transactions.
 
 What reached Odoo is what the emulator served (``request_count``); transactions are the app's
 ``TrackingDatabase.counter`` (SQLAlchemy ``commit`` events); publishes are the messages a tap
@@ -189,10 +190,10 @@ def test_a_submit_makes_one_odoo_request_one_publish_and_at_most_two_transaction
     assert counts.transactions <= 2
 
 
-def test_a_success_callback_makes_no_odoo_request_and_one_transaction(rt: RoundTripStack) -> None:
+def test_a_success_callback_makes_no_odoo_request_and_two_transactions(rt: RoundTripStack) -> None:
     job = rt.submitted_job()
     counts, _ = rt.counted(lambda: rt.call_back(job, "samples_ready"))
-    assert counts == Counts(odoo_requests=0, transactions=1, publishes=0)
+    assert counts == Counts(odoo_requests=0, transactions=2, publishes=0)
 
 
 def test_a_selection_makes_one_odoo_request_one_publish_and_at_most_two_transactions(
@@ -208,14 +209,14 @@ def test_a_selection_makes_one_odoo_request_one_publish_and_at_most_two_transact
     assert counts.transactions <= 2
 
 
-def test_a_final_ready_callback_makes_no_odoo_request_and_one_transaction(
+def test_a_final_ready_callback_makes_no_odoo_request_and_two_transactions(
     rt: RoundTripStack,
 ) -> None:
     job = rt.submitted_job()
     rt.call_back(job, "samples_ready")
     _counts, published = rt.counted(lambda: rt.select(job["request_id"]))
     counts, _ = rt.counted(lambda: rt.call_back(published[0], "final_ready"))
-    assert counts == Counts(odoo_requests=0, transactions=1, publishes=0)
+    assert counts == Counts(odoo_requests=0, transactions=2, publishes=0)
 
 
 def test_a_platform_failure_callback_makes_exactly_one_odoo_request_the_refund(
@@ -226,5 +227,6 @@ def test_a_platform_failure_callback_makes_exactly_one_odoo_request_the_refund(
     assert counts.odoo_requests == 1
     assert rt.emulator.request_count(model_method="creativeflow.credit.service.refund") == 1
     assert counts.publishes == 0
-    # the callback's own transaction, then the refund's settlement after Odoo answered
-    assert counts.transactions <= 2
+    # the callback's own transaction, the refund's settlement after Odoo answered, and the
+    # events relay publishing the failure
+    assert counts.transactions <= 3

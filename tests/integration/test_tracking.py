@@ -286,6 +286,64 @@ def test_the_metrics_see_how_long_the_oldest_dispatched_job_has_waited_for_its_c
     assert (after.oldest_awaiting_callback_seconds or 0) < 20 * 60
 
 
+def _result_events(request: GenerationRequest, count: int) -> list[RequestEvent]:
+    return [
+        RequestEvent(
+            request.id, request.user_id, EventType.FAILED, NOW, "c-1", {"status": "FAILED", "n": n}
+        )
+        for n in range(count)
+    ]
+
+
+def test_two_relays_never_hold_the_same_pending_event(db: TrackingDatabase) -> None:
+    request = a_request()
+    db.run_sync(
+        lambda repo: (repo.add_request(request), repo.add_events(_result_events(request, 3)))
+    )
+    first = db.session()
+    second = db.session()
+    try:
+        with first.begin(), second.begin():
+            held = [
+                e
+                for e in TrackingRepository(first).lock_pending_events(10_000)
+                if e.request_id == request.id
+            ]
+            assert [e.data["n"] for e in held] == [0, 1, 2]  # oldest first, status events left out
+            others = TrackingRepository(second)
+            assert [
+                e for e in others.lock_pending_events(10_000) if e.request_id == request.id
+            ] == []
+            assert others.lock_pending_events(10, request_id=request.id) == []
+    finally:
+        first.close()
+        second.close()
+    mine = db.run_sync(lambda repo: repo.lock_pending_events(10, request_id=request.id))
+    assert [e.data["n"] for e in mine] == [0, 1, 2]  # released when the first relay ended
+
+
+def test_an_event_marked_published_leaves_the_outbox_once(db: TrackingDatabase) -> None:
+    from creativeflow.observability.sources import tracking_snapshot
+
+    request = a_request()
+    db.run_sync(
+        lambda repo: (repo.add_request(request), repo.add_events(_result_events(request, 2)))
+    )
+    before = tracking_snapshot(db)()
+    assert before.events_pending >= 2
+    assert before.oldest_pending_event_seconds is not None
+    first, second = db.run_sync(lambda repo: repo.lock_pending_events(10, request_id=request.id))
+    assert first.id is not None
+    db.run_sync(lambda repo: repo.mark_event_published(first.id or 0, datetime.now(UTC)))
+    left = db.run_sync(lambda repo: repo.lock_pending_events(10, request_id=request.id))
+    assert [e.id for e in left] == [second.id]
+    with pytest.raises(LookupError):
+        db.run_sync(lambda repo: repo.mark_event_published(first.id or 0, datetime.now(UTC)))
+    assert tracking_snapshot(db)().events_pending == before.events_pending - 1
+    stored = db.run_sync(lambda repo: repo.events_after(request.id, 0, 100))
+    assert [e.id for e in stored if e.type is EventType.FAILED] == [first.id, second.id]  # kept
+
+
 def test_a_job_granted_its_model_is_stored_with_it_and_its_request_keeps_it(
     db: TrackingDatabase,
 ) -> None:

@@ -1,6 +1,7 @@
 """In-memory twins of the ports, for unit tests of the use cases (cosmicpython's fake
 repository and unit of work). ``RecordingPublisher`` stands for the job publisher: it records
-every job it accepts and can be told to fail. ``InMemoryTracking`` stands for the tracking
+every job it accepts and can be told to fail; ``RecordingEventPublisher`` likewise for the
+events exchange. ``InMemoryTracking`` stands for the tracking
 database behind the ``TrackingStore`` port.
 
 ``InMemoryTracking`` keeps what the use cases rely on: one transaction per ``run`` that is rolled
@@ -29,7 +30,7 @@ from creativeflow.domain.errors import (
     AssetSourceUnavailable,
     StorageUnavailable,
 )
-from creativeflow.domain.events import RequestEvent, events_of
+from creativeflow.domain.events import EventMessage, RequestEvent, events_of
 from creativeflow.domain.jobs import JobCancellation, JobMessage
 from creativeflow.domain.model import CreditOperation, GenerationRequest, Job
 from creativeflow.domain.states import CreditOperationKind, CreditOperationStatus, JobStatus, Status
@@ -71,6 +72,7 @@ class _Tables:
     keys: dict[KeyId, _Key] = field(default_factory=dict)
     events: list[RequestEvent] = field(default_factory=list)
     webhooks: dict[str, _Webhook] = field(default_factory=dict)
+    published_at: dict[int, datetime] = field(default_factory=dict)
     assets: dict[str, StoredAsset] = field(default_factory=dict)
 
 
@@ -197,6 +199,21 @@ class _Transaction(Tracking):
         hook.delivered_through = max(hook.delivered_through, delivered_through)
         hook.attempts, hook.status, hook.last_error = attempts, status, last_error
         hook.next_attempt_at, hook.lease_until = next_attempt_at, None
+
+    def lock_pending_events(self, limit: int, request_id: str | None = None) -> list[RequestEvent]:
+        pending = [
+            e
+            for e in self._t.events
+            if e.type.is_published
+            and e.id not in self._t.published_at
+            and (request_id is None or e.request_id == request_id)
+        ]
+        return pending[:limit]
+
+    def mark_event_published(self, event_id: int, now: datetime) -> None:
+        if event_id in self._t.published_at:
+            raise LookupError(f"event {event_id} is not waiting to be published")
+        self._t.published_at[event_id] = now
 
     # --- the journal ---------------------------------------------------------------------
 
@@ -562,3 +579,33 @@ class RecordingPublisher:
     @property
     def job_ids(self) -> list[str]:
         return [job.job_id for job in self.published]
+
+
+class RecordingEventPublisher:
+    """Implements ``services.ports.EventPublisher``: records every event message the broker
+    would have confirmed; can be told to fail the next publishes."""
+
+    def __init__(self) -> None:
+        self.published: list[EventMessage] = []
+        self.attempts = 0
+        self._failures: list[PublishFailed] = []
+
+    def fail_next(self, count: int = 1, error: PublishFailed | None = None) -> None:
+        for _ in range(count):
+            self._failures.append(error or BrokerUnreachable("simulated broker outage"))
+
+    def publish(self, message: EventMessage) -> None:
+        self.attempts += 1
+        if self._failures:
+            raise self._failures.pop(0)
+        self.published.append(message)
+
+    async def aclose(self) -> None:
+        """Nothing to release."""
+
+    def of(self, request_id: str) -> list[EventMessage]:
+        return [m for m in self.published if m.event.request_id == request_id]
+
+    @property
+    def types(self) -> list[str]:
+        return [m.event_type for m in self.published]

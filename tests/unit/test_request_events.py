@@ -80,6 +80,7 @@ async def test_a_platform_failure_tells_the_failure_then_the_refund() -> None:
         "category": "platform",
         "code": "provider_down",
         "message": "the provider is down",
+        "refund": {"credits": 4, "actions": ["samples"]},
     }
     assert refunded.data == {"action": "samples", "amount": 4}
     assert not refunded.type.is_published

@@ -81,6 +81,25 @@ def test_callback_secrets_accept_a_comma_separated_list(monkeypatch: pytest.Monk
     assert Settings(_env_file=None).callback_secrets == ("old", "new")  # type: ignore[call-arg]
 
 
+@pytest.mark.parametrize(
+    ("value", "rabbitmq", "webhook"),
+    [(None, True, False), ("", True, False), ("true", True, True), ("false", False, False)],
+    ids=["unset", "empty", "on", "off"],
+)
+def test_result_events_follow_the_dispatch_unless_set(
+    monkeypatch: pytest.MonkeyPatch, value: str | None, rabbitmq: bool, webhook: bool
+) -> None:
+    """The webhook dispatch may run with no broker at all: its events wait in the outbox
+    unless EVENTS_ENABLED says otherwise."""
+    if value is None:
+        monkeypatch.delenv("EVENTS_ENABLED", raising=False)
+    else:
+        monkeypatch.setenv("EVENTS_ENABLED", value)
+    assert Settings(_env_file=None).events_enabled is rabbitmq  # type: ignore[call-arg]
+    webhook_mode = Settings(_env_file=None, dispatch_mode="webhook")  # type: ignore[call-arg]
+    assert webhook_mode.events_enabled is webhook
+
+
 @pytest.mark.parametrize("name", ["STANDARD_MODEL", "ADVANCED_MODEL"])
 @pytest.mark.parametrize("bad", ["Advanced", "creativeflow advanced", "x" * 65, "-v1", ""])
 def test_the_model_settings_are_model_codes(

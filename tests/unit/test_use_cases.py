@@ -30,11 +30,12 @@ from creativeflow.services.callbacks import CallbackOutcome, CallbackReport, Cal
 from creativeflow.services.flow import FlowConfig
 from creativeflow.services.generations import GenerationService, SubmitGeneration
 from creativeflow.services.idempotency import IdempotencyKey, StoredAnswer, fingerprint
+from creativeflow.services.outbox import EventRelay
 from creativeflow.services.reconciliation import MismatchKind, Reconciler
 from creativeflow.services.recovery import Recovery
 from creativeflow.services.refunds import Refunder
 from creativeflow_devstack.fake_credits import FakeCredits
-from tests.unit.fakes import InMemoryTracking, RecordingPublisher
+from tests.unit.fakes import InMemoryTracking, RecordingEventPublisher, RecordingPublisher
 
 pytestmark = pytest.mark.asyncio
 
@@ -79,13 +80,15 @@ class World:
         self.publisher = RecordingPublisher()
         self.notifier = Notifications()
         self.refunder = Refunder(self.db, self.credits, self.clock)
+        self.event_publisher = RecordingEventPublisher()
+        self.events = EventRelay(self.db, self.event_publisher, self.clock, batch=3)
         config = FlowConfig(
             callback_base_url="http://orchestrator.test",
             refund_on_system_failure=refund_on_system_failure,
             model_selector=model_selector,
         )
         self.generations = GenerationService(
-            self.db, self.credits, self.publisher, self.clock, config, self.refunder
+            self.db, self.credits, self.publisher, self.clock, config, self.refunder, self.events
         )
         self.callbacks = CallbackService(
             self.db,
@@ -93,6 +96,7 @@ class World:
             self.notifier,
             self.clock,
             refund_on_system_failure=refund_on_system_failure,
+            events=self.events,
         )
         self.recovery = Recovery(
             self.db,
@@ -102,6 +106,7 @@ class World:
             self.clock,
             grace=timedelta(seconds=60),
             refund_on_system_failure=refund_on_system_failure,
+            events=self.events,
         )
         self.reconciler = Reconciler(self.db, self.credits)
         self.account = CreditAccount(self.credits)

@@ -362,7 +362,8 @@ charged:
     -d '{{"prompt": "a lighthouse at dawn", "format": "png",
          "width": 1024, "height": 1024, "samples": 3}}'
 
-Then submit it:
+Then submit it (it runs on the plan's default AI model; add "model": "creativeflow-advanced-v1",
+or another of the models /api/v1/credits lists, to choose one):
 
   curl -s -X POST {api}/api/v1/generations \\
     -H 'X-Gateway-Secret: {gateway}' -H 'X-User-Id: demo-user' \\

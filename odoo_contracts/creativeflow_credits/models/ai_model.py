@@ -54,14 +54,25 @@ class AiModel(models.Model):
                     )
                 )
 
+    def write(self, vals):
+        if "code" in vals:
+            renamed = self.filtered(lambda model: model.code != vals["code"])
+            if renamed and renamed._named_by_the_ledger():
+                raise UserError(
+                    self.env._(
+                        "The code of a model the ledger names cannot change: the ledger and the "
+                        "jobs already sent carry it. Archive it and create a new model instead."
+                    )
+                )
+        return super().write(vals)
+
+    def _named_by_the_ledger(self):
+        ledger = self.env["creativeflow.credit.ledger"].sudo()
+        return bool(ledger.search_count([("model_id", "in", self.ids)], limit=1))
+
     @api.ondelete(at_uninstall=False)
     def _unlink_except_in_the_ledger(self):
-        used = (
-            self.env["creativeflow.credit.ledger"]
-            .sudo()
-            .search_count([("model_id", "in", self.ids)], limit=1)
-        )
-        if used:
+        if self._named_by_the_ledger():
             raise UserError(
                 self.env._("A model the ledger names cannot be deleted: archive it instead.")
             )

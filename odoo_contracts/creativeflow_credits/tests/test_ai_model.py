@@ -48,6 +48,16 @@ class TestModelCatalogue(CreditsCase):
             self.standard_model.unlink()
         self.assertTrue(self.standard_model.exists())
 
+    def test_the_code_of_a_model_the_ledger_names_never_changes(self):
+        unused = self.AiModel.create({"name": "Fresh", "code": "cf-test-fresh"})
+        unused.code = "cf-test-renamed"
+        self.assertEqual(unused.code, "cf-test-renamed")
+        self.service.debit("cf-test-user-1", "cf-req-m-ren", "samples", self.spec())
+        with self.assertRaises(UserError), self.cr.savepoint():
+            self.standard_model.write({"code": "creativeflow-standard-v2"})
+        self.standard_model.write({"code": "creativeflow-standard-v1", "name": "Standard (v1)"})
+        self.assertEqual(self.standard_model.code, "creativeflow-standard-v1")
+
     def test_managers_write_the_catalogue_and_auditors_only_read_it(self):
         created = self.AiModel.with_user(self.manager).create(
             {"name": "Managed", "code": "cf-test-managed"}

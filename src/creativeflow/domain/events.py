@@ -10,6 +10,7 @@ the live status stream of a request and, for the three result events, the events
 from __future__ import annotations
 
 import enum
+import json
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -94,17 +95,25 @@ def events_of(
                 {"action": operation.action, "amount": operation.amount},
             )
         )
+    refunds = [
+        operation
+        for operation in operations
+        if operation.kind is CreditOperationKind.REFUND
+        and (operation.id is None or operation.id not in loaded)
+    ]
     for entry in after.history[seen:]:
         at = datetime.fromisoformat(entry["at"])
         status = Status(entry["status"])
         events.append(event(EventType.STATUS_CHANGED, at, {"status": status.value}))
         result = _RESULT_OF.get(status)
         if result is not None and status is after.status:
-            events.append(event(result, at, _result_data(after)))
+            events.append(event(result, at, _result_data(after, refunds)))
     return events
 
 
-def _result_data(request: GenerationRequest) -> dict[str, Any]:
+def _result_data(
+    request: GenerationRequest, refunds: list[CreditOperation] | None = None
+) -> dict[str, Any]:
     if request.status is Status.AWAITING_SELECTION:
         return {"samples": [sample.to_dict() for sample in request.samples]}
     if request.status is Status.COMPLETED:
@@ -119,6 +128,16 @@ def _result_data(request: GenerationRequest) -> dict[str, Any]:
         "category": failure.category.value if failure else None,
         "code": failure.code if failure else None,
         "message": failure.message if failure else None,
+        # the credits journalled for refund with the failure (Odoo applies the refund right
+        # after the commit, recovery retries it until it is applied); None: nothing is refunded
+        "refund": (
+            {
+                "credits": sum(op.amount for op in refunds),
+                "actions": [op.action for op in refunds],
+            }
+            if refunds
+            else None
+        ),
     }
 
 
@@ -132,3 +151,106 @@ def public_view(event: RequestEvent) -> dict[str, Any]:
         "at": event.at.isoformat(),
         "data": event.data,
     }
+
+
+# --- the events exchange's message --------------------------------------------------------------
+
+EVENT_SCHEMA = "creativeflow.generation-event.v1"
+
+
+@dataclass(frozen=True, slots=True)
+class _Published:
+    event_type: str
+    routing_key: str
+
+
+_MESSAGE_OF = {
+    EventType.SAMPLES_READY: _Published("AIGenerationSamplesReady", "generation.samples_ready"),
+    EventType.FINAL_READY: _Published("AIGenerationFinalAssetReady", "generation.final_ready"),
+    EventType.FAILED: _Published("AIGenerationFailed", "generation.failed"),
+}
+
+ROUTING_KEYS = tuple(published.routing_key for published in _MESSAGE_OF.values())
+"""Every routing key an event is published with, one per event type."""
+
+
+@dataclass(frozen=True, slots=True)
+class EventMessage:
+    """A stored result event as the events exchange carries it (``creativeflow.generation-
+    event.v1``, docs/event-message.schema.json).
+
+    Its bytes depend on the stored event alone, so a re-publish after a crash sends the same
+    message with the same ``event_id``: ``<request id>:<sequence>``, the sequence being the
+    event's id in ``generation_events`` (it grows with each event of a request, in commit
+    order, and is not contiguous). The ``event_id`` is also the AMQP ``message_id``, for
+    consumers to de-duplicate on.
+
+    No prompt, brief or other user text travels here besides our own failure sentence: a
+    consumer that needs the request reads it through the API.
+    """
+
+    event: RequestEvent
+
+    def __post_init__(self) -> None:
+        if self.event.id is None:
+            raise ValueError("only a stored event (with its id) can be published")
+        if not self.event.type.is_published:
+            raise ValueError(f"{self.event.type} events are not published")
+
+    @property
+    def sequence(self) -> int:
+        assert self.event.id is not None
+        return self.event.id
+
+    @property
+    def event_id(self) -> str:
+        return f"{self.event.request_id}:{self.sequence}"
+
+    @property
+    def message_id(self) -> str:
+        return self.event_id
+
+    @property
+    def event_type(self) -> str:
+        return _MESSAGE_OF[self.event.type].event_type
+
+    @property
+    def routing_key(self) -> str:
+        return _MESSAGE_OF[self.event.type].routing_key
+
+    @property
+    def correlation_id(self) -> str:
+        return self.event.correlation_id
+
+    def encode(self) -> bytes:
+        return json.dumps(self.to_json_dict(), separators=(",", ":"), ensure_ascii=False).encode()
+
+    def to_json_dict(self) -> dict[str, Any]:
+        event = self.event
+        data = event.data
+        body: dict[str, Any] = {
+            "schema": EVENT_SCHEMA,
+            "event_type": self.event_type,
+            "event_id": self.event_id,
+            "sequence": self.sequence,
+            "request_id": event.request_id,
+            "user_id": event.user_id,
+            "correlation_id": event.correlation_id,
+            "occurred_at": event.at.isoformat(),
+        }
+        if event.type is EventType.SAMPLES_READY:
+            body["status"] = Status.AWAITING_SELECTION.value
+            body["samples"] = list(data.get("samples") or [])
+        elif event.type is EventType.FINAL_READY:
+            body["status"] = Status.COMPLETED.value
+            body["final_asset"] = data.get("asset")
+            body["selected_sample_id"] = data.get("selected_sample_id")
+        else:
+            body["status"] = data.get("status") or Status.FAILED.value
+            body["failure"] = {
+                "category": data.get("category"),
+                "code": data.get("code"),
+                "message": data.get("message"),
+            }
+            body["refund"] = data.get("refund")
+        return body

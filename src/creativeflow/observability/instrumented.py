@@ -8,6 +8,8 @@ Each class wraps one adapter and implements the same port (``services.ports``):
 - :class:`InstrumentedJobPublisher` counts every publish by stage and outcome and times it, and
   reports its publishes in flight against the publisher pool's size.
 - :class:`InstrumentedNotifier` counts delivered and failed notifications.
+- :class:`InstrumentedEventPublisher` counts every result event's publish by event type and
+  outcome.
 
 Anything else (``close``, ``aclose``, ``declare_topology``, ``client_count``, ...) is passed to the
 wrapped adapter unchanged, so the composition root can wrap an adapter without changing its
@@ -42,6 +44,7 @@ from creativeflow.domain.errors import (
     CreditServiceUnavailable,
     CreditsRefused,
 )
+from creativeflow.domain.events import EventMessage
 from creativeflow.domain.generated_assets import GeneratedAsset, RecordedAsset
 from creativeflow.domain.jobs import JobCancellation, JobMessage
 from creativeflow.domain.notifications import Notification
@@ -51,7 +54,7 @@ from creativeflow.observability.metrics import (
     PoolUsage,
     PublishOutcome,
 )
-from creativeflow.services.ports import CreditLedger, JobPublisher, Notifier
+from creativeflow.services.ports import CreditLedger, EventPublisher, JobPublisher, Notifier
 
 _T = TypeVar("_T")
 
@@ -217,6 +220,28 @@ class InstrumentedJobPublisher(_Delegating):
 
     async def check(self) -> bool:
         return await self._inner.check()
+
+
+class InstrumentedEventPublisher(_Delegating):
+    """Counts each publish to the events exchange (called on a database worker thread, inside
+    the relay's transaction; Prometheus counters are thread-safe)."""
+
+    def __init__(self, inner: EventPublisher, metrics: Metrics) -> None:
+        self._inner: EventPublisher = inner
+        self._metrics = metrics
+
+    def publish(self, message: EventMessage) -> None:
+        error: BaseException | None = None
+        try:
+            self._inner.publish(message)
+        except BaseException as raised:
+            error = raised
+            raise
+        finally:
+            self._metrics.event_published(message.event_type, publish_outcome(error))
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
 
 
 class InstrumentedNotifier(_Delegating):

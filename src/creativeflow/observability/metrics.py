@@ -115,6 +115,9 @@ class TrackingSnapshot:
     unsettled_operations: Mapping[tuple[str, str], int] = field(default_factory=dict)
     # how long the oldest job n8n was given (published, no callback yet) has waited; None: none
     oldest_awaiting_callback_seconds: float | None = None
+    # result events in the outbox not yet confirmed by the events exchange, and the oldest's age
+    events_pending: int = 0
+    oldest_pending_event_seconds: float | None = None
     # copies of assets to object storage not done yet (running or due for a retry)
     pending_asset_copies: int = 0
 
@@ -186,6 +189,13 @@ class Metrics:
             "Time from handing a job to the publisher to the broker's confirm or the failure.",
             ("outcome",),
             buckets=PUBLISH_BUCKETS,
+            registry=r,
+        )
+        self._event_publishes = Counter(
+            f"{PREFIX}_event_publishes",
+            "Result events published to the events exchange, by event type and outcome "
+            "(confirmed, returned, nacked, timed_out, unreachable, failed).",
+            ("event_type", "outcome"),
             registry=r,
         )
         self._debited = Counter(
@@ -270,6 +280,9 @@ class Metrics:
         self._publishes.labels(stage=stage, outcome=str(outcome)).inc()
         if seconds is not None:
             self._publish_seconds.labels(outcome=str(outcome)).observe(seconds)
+
+    def event_published(self, event_type: str, outcome: PublishOutcome | str) -> None:
+        self._event_publishes.labels(event_type=event_type, outcome=str(outcome)).inc()
 
     def credits_debited(self, action: str, amount: int) -> None:
         if amount > 0:
@@ -360,6 +373,7 @@ class _ScrapeSources(Collector):
             _oldest_family(),
             _awaiting_callback_family(),
             _unsettled_family(),
+            *_outbox_families(),
             _pending_copies_family(),
             _queue_family(),
             _queue_consumers_family(),
@@ -450,6 +464,20 @@ def _unsettled_family() -> GaugeMetricFamily:
     )
 
 
+def _outbox_families() -> tuple[GaugeMetricFamily, GaugeMetricFamily]:
+    return (
+        GaugeMetricFamily(
+            f"{PREFIX}_events_pending",
+            "Result events written with their change and not yet confirmed by the events "
+            "exchange (the outbox; recovery publishes them).",
+        ),
+        GaugeMetricFamily(
+            f"{PREFIX}_events_oldest_pending_seconds",
+            "Age of the oldest result event still waiting to be published (0 when none).",
+        ),
+    )
+
+
 def _pending_copies_family() -> GaugeMetricFamily:
     return GaugeMetricFamily(
         f"{PREFIX}_asset_copies_pending",
@@ -514,6 +542,11 @@ def _tracking_families(snapshot: TrackingSnapshot) -> Iterator[Metric]:
     for kind, status in sorted(keys):
         unsettled.add_metric([kind, status], snapshot.unsettled_operations.get((kind, status), 0))
     yield unsettled
+    pending, oldest_pending = _outbox_families()
+    pending.add_metric([], snapshot.events_pending)
+    yield pending
+    oldest_pending.add_metric([], max(0.0, snapshot.oldest_pending_event_seconds or 0.0))
+    yield oldest_pending
     copies = _pending_copies_family()
     copies.add_metric([], snapshot.pending_asset_copies)
     yield copies

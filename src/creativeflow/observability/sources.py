@@ -16,7 +16,12 @@ from creativeflow.adapters.rabbitmq.config import RabbitConfig, connection_param
 from creativeflow.adapters.rabbitmq.results import ResultsConfig
 from creativeflow.adapters.tracking.database import TrackingDatabase
 from creativeflow.adapters.tracking.repository import TrackingRepository
-from creativeflow.adapters.tracking.tables import CreditOperationRow, GenerationRequestRow, JobRow
+from creativeflow.adapters.tracking.tables import (
+    CreditOperationRow,
+    GenerationEventRow,
+    GenerationRequestRow,
+    JobRow,
+)
 from creativeflow.domain.states import TERMINAL, TRANSIENT, JobStatus, Status
 from creativeflow.observability.metrics import (
     PoolUsage,
@@ -33,9 +38,10 @@ UNSETTLED = ("pending", "unknown")
 def tracking_snapshot(
     db: TrackingDatabase, *, include_terminal: bool = True
 ) -> TrackingSnapshotSource:
-    """Requests per status, the oldest transient request's age and the unsettled journal.
+    """Requests per status, the oldest transient request's age, the unsettled journal and the
+    events outbox.
 
-    Three aggregate queries in one read transaction. ``include_terminal=False`` counts only the
+    Five aggregate queries in one read transaction. ``include_terminal=False`` counts only the
     states a request passes through: terminal rows only grow, and counting them is an index scan
     that grows with the table.
     """
@@ -43,11 +49,14 @@ def tracking_snapshot(
 
     def read(repo: TrackingRepository) -> TrackingSnapshot:
         session = repo.session
+        pending, oldest_pending = _pending_events(session)
         return TrackingSnapshot(
             requests_by_status=_requests_by_status(session, statuses),
             oldest_transient_age_seconds=_oldest_transient_age(session),
             unsettled_operations=_unsettled_operations(session),
             oldest_awaiting_callback_seconds=_oldest_awaiting_callback(session),
+            events_pending=pending,
+            oldest_pending_event_seconds=oldest_pending,
             pending_asset_copies=repo.count_pending_copies(),
         )
 
@@ -78,6 +87,17 @@ def _oldest_awaiting_callback(session: Session) -> float | None:
         )
     )
     return None if age is None else max(0.0, float(age))
+
+
+def _pending_events(session: Session) -> tuple[int, float | None]:
+    # the partial index ix_generation_events_unpublished holds exactly these rows
+    count, age = session.execute(
+        select(
+            func.count(),
+            func.extract("epoch", func.now() - func.min(GenerationEventRow.created_at)),
+        ).where(GenerationEventRow.publish_pending)
+    ).one()
+    return int(count or 0), None if age is None else max(0.0, float(age))
 
 
 def _unsettled_operations(session: Session) -> dict[tuple[str, str], int]:

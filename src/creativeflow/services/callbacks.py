@@ -3,7 +3,8 @@
 One transaction records the callback's ``webhook-id`` (a replay is refused), locks the job and its
 request, and applies the event. Duplicates and late events (for a job already settled, timed out or
 replaced) are acknowledged and recorded with no change. A platform failure is refunded after the
-commit; a content-policy rejection is not.
+commit; a content-policy rejection is not. Then the result event the change wrote is published to
+the events exchange (``outbox.py``), and the user is notified.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from creativeflow.domain.notifications import Notification, NotificationType
 from creativeflow.domain.states import CreditOperationStatus, JobStatus, Status
 
 from .assets import AssetKeeper
+from .outbox import EventRelay
 from .ports import Clock, Notifier, Tracking, TrackingStore
 from .refunds import Refunder
 
@@ -74,6 +76,7 @@ class CallbackService:
         *,
         refund_on_system_failure: bool = True,
         detailed_error_logging: bool = False,
+        events: EventRelay | None = None,
         assets: AssetKeeper | None = None,
     ) -> None:
         self._assets = assets
@@ -83,6 +86,7 @@ class CallbackService:
         self._clock = clock
         self._refund_on_system_failure = refund_on_system_failure
         self._detailed_error_logging = detailed_error_logging
+        self._events = events
 
     async def handle(self, report: CallbackReport) -> CallbackOutcome:
         self._log_failure_report(report)
@@ -107,6 +111,9 @@ class CallbackService:
             )
             if result.receipt is not None:
                 applied.notifications.append(_refunded(applied.request, result.receipt.amount))
+        if self._events is not None and applied.outcome is CallbackOutcome.APPLIED:
+            assert applied.request is not None
+            await self._events.after_commit(applied.request.id)
         if applied.copies and self._assets is not None:
             # n8n is answered now; the user is told once our copies are stored
             self._assets.after_commit(applied.copies, applied.notifications)

@@ -21,7 +21,7 @@ from creativeflow.domain.credits import (
     LedgerPage,
     Quote,
 )
-from creativeflow.domain.events import RequestEvent
+from creativeflow.domain.events import EventMessage, RequestEvent
 from creativeflow.domain.generated_assets import GeneratedAsset, RecordedAsset
 from creativeflow.domain.jobs import JobCancellation, JobMessage
 from creativeflow.domain.model import CreditOperation, GenerationRequest, Job, RequestRecord
@@ -141,6 +141,15 @@ class Tracking(Protocol):
         """Record how far delivery got and end the lease (``delivered_through`` never goes
         back)."""
         ...
+
+    # the events exchange's outbox: result events not yet confirmed by the broker, oldest
+    # first (of one request, or of all), locked ``FOR UPDATE SKIP LOCKED`` until the
+    # transaction ends, so two relays never hold the same event
+    def lock_pending_events(
+        self, limit: int, request_id: str | None = None
+    ) -> list[RequestEvent]: ...
+
+    def mark_event_published(self, event_id: int, now: datetime) -> None: ...
 
     # the journal of credit operations
     def add_operation(self, operation: CreditOperation, now: datetime) -> None: ...
@@ -300,6 +309,17 @@ class JobPublisher(Protocol):
     async def cancel(self, cancellation: JobCancellation) -> None: ...
 
     async def check(self) -> bool: ...
+
+    async def aclose(self) -> None: ...
+
+
+class EventPublisher(Protocol):
+    """The events exchange. ``publish`` blocks until the broker confirmed the message, within
+    the adapter's own timeout, and raises ``DispatchUnavailable`` otherwise: the relay calls it
+    inside the transaction that holds the outbox rows, so an event is marked published only
+    once it is confirmed."""
+
+    def publish(self, message: EventMessage) -> None: ...
 
     async def aclose(self) -> None: ...
 

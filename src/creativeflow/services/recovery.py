@@ -17,6 +17,9 @@ The rules (also in docs/decisions.md):
 4. A copy of an asset to object storage that is due (its lease or retry time passed: a crash,
    an outage) is tried again, and a stored final asset Odoo has not recorded yet is recorded
    (``services/assets.py``).
+5. Every result event still waiting in the outbox (a crash or a broker outage after its change
+   committed) is published, oldest first, after the steps above, so the failures they made go
+   out in the same sweep (``services/outbox.py``).
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from creativeflow.domain.notifications import Notification, NotificationType
 from creativeflow.domain.states import CreditOperationKind, CreditOperationStatus, JobStatus, Status
 
 from .assets import AssetKeeper
+from .outbox import EventRelay
 from .ports import Clock, CreditLedger, Notifier, Tracking, TrackingStore
 from .refunds import Refunder
 
@@ -57,6 +61,8 @@ class SweepReport:
     assets_failed: int = 0
     assets_recorded: int = 0
     asset_records_left: int = 0
+    events_published: int = 0
+    events_failed: int = 0
     errors: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
@@ -69,6 +75,8 @@ class SweepReport:
             f"retrying: {self.assets_retrying}, asset copies given up: {self.assets_failed}, "
             f"final assets recorded in Odoo: {self.assets_recorded}, left: "
             f"{self.asset_records_left}"
+            f", events published: {self.events_published}"
+            + (f", events not published: {self.events_failed}" if self.events_failed else "")
             + (f", errors: {'; '.join(self.errors)}" if self.errors else "")
         )
 
@@ -104,6 +112,7 @@ class Recovery:
         refund_on_system_failure: bool = True,
         callback_retention: timedelta = timedelta(days=7),
         assets: AssetKeeper | None = None,
+        events: EventRelay | None = None,
     ) -> None:
         self._assets = assets
         self._db = db
@@ -115,6 +124,7 @@ class Recovery:
         self._batch = batch
         self._refund_on_system_failure = refund_on_system_failure
         self._callback_retention = callback_retention
+        self._events = events
 
     async def sweep(self) -> SweepReport:
         report = SweepReport()
@@ -126,6 +136,7 @@ class Recovery:
             self._purge_old_callbacks,
             self._copy_assets,
             self._record_assets,
+            self._publish_events,
         ):
             try:
                 # a full batch may mean more rows wait: go on until a batch comes back short
@@ -302,6 +313,20 @@ class Recovery:
         report.assets_recorded += records.recorded
         report.asset_records_left += records.records_left
         return claimed
+
+    # --- 5. result events ---------------------------------------------------------------------
+
+    async def _publish_events(self, report: SweepReport) -> int:
+        if self._events is None:
+            return 0
+        relayed = await self._events.publish_batch()
+        report.events_published += relayed.published
+        report.events_failed += relayed.failed
+        if relayed.failed:
+            report.errors.append("_publish_events: the events exchange did not confirm")
+            return 0  # the broker is failing: the next sweep tries again
+        # a full batch may mean more are pending: tell the loop to go on
+        return self._batch if relayed.taken >= self._events.batch else 0
 
     # --- 3. refunds ---------------------------------------------------------------------------
 

@@ -171,6 +171,40 @@ class PikaJobPublisher:
                 f"no confirmation within {self._config.confirm_timeout}s", job_id=message.job_id
             ) from None
 
+    def send_blocking(
+        self,
+        message_id: str,
+        routing_key: str,
+        body: bytes,
+        properties: Callable[[], pika.BasicProperties],
+    ) -> None:
+        """``publish`` for a caller on a thread of its own (never the event loop): hand the
+        message to a worker and wait for the broker's confirm, all within ``confirm_timeout``;
+        otherwise raise :class:`PublishFailed`."""
+        deadline = time.monotonic() + self._config.confirm_timeout
+        if self._closed:
+            raise BrokerUnreachable("the publisher is closed", job_id=message_id)
+        context = contextvars.copy_context()
+        try:
+            future = self._pool.submit(
+                context.run,
+                self._publish_blocking,
+                message_id,
+                routing_key,
+                body,
+                properties,
+                deadline,
+            )
+        except RuntimeError as exc:  # the pool was shut down meanwhile
+            raise BrokerUnreachable("the publisher is closed", job_id=message_id) from exc
+        try:
+            future.result(timeout=self._config.confirm_timeout)
+        except TimeoutError:
+            future.cancel()
+            raise PublishTimedOut(
+                f"no confirmation within {self._config.confirm_timeout}s", job_id=message_id
+            ) from None
+
     async def check(self) -> bool:
         """Readiness: a worker can reach the broker and the exchange exists."""
         timeout = self._config.connect_timeout * 2

@@ -54,12 +54,12 @@ def declare_topology(connection: pika.BlockingConnection, config: RabbitConfig) 
         channel.exchange_declare(
             config.dead_letter_exchange, exchange_type=ExchangeType.fanout, durable=True
         )
-        channel, dead_letter_type = _declare_durable_queue(
+        channel, dead_letter_type = declare_durable_queue(
             connection, channel, config.dead_letter_queue, {}, config.quorum
         )
         channel.queue_bind(config.dead_letter_queue, config.dead_letter_exchange)
         channel.exchange_declare(config.exchange, exchange_type=ExchangeType.direct, durable=True)
-        channel, queue_type = _declare_durable_queue(
+        channel, queue_type = declare_durable_queue(
             connection,
             channel,
             config.queue,
@@ -70,7 +70,7 @@ def declare_topology(connection: pika.BlockingConnection, config: RabbitConfig) 
             quorum_arguments={"x-delivery-limit": config.delivery_limit},
         )
         channel.queue_bind(config.queue, config.exchange, routing_key=config.routing_key)
-        channel, _ = _declare_durable_queue(
+        channel, _ = declare_durable_queue(
             connection,
             channel,
             config.cancel_queue,
@@ -109,10 +109,10 @@ def declare_results_topology(
     try:
         channel = connection.channel()
         channel.exchange_declare(config.exchange, exchange_type=ExchangeType.direct, durable=True)
-        channel, _ = _declare_durable_queue(
+        channel, _ = declare_durable_queue(
             connection, channel, results.dead_letter_queue, {}, config.quorum
         )
-        channel, queue_type = _declare_durable_queue(
+        channel, queue_type = declare_durable_queue(
             connection,
             channel,
             results.queue,
@@ -123,7 +123,7 @@ def declare_results_topology(
             config.quorum,
         )
         channel.queue_bind(results.queue, config.exchange, routing_key=results.routing_key)
-        channel, _ = _declare_durable_queue(
+        channel, _ = declare_durable_queue(
             connection,
             channel,
             results.retry_queue,
@@ -138,7 +138,7 @@ def declare_results_topology(
     return queue_type
 
 
-def _declare_durable_queue(
+def declare_durable_queue(
     connection: pika.BlockingConnection,
     channel: BlockingChannel,
     name: str,

@@ -144,6 +144,23 @@ _EVENTS_AFTER = (
     .order_by(_EVENTS.c.id)
     .limit(bindparam("b_limit"))
 )
+_LOCK_PENDING_EVENTS = (
+    select(_EVENTS)
+    .where(_EVENTS.c.publish_pending)  # as the partial index ix_generation_events_unpublished
+    .order_by(_EVENTS.c.id)
+    .limit(bindparam("b_limit"))
+    .with_for_update(skip_locked=True)
+)
+_LOCK_PENDING_EVENTS_OF = (
+    select(_EVENTS)
+    .where(_EVENTS.c.publish_pending, _EVENTS.c.request_id == bindparam("b_request_id"))
+    .order_by(_EVENTS.c.id)
+    .limit(bindparam("b_limit"))
+    .with_for_update(skip_locked=True)
+)
+_MARK_EVENT_PUBLISHED = update(_EVENTS).where(
+    _EVENTS.c.id == bindparam("b_id"), _EVENTS.c.publish_pending
+)
 _INSERT_ASSET = insert(_ASSETS)
 # an attempt's outcome is written only while the copy is pending: a slower attempt that lost
 # its lease never overwrites the one that finished
@@ -556,6 +573,23 @@ class TrackingRepository(Tracking):
             _EVENTS_AFTER, {"b_request_id": request_id, "b_after": after_id, "b_limit": limit}
         ).all()
         return [_event_from_row(row) for row in rows]
+
+    def lock_pending_events(self, limit: int, request_id: str | None = None) -> list[RequestEvent]:
+        if request_id is None:
+            rows = self._run(_LOCK_PENDING_EVENTS, {"b_limit": limit}).all()
+        else:
+            rows = self._run(
+                _LOCK_PENDING_EVENTS_OF, {"b_limit": limit, "b_request_id": request_id}
+            ).all()
+        return [_event_from_row(row) for row in rows]
+
+    def mark_event_published(self, event_id: int, now: datetime) -> None:
+        result = self._run(
+            _MARK_EVENT_PUBLISHED,
+            {"b_id": event_id, "publish_pending": False, "published_at": now},
+        )
+        if not _rows_changed(result):
+            raise LookupError(f"event {event_id} is not waiting to be published")
 
     # --- stored assets ------------------------------------------------------------------------
 
