@@ -438,7 +438,7 @@ def build_container(
         notifier = InstrumentedNotifier(notifier, metrics)
         if events is not None:
             events = InstrumentedEventPublisher(events, metrics)
-        metrics.watch_tracking(tracking_snapshot(db))
+        metrics.watch_tracking(tracking_snapshot(db, include_outbox=settings.events_enabled))
         metrics.watch_pools(
             database_pool(db, capacity=settings.database_pool_size + settings.database_max_overflow)
         )

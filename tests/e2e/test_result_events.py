@@ -130,6 +130,8 @@ def test_an_event_the_exchange_cannot_take_waits_and_the_sweep_publishes_it_once
         )
         wait_for(lambda: metric(stack, "creativeflow_events_pending") >= 1)
         assert stack.events_published(created["id"]) == []
+        with stack.client(None) as client:  # the replica stays in service meanwhile
+            assert client.get("/readyz").status_code == 200
     finally:
         PikaEventPublisher(rabbit_config(settings), events_config(settings)).declare_topology()
         with channel() as ch:

@@ -17,7 +17,12 @@ import jsonschema
 import pytest
 from pika.exceptions import ChannelClosedByBroker
 
-from creativeflow.adapters.rabbitmq import BrokerUnreachable, JobUnroutable, RabbitConfig
+from creativeflow.adapters.rabbitmq import (
+    BrokerUnreachable,
+    JobUnroutable,
+    RabbitConfig,
+    TopologyError,
+)
 from creativeflow.adapters.rabbitmq.events import EventsConfig, PikaEventPublisher
 from creativeflow.adapters.tracking.database import DatabaseConfig, TrackingDatabase
 from creativeflow.adapters.tracking.migrate import upgrade
@@ -27,7 +32,16 @@ from creativeflow.domain.model import GenerationRequest
 from creativeflow.domain.states import Status
 from creativeflow.services.outbox import EventRelay
 from tests.conftest import create_database, drop_database
-from tests.integration.rabbit_support import channel, drain, get_message, unique_config
+from tests.integration.rabbit_support import (
+    broker_connections,
+    channel,
+    close_broker_connections,
+    drain,
+    get_message,
+    rabbitmqctl_available,
+    unique_config,
+    wait_until,
+)
 
 SCHEMA = json.loads((files("creativeflow") / "schemas" / "generation-event.v1.json").read_text())
 VALIDATOR = jsonschema.Draft202012Validator(
@@ -167,6 +181,35 @@ def test_the_events_exchange_is_durable_with_its_alternate_exchange(
                 events.exchange, exchange_type="topic", durable=durable, arguments=arguments
             )
         assert refused.value.reply_code == 406  # declared otherwise
+
+
+@pytest.mark.skipif(
+    not rabbitmqctl_available(), reason="needs rabbitmqctl to act on the broker's connections"
+)
+def test_a_connection_the_broker_closed_is_reopened_for_the_next_event(
+    publisher: PikaEventPublisher, rabbit: RabbitConfig, consumer: str
+) -> None:
+    publisher.publish(a_message(sequence=1))
+    name = f"{rabbit.connection_name}-events"  # its own connections, beside the job publisher's
+    assert wait_until(lambda: len(broker_connections(name)) >= 1)
+    assert close_broker_connections(name) >= 1
+    publisher.publish(a_message(sequence=2))
+    assert [m.json()["sequence"] for m in drain(consumer)] == [1, 2]
+
+
+def test_an_events_exchange_declared_otherwise_is_refused_at_start_naming_it(
+    rabbit: RabbitConfig, events: EventsConfig
+) -> None:
+    with channel() as ch:
+        ch.exchange_declare(events.exchange, exchange_type="topic", durable=True)
+    publisher = PikaEventPublisher(rabbit, events)
+    try:
+        with pytest.raises(TopologyError) as refused:
+            publisher.declare_topology()
+    finally:
+        publisher.close()
+    assert events.exchange in str(refused.value)
+    assert "alternate-exchange" in str(refused.value)
 
 
 def test_an_unreachable_broker_is_a_failed_publish(events: EventsConfig) -> None:

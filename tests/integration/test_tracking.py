@@ -330,7 +330,7 @@ def test_an_event_marked_published_leaves_the_outbox_once(db: TrackingDatabase) 
         lambda repo: (repo.add_request(request), repo.add_events(_result_events(request, 2)))
     )
     before = tracking_snapshot(db)()
-    assert before.events_pending >= 2
+    assert before.events_pending is not None and before.events_pending >= 2
     assert before.oldest_pending_event_seconds is not None
     first, second = db.run_sync(lambda repo: repo.lock_pending_events(10, request_id=request.id))
     assert first.id is not None

@@ -117,7 +117,10 @@ async def test_no_prompt_or_brief_travels_with_an_event() -> None:
     await world.samples_arrive(request_id)
     [message] = world.event_publisher.of(request_id)
     assert prompt.encode() not in message.encode()
-    assert "prompt" not in json.loads(message.encode())
+    body = json.loads(message.encode())
+    assert not {"prompt", "brief", "style_guidance", "brand_elements"} & body.keys()
+    VALIDATOR.validate(body)
+    assert not VALIDATOR.is_valid({**body, "prompt": prompt})  # no room for it either
 
 
 @pytest.mark.asyncio

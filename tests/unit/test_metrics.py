@@ -193,6 +193,39 @@ def test_the_oldest_job_awaiting_its_callback_is_a_gauge_and_zero_when_none() ->
     assert value(metrics, "creativeflow_oldest_job_awaiting_callback_seconds") == 0
 
 
+def test_the_events_outbox_is_shown_while_result_events_are_on_and_hidden_while_off() -> None:
+    """Off, the events wait on purpose: an outbox that only ages would raise the alert."""
+    metrics = Metrics(tracking_cache_seconds=0)
+    snapshots = iter(
+        [
+            TrackingSnapshot({}, None, events_pending=3, oldest_pending_event_seconds=42.0),
+            TrackingSnapshot({}, None, events_pending=0),
+            TrackingSnapshot({}, None),
+        ]
+    )
+    metrics.watch_tracking(lambda: next(snapshots))
+    first = scrape(metrics)
+    assert first["creativeflow_events_pending"] == [({}, 3.0)]
+    assert first["creativeflow_events_oldest_pending_seconds"] == [({}, 42.0)]
+    second = scrape(metrics)
+    assert second["creativeflow_events_oldest_pending_seconds"] == [({}, 0.0)]
+    off = scrape(metrics)
+    assert "creativeflow_events_pending" not in off
+    assert "creativeflow_events_oldest_pending_seconds" not in off
+
+
+def test_an_event_publish_is_counted_by_type_and_outcome() -> None:
+    metrics = Metrics()
+    metrics.event_published("AIGenerationFailed", "confirmed")
+    metrics.event_published("AIGenerationFailed", "returned")
+    metrics.event_published("AIGenerationFailed", "returned")
+    found = dict(
+        (labels["outcome"], count)
+        for labels, count in scrape(metrics)["creativeflow_event_publishes_total"]
+    )
+    assert found == {"confirmed": 1.0, "returned": 2.0}
+
+
 def test_no_transient_request_is_age_zero() -> None:
     metrics = Metrics()
     metrics.watch_tracking(lambda: TrackingSnapshot({}, None))

@@ -343,6 +343,12 @@ def _banner(
         if on_this_machine(settings.s3_endpoint_url)
         else f"Object storage    {settings.s3_endpoint_url} (real, bucket {settings.s3_bucket})"
     )
+    events = (
+        f"Result events     exchange {settings.rabbitmq_events_exchange} (bind a queue with "
+        f"generation.#; events nobody binds wait in {settings.rabbitmq_events_unrouted_queue})"
+        if settings.events_enabled
+        else "Result events     off (EVENTS_ENABLED): they wait in the outbox"
+    )
     command = _command()
     return f"""
 CreativeFlow AI Generation Orchestrator: the local stack is up.
@@ -352,6 +358,7 @@ CreativeFlow AI Generation Orchestrator: the local stack is up.
   {notifications}
   {storage}
   {n8n}
+  {events}
 
 Try it (user demo-user starts with 500 credits on the pro tier). What it would cost, nothing
 charged:

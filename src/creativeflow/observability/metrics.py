@@ -115,8 +115,9 @@ class TrackingSnapshot:
     unsettled_operations: Mapping[tuple[str, str], int] = field(default_factory=dict)
     # how long the oldest job n8n was given (published, no callback yet) has waited; None: none
     oldest_awaiting_callback_seconds: float | None = None
-    # result events in the outbox not yet confirmed by the events exchange, and the oldest's age
-    events_pending: int = 0
+    # result events in the outbox not yet confirmed by the events exchange, and the oldest's age;
+    # None: result events are off, and the outbox is not shown
+    events_pending: int | None = None
     oldest_pending_event_seconds: float | None = None
     # copies of assets to object storage not done yet (running or due for a retry)
     pending_asset_copies: int = 0
@@ -542,11 +543,12 @@ def _tracking_families(snapshot: TrackingSnapshot) -> Iterator[Metric]:
     for kind, status in sorted(keys):
         unsettled.add_metric([kind, status], snapshot.unsettled_operations.get((kind, status), 0))
     yield unsettled
-    pending, oldest_pending = _outbox_families()
-    pending.add_metric([], snapshot.events_pending)
-    yield pending
-    oldest_pending.add_metric([], max(0.0, snapshot.oldest_pending_event_seconds or 0.0))
-    yield oldest_pending
+    if snapshot.events_pending is not None:
+        pending, oldest_pending = _outbox_families()
+        pending.add_metric([], snapshot.events_pending)
+        yield pending
+        oldest_pending.add_metric([], max(0.0, snapshot.oldest_pending_event_seconds or 0.0))
+        yield oldest_pending
     copies = _pending_copies_family()
     copies.add_metric([], snapshot.pending_asset_copies)
     yield copies

@@ -36,20 +36,21 @@ UNSETTLED = ("pending", "unknown")
 
 
 def tracking_snapshot(
-    db: TrackingDatabase, *, include_terminal: bool = True
+    db: TrackingDatabase, *, include_terminal: bool = True, include_outbox: bool = True
 ) -> TrackingSnapshotSource:
     """Requests per status, the oldest transient request's age, the unsettled journal and the
     events outbox.
 
     Five aggregate queries in one read transaction. ``include_terminal=False`` counts only the
     states a request passes through: terminal rows only grow, and counting them is an index scan
-    that grows with the table.
+    that grows with the table. ``include_outbox=False`` (result events off) leaves the outbox
+    out: its events wait on purpose, and its age would only grow.
     """
     statuses = None if include_terminal else [s.value for s in Status if s not in TERMINAL]
 
     def read(repo: TrackingRepository) -> TrackingSnapshot:
         session = repo.session
-        pending, oldest_pending = _pending_events(session)
+        pending, oldest_pending = _pending_events(session) if include_outbox else (None, None)
         return TrackingSnapshot(
             requests_by_status=_requests_by_status(session, statuses),
             oldest_transient_age_seconds=_oldest_transient_age(session),
