@@ -10,6 +10,10 @@ import logging
 from dataclasses import dataclass
 from datetime import timedelta
 
+from creativeflow.adapters.client_webhooks import (
+    ClientWebhookSenderConfig,
+    HttpClientWebhookSender,
+)
 from creativeflow.adapters.notifications.client import HttpNotifier, NotificationConfig
 from creativeflow.adapters.odoo import AsyncOdooCredits, OdooConfig
 from creativeflow.adapters.rabbitmq import PikaJobPublisher, RabbitConfig
@@ -26,6 +30,7 @@ from creativeflow.adapters.tracking.listener import EventsListener, ListenerConf
 from creativeflow.adapters.webhook import WebhookConfig, WebhookJobDispatcher
 from creativeflow.api.callback_intake import QueuedResultIntake
 from creativeflow.clock import SystemClock
+from creativeflow.domain.client_webhooks import DeliveryRules
 from creativeflow.observability.instrumented import (
     InstrumentedCreditLedger,
     InstrumentedEventPublisher,
@@ -37,12 +42,14 @@ from creativeflow.observability.sources import database_pool, queue_depths, trac
 from creativeflow.services.account import CreditAccount, Readiness
 from creativeflow.services.assets import AssetConfig, AssetKeeper
 from creativeflow.services.callbacks import CallbackService
+from creativeflow.services.client_webhooks import ClientWebhookConfig, ClientWebhookDelivery
 from creativeflow.services.flow import FlowConfig
 from creativeflow.services.generations import GenerationService
 from creativeflow.services.live_events import LiveEvents, StreamLimits
 from creativeflow.services.outbox import EventRelay
 from creativeflow.services.ports import (
     AssetFetcher,
+    ClientWebhookSender,
     Clock,
     CreditLedger,
     EventPublisher,
@@ -95,6 +102,29 @@ def rabbit_config(settings: Settings) -> RabbitConfig:
         connect_timeout=settings.rabbitmq_connect_timeout,
         confirm_timeout=settings.rabbitmq_confirm_timeout,
         publish_workers=settings.rabbitmq_publish_workers,
+    )
+
+
+def client_webhook_config(settings: Settings) -> ClientWebhookConfig:
+    return ClientWebhookConfig(
+        rules=DeliveryRules(
+            max_attempts=settings.client_webhook_max_attempts,
+            retry_base=timedelta(seconds=settings.client_webhook_retry_seconds),
+        ),
+        # longer than a batch of posts can take
+        lease=timedelta(seconds=max(120.0, settings.client_webhook_timeout * 10 * 2)),
+    )
+
+
+def _webhook_sender(settings: Settings) -> ClientWebhookSender | None:
+    if not settings.client_webhooks_enabled:
+        return None
+    return HttpClientWebhookSender(
+        ClientWebhookSenderConfig(
+            secret=settings.client_webhook_secret.get_secret_value(),
+            timeout=settings.client_webhook_timeout,
+            allow_private_hosts=settings.client_webhook_allow_private_hosts,
+        )
     )
 
 
@@ -185,6 +215,8 @@ class Adapters:
     # the assets' object storage and the download of provider URLs; None: assets not copied
     storage: ObjectStorage | None = None
     fetcher: AssetFetcher | None = None
+    # posts to clients' webhooks; None: no webhooks (CLIENT_WEBHOOK_SECRET empty)
+    webhook_sender: ClientWebhookSender | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,6 +247,8 @@ class Container:
     event_relay: EventRelay | None = None
     # n8n's results queue, consumed when ENABLE_N8N_RESULTS_QUEUE is on (started by the app)
     results_consumer: ResultsConsumer | None = None
+    client_webhooks: ClientWebhookDelivery | None = None
+    webhook_sender: ClientWebhookSender | None = None
 
     async def close(self) -> None:
         """Release every connection: the event streams end and their listener stops, the
@@ -227,7 +261,16 @@ class Container:
             await self.results_consumer.aclose()
         if self.assets is not None:
             await self.assets.aclose()
-        for port in (self.notifier, self.publisher, self.credits, self.fetcher, self.storage):
+        if self.client_webhooks is not None:
+            await self.client_webhooks.aclose()
+        for port in (
+            self.notifier,
+            self.publisher,
+            self.credits,
+            self.fetcher,
+            self.storage,
+            self.webhook_sender,
+        ):
             if port is not None:
                 await port.aclose()
         if self.event_relay is not None:
@@ -286,6 +329,17 @@ def _wire(settings: Settings, adapters: Adapters, metrics: Metrics | None = None
         assets=assets,
     )
     results = _results_consumer(settings, callbacks, metrics)
+    webhooks = None
+    if adapters.webhook_sender is not None:
+        webhooks = ClientWebhookDelivery(
+            db, adapters.webhook_sender, clock, client_webhook_config(settings)
+        )
+
+    def on_events(request_id: str) -> None:
+        live_events.wake(request_id)
+        if webhooks is not None:
+            webhooks.kick(request_id)
+
     return Container(
         settings=settings,
         db=db,
@@ -328,9 +382,11 @@ def _wire(settings: Settings, adapters: Adapters, metrics: Metrics | None = None
         live_events=live_events,
         events_listener=EventsListener(
             ListenerConfig(url=settings.database_url),
-            on_wake=live_events.wake,
+            on_wake=on_events,
             on_resync=live_events.wake_all,
         ),
+        client_webhooks=webhooks,
+        webhook_sender=adapters.webhook_sender,
     )
 
 
@@ -410,6 +466,7 @@ def build_container(
             events=events,
             storage=storage,
             fetcher=fetcher,
+            webhook_sender=_webhook_sender(settings),
         ),
         metrics,
     )

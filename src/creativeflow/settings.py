@@ -254,6 +254,28 @@ class Settings(BaseSettings):
         3000, ge=0, le=600_000, validation_alias="EVENT_STREAM_RETRY_MS"
     )
 
+    # --- clients' webhooks (a webhook_url on a submit) -----------------------------------------
+    # empty: no webhooks (a submit giving a webhook_url is refused)
+    client_webhook_secret: SecretStr = Field(
+        SecretStr(""), validation_alias="CLIENT_WEBHOOK_SECRET"
+    )
+    client_webhook_timeout: float = Field(
+        5.0, gt=0, le=30, validation_alias="CLIENT_WEBHOOK_TIMEOUT"
+    )
+    client_webhook_max_attempts: int = Field(
+        10, ge=1, le=100, validation_alias="CLIENT_WEBHOOK_MAX_ATTEMPTS"
+    )
+    client_webhook_retry_seconds: float = Field(
+        5.0, gt=0, validation_alias="CLIENT_WEBHOOK_RETRY_SECONDS"
+    )
+    client_webhook_sweep_seconds: float = Field(
+        10.0, ge=0, validation_alias="CLIENT_WEBHOOK_SWEEP_SECONDS"
+    )
+    # http and loopback or private hosts as webhooks: development and tests only
+    client_webhook_allow_private_hosts: bool = Field(
+        False, validation_alias="CLIENT_WEBHOOK_ALLOW_PRIVATE_HOSTS"
+    )
+
     # --- feature toggles (seed names) ----------------------------------------------------------
     enable_advanced_model_selector: bool = Field(
         True, validation_alias="ENABLE_ADVANCED_MODEL_SELECTOR"
@@ -420,6 +442,10 @@ class Settings(BaseSettings):
             raise ValueError("JWT_PUBLIC_KEY holds a private key; give the public key only")
         return self
 
+    @property
+    def client_webhooks_enabled(self) -> bool:
+        return bool(self.client_webhook_secret.get_secret_value())
+
     @model_validator(mode="after")
     def _refuse_placeholder_secrets(self) -> Settings:
         if self.environment in ("development", "test"):
@@ -439,6 +465,8 @@ class Settings(BaseSettings):
             named["N8N_WEBHOOK_SECRET"] = self.n8n_webhook_secret
         if self.s3_endpoint_url:
             named["S3_SECRET_ACCESS_KEY"] = self.s3_secret_access_key
+        if self.client_webhook_secret.get_secret_value():
+            named["CLIENT_WEBHOOK_SECRET"] = self.client_webhook_secret
         weak = [
             name
             for name, value in named.items()
@@ -447,6 +475,8 @@ class Settings(BaseSettings):
         ]
         if not self.enable_n8n_callback_security:
             weak.append("ENABLE_N8N_CALLBACK_SECURITY (must stay on)")
+        if self.client_webhook_allow_private_hosts:
+            weak.append("CLIENT_WEBHOOK_ALLOW_PRIVATE_HOSTS (must stay off)")
         if not self.s3_endpoint_url:
             # provider URLs expire within the hour: paid output needs our own copy
             weak.append("S3_ENDPOINT_URL (the assets' storage must be set)")

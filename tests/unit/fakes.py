@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 
 from creativeflow.adapters.rabbitmq.errors import BrokerUnreachable, PublishFailed
 from creativeflow.domain.assets import CopyStatus, RecordStatus, StoredAsset, sniff_image_type
+from creativeflow.domain.client_webhooks import ClientWebhook, ClientWebhookStatus
 from creativeflow.domain.errors import (
     AssetSourceRefused,
     AssetSourceUnavailable,
@@ -51,6 +52,18 @@ class _Key:
 
 
 @dataclass
+class _Webhook:
+    user_id: str
+    url: str
+    delivered_through: int = 0
+    status: ClientWebhookStatus = ClientWebhookStatus.ACTIVE
+    attempts: int = 0
+    last_error: str | None = None
+    next_attempt_at: datetime | None = None
+    lease_until: datetime | None = None
+
+
+@dataclass
 class _Tables:
     requests: dict[str, GenerationRequest] = field(default_factory=dict)
     operations: dict[OperationKey, tuple[CreditOperation, datetime]] = field(default_factory=dict)
@@ -58,6 +71,7 @@ class _Tables:
     callbacks: dict[str, dict[str, Any]] = field(default_factory=dict)
     keys: dict[KeyId, _Key] = field(default_factory=dict)
     events: list[RequestEvent] = field(default_factory=list)
+    webhooks: dict[str, _Webhook] = field(default_factory=dict)
     published_at: dict[int, datetime] = field(default_factory=dict)
     assets: dict[str, StoredAsset] = field(default_factory=dict)
 
@@ -145,6 +159,46 @@ class _Transaction(Tracking):
     def events_after(self, request_id: str, after_id: int, limit: int) -> list[RequestEvent]:
         found = [e for e in self._t.events if e.request_id == request_id and (e.id or 0) > after_id]
         return found[:limit]
+
+    # --- clients' webhooks -----------------------------------------------------------------
+
+    def add_client_webhook(self, request_id: str, user_id: str, url: str, now: datetime) -> None:
+        if request_id in self._t.webhooks:
+            raise DuplicateRow(request_id)
+        self._t.webhooks[request_id] = _Webhook(user_id, url, next_attempt_at=now)
+
+    def claim_client_webhooks(
+        self, now: datetime, lease_until: datetime, limit: int, request_id: str | None = None
+    ) -> list[ClientWebhook]:
+        due = [
+            (rid, hook)
+            for rid, hook in self._t.webhooks.items()
+            if (request_id is None or rid == request_id)
+            and hook.status is ClientWebhookStatus.ACTIVE
+            and (hook.next_attempt_at is None or hook.next_attempt_at <= now)
+            and (hook.lease_until is None or hook.lease_until < now)
+            and self.events_after(rid, hook.delivered_through, 1)
+        ][:limit]
+        for _, hook in due:
+            hook.lease_until = lease_until
+        return [
+            ClientWebhook(rid, h.user_id, h.url, h.delivered_through, h.attempts) for rid, h in due
+        ]
+
+    def settle_client_webhook(
+        self,
+        request_id: str,
+        *,
+        delivered_through: int,
+        attempts: int,
+        status: ClientWebhookStatus,
+        next_attempt_at: datetime,
+        last_error: str | None,
+    ) -> None:
+        hook = self._t.webhooks[request_id]
+        hook.delivered_through = max(hook.delivered_through, delivered_through)
+        hook.attempts, hook.status, hook.last_error = attempts, status, last_error
+        hook.next_attempt_at, hook.lease_until = next_attempt_at, None
 
     def lock_pending_events(self, limit: int, request_id: str | None = None) -> list[RequestEvent]:
         pending = [
@@ -420,6 +474,9 @@ class InMemoryTracking:
 
     def events(self, request_id: str) -> list[RequestEvent]:
         return [e for e in self._tables.events if e.request_id == request_id]
+
+    def webhook(self, request_id: str) -> _Webhook | None:
+        return copy.deepcopy(self._tables.webhooks.get(request_id))
 
     def stored_assets(self, request_id: str) -> list[StoredAsset]:
         return _Transaction(self._tables, self._ids).stored_assets_for_requests([request_id])

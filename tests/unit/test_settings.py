@@ -109,3 +109,22 @@ def test_the_model_settings_are_model_codes(
     with pytest.raises(ValidationError) as refused:
         Settings(_env_file=None)  # type: ignore[call-arg]
     assert "model code" in str(refused.value)
+
+
+def test_production_refuses_private_webhook_hosts_and_a_placeholder_webhook_secret(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("ENVIRONMENT", "production")
+    for name in ("GATEWAY_SHARED_SECRET", "ADMIN_TOKEN", "N8N_CALLBACK_SECRETS", "ODOO_API_KEY"):
+        monkeypatch.setenv(name, f"{name.lower()}-Zx81kq0aP")
+    monkeypatch.setenv("S3_ENDPOINT_URL", "https://storage.example.com")
+    monkeypatch.setenv("S3_SECRET_ACCESS_KEY", "s3-secret-Zx81kq0aP")
+    assert not Settings(_env_file=None).client_webhooks_enabled  # type: ignore[call-arg]
+    monkeypatch.setenv("CLIENT_WEBHOOK_SECRET", "changeme")
+    with pytest.raises(ValidationError, match="CLIENT_WEBHOOK_SECRET"):
+        Settings(_env_file=None)  # type: ignore[call-arg]
+    monkeypatch.setenv("CLIENT_WEBHOOK_SECRET", "webhook-secret-Zx81kq0aP")
+    assert Settings(_env_file=None).client_webhooks_enabled  # type: ignore[call-arg]
+    monkeypatch.setenv("CLIENT_WEBHOOK_ALLOW_PRIVATE_HOSTS", "true")
+    with pytest.raises(ValidationError, match="CLIENT_WEBHOOK_ALLOW_PRIVATE_HOSTS"):
+        Settings(_env_file=None)  # type: ignore[call-arg]

@@ -56,6 +56,11 @@ def create_app(
         if container.results_consumer is not None:
             # one consumer per replica, in its own thread; it hands results to this loop
             container.results_consumer.start(asyncio.get_running_loop())
+        webhook_sweeper = None
+        if container.client_webhooks is not None and settings.client_webhook_sweep_seconds > 0:
+            webhook_sweeper = asyncio.create_task(
+                _deliver_webhooks_periodically(container, settings.client_webhook_sweep_seconds)
+            )
         sweeper = None
         if settings.recovery_interval_seconds > 0:
             sweeper = asyncio.create_task(
@@ -64,10 +69,11 @@ def create_app(
         try:
             yield
         finally:
-            if sweeper is not None:
-                sweeper.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await sweeper
+            for task in (sweeper, webhook_sweeper):
+                if task is not None:
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
             await container.close()
 
     app = FastAPI(
@@ -133,6 +139,19 @@ async def _recover_periodically(container: Container, interval: float) -> None:
             continue
         if report.debits_settled or report.requests_timed_out or report.refunds_applied:
             log.info("recovery sweep: %s", report.summary())
+
+
+async def _deliver_webhooks_periodically(container: Container, interval: float) -> None:
+    """Posts what is due to clients' webhooks: retries, and events whose wake-up never came;
+    replicas share the work through SKIP LOCKED and the webhooks' leases."""
+    webhooks = container.client_webhooks
+    assert webhooks is not None
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            await webhooks.deliver_due()
+        except Exception:
+            log.exception("webhook delivery sweep failed; trying again in %ss", interval)
 
 
 def _openapi_with_callback_body(app: FastAPI) -> dict[str, Any]:

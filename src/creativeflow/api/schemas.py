@@ -262,6 +262,22 @@ class GenerationCreate(BaseModel):
     target_platform: TargetPlatform | None = Field(
         None, strict=False, description="where the asset will be published"
     )
+    webhook_url: AnyHttpUrl | None = Field(
+        None,
+        description="where to post every event of this request, signed the Standard Webhooks "
+        "way (when the service sends webhooks): https on a public host, at most 2048 "
+        "characters, no user information",
+    )
+
+    @field_validator("webhook_url")
+    @classmethod
+    def _webhook_url_shape(cls, url: AnyHttpUrl | None) -> AnyHttpUrl | None:
+        if url is not None:
+            if len(str(url)) > MAX_WEBHOOK_URL:
+                raise ValueError(f"the webhook URL is longer than {MAX_WEBHOOK_URL} characters")
+            if url.username or url.password:
+                raise ValueError("the webhook URL must not carry user information")
+        return url
 
     def brief(self) -> CreativeBrief:
         adaptation = self.cultural_adaptation
@@ -633,6 +649,21 @@ def asset_url_refusal(url: str, allowed_hosts: frozenset[str]) -> str | None:
     if allowed_hosts and parts.hostname not in allowed_hosts:
         return "asset URLs must point at an allowed storage host"
     return None
+
+
+MAX_WEBHOOK_URL = 2048
+
+
+def webhook_url_refusal(url: str, *, allow_private_hosts: bool) -> str | None:
+    """Why a client's webhook URL is refused where it will be posted to: https on a public host
+    (the sender checks again, at each post, where the name resolves)."""
+    if allow_private_hosts:
+        return None
+    parts = urlsplit(url)
+    if parts.scheme != "https":
+        return "the webhook URL must be an https URL"
+    refusal = internal_host_refusal(parts.hostname)
+    return refusal.replace("asset URLs", "the webhook URL") if refusal else None
 
 
 def internal_host_refusal(host: str | None) -> str | None:

@@ -12,12 +12,11 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import AsyncIterator
-from typing import Any
 
 from fastapi.exceptions import RequestValidationError
 from fastapi.sse import format_sse_event
 
-from creativeflow.domain.events import RequestEvent
+from creativeflow.domain.events import RequestEvent, public_view
 from creativeflow.services.live_events import EventStream, KeepAlive
 
 KEEP_ALIVE_FRAME = format_sse_event(comment="keep-alive")
@@ -27,20 +26,9 @@ CURSOR_PATTERN = "^[0-9]{0,18}$"  # as OpenAPI documents it (empty: from the fir
 CURSOR_RULE = "the id of an event this stream gave: 1 to 18 digits"
 
 
-def event_view(event: RequestEvent) -> dict[str, Any]:
-    """What a client reads in an event's ``data:`` line."""
-    return {
-        "id": event.id,
-        "type": event.type.value,
-        "request_id": event.request_id,
-        "at": event.at.isoformat(),
-        "data": event.data,
-    }
-
-
 def frame_event(event: RequestEvent) -> bytes:
     # compact JSON escapes every line break, so the data is one line
-    data = json.dumps(event_view(event), separators=(",", ":"), ensure_ascii=False)
+    data = json.dumps(public_view(event), separators=(",", ":"), ensure_ascii=False)
     return format_sse_event(event=event.type.value, data_str=data, id=str(event.id))
 
 

@@ -141,6 +141,18 @@ def _result_data(
     }
 
 
+def public_view(event: RequestEvent) -> dict[str, Any]:
+    """What a request's owner reads of an event: in a live stream's ``data:`` line and in the
+    body of a webhook's post."""
+    return {
+        "id": event.id,
+        "type": event.type.value,
+        "request_id": event.request_id,
+        "at": event.at.isoformat(),
+        "data": event.data,
+    }
+
+
 # --- the events exchange's message --------------------------------------------------------------
 
 EVENT_SCHEMA = "creativeflow.generation-event.v1"

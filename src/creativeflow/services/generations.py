@@ -67,6 +67,7 @@ class SubmitGeneration:
     # the older way to ask for the advanced model (FlowConfig.advanced_model); model wins
     advanced_model: bool = False
     brief: CreativeBrief = field(default_factory=CreativeBrief)
+    webhook_url: str | None = None  # where the client wants every event of it posted
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,7 +216,9 @@ class GenerationService:
         """Debit, dispatch and answer (the synchronous credit check); a retried key's first
         answer instead, when it has one."""
         request = self.new_request(user_id, command, correlation_id)
-        step = await self._db.run(lambda repo: self._open_submit(repo, request, idempotency))
+        step = await self._db.run(
+            lambda repo: self._open_submit(repo, request, idempotency, command.webhook_url)
+        )
         if isinstance(step, StoredAnswer):
             return step
         return await self._pay_and_dispatch(step, fail_request_on_error=True)
@@ -238,6 +241,10 @@ class GenerationService:
                 if earlier is not None:
                     return earlier
             repo.add_request(request)
+            if command.webhook_url is not None:
+                repo.add_client_webhook(
+                    request.id, user_id, command.webhook_url, request.created_at
+                )
             if idempotency is not None:
                 idempotency.answer(repo, request)
             return request
@@ -266,6 +273,7 @@ class GenerationService:
         repo: Tracking,
         request: GenerationRequest,
         idempotency: IdempotencyKey | None,
+        webhook_url: str | None = None,
     ) -> PaidStep | StoredAnswer:
         now = self._clock.now()
         if idempotency is not None:
@@ -278,6 +286,8 @@ class GenerationService:
         request.transition(Status.VALIDATING_CREDITS, now)
         request.deadline_at = now + self._config.dispatch_deadline
         repo.add_request(request)
+        if webhook_url is not None:
+            repo.add_client_webhook(request.id, request.user_id, webhook_url, now)
         return self._journal_step(
             repo,
             RequestRecord(request, [], []),

@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from typing import IO, Any, Protocol, TypeVar
 
 from creativeflow.domain.assets import StoredAsset
+from creativeflow.domain.client_webhooks import ClientWebhook, ClientWebhookStatus
 from creativeflow.domain.credits import (
     CreditReceipt,
     Entitlements,
@@ -113,6 +114,33 @@ class Tracking(Protocol):
     def add_events(self, events: Sequence[RequestEvent]) -> None: ...
 
     def events_after(self, request_id: str, after_id: int, limit: int) -> list[RequestEvent]: ...
+
+    # clients' webhooks (one a request at most, written with the request)
+    def add_client_webhook(
+        self, request_id: str, user_id: str, url: str, now: datetime
+    ) -> None: ...
+
+    def claim_client_webhooks(
+        self, now: datetime, lease_until: datetime, limit: int, request_id: str | None = None
+    ) -> list[ClientWebhook]:
+        """Active webhooks due at ``now`` with events after what they delivered and no lease
+        running (``SKIP LOCKED``), leased until ``lease_until``; of ``request_id`` only, if
+        given."""
+        ...
+
+    def settle_client_webhook(
+        self,
+        request_id: str,
+        *,
+        delivered_through: int,
+        attempts: int,
+        status: ClientWebhookStatus,
+        next_attempt_at: datetime,
+        last_error: str | None,
+    ) -> None:
+        """Record how far delivery got and end the lease (``delivered_through`` never goes
+        back)."""
+        ...
 
     # the events exchange's outbox: result events not yet confirmed by the broker, oldest
     # first (of one request, or of all), locked ``FOR UPDATE SKIP LOCKED`` until the
@@ -348,6 +376,15 @@ class ObjectStorage(Protocol):
 
     async def check(self) -> bool:
         """Whether the bucket answers."""
+
+    async def aclose(self) -> None: ...
+
+
+class ClientWebhookSender(Protocol):
+    """Posts one event to a client's webhook, signed; raises ``ClientWebhookUndelivered`` when
+    the receiver did not accept it."""
+
+    async def send(self, url: str, message_id: str, body: bytes) -> None: ...
 
     async def aclose(self) -> None: ...
 

@@ -33,6 +33,7 @@ from sqlalchemy.orm import Session
 
 from creativeflow.domain.assets import AssetRole, CopyStatus, RecordStatus, StoredAsset
 from creativeflow.domain.brief import CreativeBrief
+from creativeflow.domain.client_webhooks import ClientWebhook, ClientWebhookStatus
 from creativeflow.domain.events import EventType, RequestEvent, events_of
 from creativeflow.domain.jobs import FailureCategory, Stage
 from creativeflow.domain.model import CreditOperation, Failure, GenerationRequest, Job, Sample
@@ -40,6 +41,7 @@ from creativeflow.domain.states import CreditOperationKind, CreditOperationStatu
 from creativeflow.services.ports import EarlierClaim, Tracking
 
 from .tables import (
+    ClientWebhookRow,
     CreditOperationRow,
     GenerationEventRow,
     GenerationRequestRow,
@@ -108,6 +110,7 @@ _JOBS = cast(Table, JobRow.__table__)
 _CALLBACKS = cast(Table, ReceivedCallbackRow.__table__)
 _EVENTS = cast(Table, GenerationEventRow.__table__)
 _ASSETS = cast(Table, StoredAssetRow.__table__)
+_WEBHOOKS = cast(Table, ClientWebhookRow.__table__)
 
 EVENTS_CHANNEL = "creativeflow_generation_events"
 """The PostgreSQL NOTIFY channel told, on commit, the id of each request with new events."""
@@ -660,6 +663,79 @@ class TrackingRepository(Tracking):
                 .where(_ASSETS.c.status == CopyStatus.PENDING.value)
             )
             or 0
+        )
+
+    # --- clients' webhooks ----------------------------------------------------------------------
+
+    def add_client_webhook(self, request_id: str, user_id: str, url: str, now: datetime) -> None:
+        self._run(
+            insert(_WEBHOOKS),
+            {
+                "request_id": request_id,
+                "user_id": user_id,
+                "url": url,
+                "delivered_through": 0,
+                "status": ClientWebhookStatus.ACTIVE.value,
+                "attempts": 0,
+                "last_error": None,
+                "next_attempt_at": now,
+                "lease_until": None,
+                "created_at": now,
+            },
+        )
+
+    def claim_client_webhooks(
+        self, now: datetime, lease_until: datetime, limit: int, request_id: str | None = None
+    ) -> list[ClientWebhook]:
+        only = "AND w.request_id = :request_id" if request_id is not None else ""
+        rows = self._run(
+            text(
+                "SELECT w.request_id, w.user_id, w.url, w.delivered_through, w.attempts "
+                "FROM client_webhooks w "
+                "WHERE w.status = 'active' AND w.next_attempt_at <= :now "
+                "AND (w.lease_until IS NULL OR w.lease_until < :now) "
+                f"{only} "
+                "AND EXISTS (SELECT 1 FROM generation_events e "
+                "WHERE e.request_id = w.request_id AND e.id > w.delivered_through) "
+                "ORDER BY w.next_attempt_at LIMIT :limit FOR UPDATE OF w SKIP LOCKED"
+            ),
+            {"now": now, "limit": limit, "request_id": request_id},
+        ).all()
+        claimed = [
+            ClientWebhook(r.request_id, r.user_id, r.url, int(r.delivered_through), r.attempts)
+            for r in rows
+        ]
+        if claimed:
+            self._run(
+                update(_WEBHOOKS)
+                .where(_WEBHOOKS.c.request_id.in_([hook.request_id for hook in claimed]))
+                .values(lease_until=lease_until),
+                {},
+            )
+        return claimed
+
+    def settle_client_webhook(
+        self,
+        request_id: str,
+        *,
+        delivered_through: int,
+        attempts: int,
+        status: ClientWebhookStatus,
+        next_attempt_at: datetime,
+        last_error: str | None,
+    ) -> None:
+        self._run(
+            update(_WEBHOOKS)
+            .where(_WEBHOOKS.c.request_id == request_id)
+            .values(
+                delivered_through=func.greatest(_WEBHOOKS.c.delivered_through, delivered_through),
+                attempts=attempts,
+                status=status.value,
+                next_attempt_at=next_attempt_at,
+                last_error=last_error,
+                lease_until=None,
+            ),
+            {},
         )
 
     # --- received callbacks -------------------------------------------------------------------

@@ -244,3 +244,30 @@ class StoredAssetRow(Base):
             postgresql_where=text("record_status = 'pending'"),
         ),
     )
+
+
+class ClientWebhookRow(Base):
+    """A client's webhook for one request: its events after ``delivered_through`` are posted to
+    ``url`` in order. ``active`` until delivery gives up (``failed``); a delivery in progress
+    holds ``lease_until``, so replicas never post one event concurrently."""
+
+    __tablename__ = "client_webhooks"
+
+    request_id: Mapped[str] = mapped_column(ForeignKey("generation_requests.id"), primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(128))
+    url: Mapped[str] = mapped_column(Text)
+    delivered_through: Mapped[int] = mapped_column(BigInteger, default=0)
+    status: Mapped[str] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    next_attempt_at: Mapped[datetime]
+    lease_until: Mapped[datetime | None]
+    created_at: Mapped[datetime]
+
+    __table_args__ = (
+        Index(
+            "ix_client_webhooks_due",
+            "next_attempt_at",
+            postgresql_where=text("status = 'active'"),
+        ),
+    )

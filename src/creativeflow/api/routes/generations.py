@@ -17,6 +17,7 @@ from fastapi import (
     Request,
     Response,
 )
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.sse import EventSourceResponse
 
@@ -38,6 +39,7 @@ from creativeflow.api.schemas import (
     QuoteView,
     Regeneration,
     SampleSelection,
+    webhook_url_refusal,
 )
 from creativeflow.api.sse import CURSOR_PATTERN, CURSOR_RULE, event_stream_body, parse_cursor
 from creativeflow.domain.errors import DomainError
@@ -139,7 +141,26 @@ _ACCEPTED = {
 _PAID_STEP_ERRORS = problem_responses(401, 402, 403, 404, 409, 413, 422, 429, 500, 503)
 
 
-def _command(body: GenerationCreate) -> SubmitGeneration:
+def _webhook_url(body: GenerationCreate, settings: Settings) -> str | None:
+    """The submit's webhook URL, refused (422, as any bad field) when this service sends no
+    webhooks or may not post there."""
+    if body.webhook_url is None:
+        return None
+    url = str(body.webhook_url)
+    if not settings.client_webhooks_enabled:
+        refusal: str | None = "this service sends no webhooks; follow the request's events instead"
+    else:
+        refusal = webhook_url_refusal(
+            url, allow_private_hosts=settings.client_webhook_allow_private_hosts
+        )
+    if refusal:
+        raise RequestValidationError(
+            [{"loc": ("body", "webhook_url"), "msg": refusal, "type": "value_error"}]
+        )
+    return url
+
+
+def _command(body: GenerationCreate, webhook_url: str | None = None) -> SubmitGeneration:
     return SubmitGeneration(
         prompt=body.prompt,
         format=body.format,
@@ -152,6 +173,7 @@ def _command(body: GenerationCreate) -> SubmitGeneration:
         model=body.model,
         advanced_model=body.advanced_model,
         brief=body.brief(),
+        webhook_url=webhook_url,
     )
 
 
@@ -198,7 +220,7 @@ async def submit_generation(
     background: BackgroundTasks,
     idempotency_key: IdempotencyHeader = None,
 ) -> GenerationView | JSONResponse:
-    command = _command(body)
+    command = _command(body, _webhook_url(body, settings))
     keyed = _idempotency(settings, user_id, "submit", idempotency_key, body.model_dump(mode="json"))
     correlation_id = _correlation_id(request)
     if settings.use_sync_credit_check:
