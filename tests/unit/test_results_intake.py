@@ -132,3 +132,19 @@ async def test_a_result_needs_its_event_named(world: World) -> None:
     settled = await intake(signed(body), body)
     assert settled.kind is SettlementKind.DEAD_LETTER
     assert "names no event" in settled.reason
+
+
+async def test_a_webhook_id_with_control_characters_never_forges_a_log_line(
+    world: World, caplog: pytest.LogCaptureFixture
+) -> None:
+    intake = QueuedResultIntake(settings(), world.callbacks)
+    request_id = await world.submit()
+    body = samples_body(world, request_id)
+    headers = signed(body, secret="not-ours")
+    headers["webhook-id"] = "msg_x\nINFO forged line"
+    with caplog.at_level("WARNING"):
+        settled = await intake(headers, body)
+    assert settled.kind is SettlementKind.DEAD_LETTER
+    [record] = [r for r in caplog.records if "refused" in r.getMessage()]
+    assert "\n" not in record.getMessage()
+    assert "msg_xINFO forged line" in record.getMessage()
