@@ -234,3 +234,44 @@ def test_a_database_outage_delays_the_result_which_then_applies_once(
     assert [e["operation"] for e in stack.ledger_for(request_id)] == ["debit"]
     assert queue_depth(stack.dead_letters) == 0
     wait_for(lambda: queue_depth(stack.settings.rabbitmq_results_queue + ".retry") == 0)
+
+
+def test_odoo_down_when_a_failure_arrives_acks_it_and_recovery_refunds_later(
+    stack: ResultsStack,
+) -> None:
+    """The failure's change commits (FAILED, the refund journaled) and the message is acked;
+    the refund Odoo could not take is settled by recovery, once."""
+    import asyncio
+    from datetime import timedelta
+
+    from creativeflow.clock import SystemClock
+    from creativeflow.services.recovery import Recovery
+
+    user, request_id, job = held(stack, balance=50)
+    outage = Outcome(OutcomeKind.FAILURE, FailureCategory.PLATFORM, "provider_unavailable")
+    acked_before, retried_before = settled(stack, "acked"), settled(stack, "retried")
+    stack.emulator.faults.refuse_connections(True)
+    try:
+        stack.publish_result(build_callback(job, outage))
+        with stack.client(user) as client:
+            wait_for_status(client, request_id, "FAILED")
+        wait_for(lambda: settled(stack, "acked") == acked_before + 1)
+        assert [e["operation"] for e in stack.ledger_for(request_id)] == ["debit"]
+    finally:
+        stack.emulator.faults.refuse_connections(False)
+    assert settled(stack, "retried") == retried_before
+    container = stack.container()
+    recovery = Recovery(
+        container.db,
+        container.credits,
+        container.refunder,
+        container.notifier,
+        SystemClock(),
+        grace=timedelta(0),
+    )
+    asyncio.run(recovery.sweep())
+    assert [e["operation"] for e in stack.ledger_for(request_id)] == ["debit", "refund"]
+    asyncio.run(recovery.sweep())
+    assert [e["operation"] for e in stack.ledger_for(request_id)] == ["debit", "refund"]
+    assert stack.emulator.balance(user) == 50
+    assert queue_depth(stack.dead_letters) == 0

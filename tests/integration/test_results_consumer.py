@@ -26,10 +26,13 @@ from creativeflow.adapters.rabbitmq.results import (
     SettlementKind,
 )
 from tests.integration.rabbit_support import (
+    broker_connections,
     channel,
+    close_broker_connections,
     drain,
     get_message,
     queue_depth,
+    rabbitmqctl_available,
     unique_config,
     wait_until,
 )
@@ -222,3 +225,22 @@ def test_declaring_twice_is_harmless_and_the_queue_is_durable(
         for queue in (results.queue, results.dead_letter_queue, results.retry_queue):
             ch.queue_declare(queue, passive=True)
     assert drain(results.queue) == []
+
+
+@pytest.mark.skipif(
+    not rabbitmqctl_available(), reason="needs rabbitmqctl to act on the broker's connections"
+)
+def test_a_connection_the_broker_closed_is_reopened_and_consuming_goes_on(
+    rabbit: RabbitConfig, loop: asyncio.AbstractEventLoop
+) -> None:
+    results, script, settled = results_config(rabbit), Script(), []
+    consumer = started(rabbit, results, script, loop, settled)
+    name = f"{rabbit.connection_name}-results"
+    try:
+        assert close_broker_connections(name) == 1
+        assert wait_until(lambda: not consumer.consuming, timeout=10)
+        assert wait_until(lambda: consumer.consuming and len(broker_connections(name)) == 1, 20)
+        publish(rabbit, results, b"after", **{"webhook-id": "msg_after"})
+        assert wait_until(lambda: settled == [SettlementKind.ACK])
+    finally:
+        consumer.stop()

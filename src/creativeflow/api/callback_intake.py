@@ -154,7 +154,9 @@ class QueuedResultIntake:
         self._max_age_seconds = int(settings.received_callback_retention_hours * 3600)
 
     async def __call__(self, headers: Mapping[str, str], body: bytes) -> Settlement:
-        message_id = headers.get("webhook-id", "")[:255] or "(no webhook-id)"
+        # an AMQP header may hold any character: only printable ones reach the log
+        raw_id = headers.get("webhook-id", "")[:255]
+        message_id = "".join(c for c in raw_id if c.isprintable()) or "(no webhook-id)"
         try:
             report = read_callback(
                 self._settings, headers, body, max_age_seconds=self._max_age_seconds

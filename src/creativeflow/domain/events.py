@@ -170,9 +170,6 @@ _MESSAGE_OF = {
     EventType.FAILED: _Published("AIGenerationFailed", "generation.failed"),
 }
 
-ROUTING_KEYS = tuple(published.routing_key for published in _MESSAGE_OF.values())
-"""Every routing key an event is published with, one per event type."""
-
 
 @dataclass(frozen=True, slots=True)
 class EventMessage:

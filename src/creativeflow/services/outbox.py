@@ -3,7 +3,7 @@
 A request's samples ready, final asset ready and failure are written to ``generation_events``
 (``publish_pending``) in the same transaction as the change itself, so a change that commits
 always leaves its event behind, whatever happens to the process next. The relay then publishes
-them. The rules (also in docs/decisions.md, "Result events"):
+them. The rules (also in docs/decisions.md, "Result events from the outbox"):
 
 1. Right after a change that may have made a result event commits (a callback, a failed paid
    step), :meth:`EventRelay.after_commit` publishes that request's pending events; the recovery
@@ -38,12 +38,6 @@ class RelayReport:
     taken: int = 0  # pending events locked by this relay
     published: int = 0  # confirmed by the broker and marked published
     failed: int = 0  # publishes that failed (the event stays pending)
-
-    def __iadd__(self, other: RelayReport) -> RelayReport:
-        self.taken += other.taken
-        self.published += other.published
-        self.failed += other.failed
-        return self
 
 
 class EventRelay:

@@ -115,6 +115,11 @@ def message_headers(properties: BasicProperties) -> dict[str, str]:
     return found
 
 
+def _printable(text: str) -> str:
+    """Only printable characters of at most 255 reach a log line (a header may hold anything)."""
+    return "".join(c for c in text[:255] if c.isprintable()) or "(no webhook-id)"
+
+
 def attempt_of(properties: BasicProperties) -> int:
     raw = (properties.headers or {}).get(ATTEMPT_HEADER, 1)
     try:
@@ -298,7 +303,7 @@ class ResultsConsumer:
             if attempt >= self._config.max_attempts:
                 log.error(
                     "result message %s dead-lettered after %d attempts (last: %s)",
-                    properties.message_id or message_headers(properties).get("webhook-id"),
+                    _printable(message_headers(properties).get("webhook-id", "")),
                     attempt,
                     settlement.reason,
                 )
