@@ -145,7 +145,7 @@ class EventRelay:
             self._failing = False
             repo.mark_event_published(event.id, self._clock.now())
             report.published += 1
-            log.info(
+            log.debug(
                 "event %s (%s) published",
                 message.event_id,
                 message.event_type,
