@@ -263,6 +263,8 @@ class Container:
             await self.assets.aclose()
         if self.client_webhooks is not None:
             await self.client_webhooks.aclose()
+        if self.event_relay is not None:
+            await self.event_relay.settle()  # the publishes started after commits
         for port in (
             self.notifier,
             self.publisher,

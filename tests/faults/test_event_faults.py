@@ -17,7 +17,7 @@ from creativeflow.domain.model import Failure
 from creativeflow.domain.states import Status
 from creativeflow.services.callbacks import CallbackReport
 from tests.faults.conftest import Rig, SimulatedCrash
-from tests.faults.test_saga_faults import samples_arrive, submit
+from tests.faults.test_saga_faults import samples_arrive, settle_events, submit
 
 pytestmark = pytest.mark.asyncio
 
@@ -38,6 +38,7 @@ async def fail_job(rig: Rig, request_id: str) -> None:
             failure=Failure(FailureCategory.PLATFORM, "provider_timeout", "slow"),
         )
     )
+    await settle_events(rig)
 
 
 async def test_results_are_published_once_right_after_their_commit(rig: Rig) -> None:

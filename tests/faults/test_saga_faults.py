@@ -55,6 +55,13 @@ async def samples_arrive(rig: Rig, request_id: str) -> None:
             samples=(Sample("s1", "https://assets.example/s1.png"),),
         )
     )
+    await settle_events(rig)
+
+
+async def settle_events(rig: Rig) -> None:
+    """The result events the last change made, published (after its answer, in the background)."""
+    if rig.container.event_relay is not None:
+        await rig.container.event_relay.settle()
 
 
 @pytest.mark.parametrize(

@@ -3,7 +3,8 @@
 - a submit: 1 request to Odoo (the debit, which also checks the tier), 1 publish, at most
   2 committed database transactions;
 - a success callback: 0 requests to Odoo, 2 transactions (the change, then the events relay
-  publishing its result event: docs/decisions.md, "Result events from the outbox");
+  publishing its result event right after the answer: docs/decisions.md, "Result events from
+  the outbox");
 - a selection: 1 request to Odoo, 1 publish, at most 2 transactions;
 - a platform-failure callback: exactly 1 request to Odoo (the refund), at most 3 transactions.
 

@@ -16,6 +16,7 @@ from creativeflow.domain.errors import DispatchUnavailable
 from creativeflow.domain.events import EVENT_SCHEMA, EventMessage, EventType, RequestEvent
 from creativeflow.domain.jobs import CallbackEvent, FailureCategory
 from creativeflow.domain.model import Failure, Sample
+from creativeflow.services.callbacks import CallbackOutcome, CallbackReport
 from tests.unit.test_use_cases import World
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -89,6 +90,30 @@ async def test_samples_final_and_failure_are_each_published_once_as_documented()
 
 
 @pytest.mark.asyncio
+async def test_the_callback_is_answered_before_its_event_is_published() -> None:
+    # the broker's confirm is not on the path of n8n's answer: the event goes out right after
+    world = World()
+    request_id = await world.submit()
+    samples = (Sample("s1", "https://assets.test/1.png"),)
+    job = world.publisher.jobs_for(request_id)[-1]
+    outcome = await world.callbacks.handle(
+        CallbackReport(
+            webhook_id="msg_answered_first",
+            event=CallbackEvent.SAMPLES_READY,
+            job_id=job.job_id,
+            request_id=request_id,
+            samples=samples,
+        )
+    )
+    assert outcome is CallbackOutcome.APPLIED
+    assert world.event_publisher.published == []
+    assert [e.type for e in pending(world)] == [EventType.SAMPLES_READY]
+    await world.events.settle()
+    assert world.event_publisher.types == ["AIGenerationSamplesReady"]
+    assert pending(world) == []
+
+
+@pytest.mark.asyncio
 async def test_a_duplicate_callback_publishes_nothing_more() -> None:
     world = World()
     request_id = await world.submit()
@@ -129,6 +154,7 @@ async def test_a_submit_that_fails_after_the_debit_publishes_its_failure_with_th
     world.publisher.fail_next()
     with pytest.raises(DispatchUnavailable):
         await world.submit()
+    await world.events.settle()  # published after the answer
     [request] = world.db.requests()
     [body] = bodies(world, request.id)
     assert body["failure"]["code"] == "dispatch_unavailable"
@@ -160,14 +186,19 @@ async def test_a_crash_after_the_commit_before_the_publish_is_published_once_by_
     world = World()
     request_id = await world.submit()
 
+    crashed: list[str] = []
+
     def crash(message: EventMessage) -> None:
+        crashed.append(message.event_id)
         raise Crash("the process died before publishing")
 
     real = world.event_publisher.publish
     world.event_publisher.publish = crash  # type: ignore[method-assign]
+    # the publish runs after the callback's answer, and the process dies there
     with pytest.raises(Crash):
         await world.callback(request_id, CallbackEvent.FAILED, failure=PROVIDER_DOWN)
     world.event_publisher.publish = real  # type: ignore[method-assign]
+    assert crashed and world.event_publisher.published == []
     assert world.db.request(request_id).status.value == "FAILED"  # committed before the crash
 
     await world.recovery.sweep()

@@ -124,8 +124,9 @@ class World:
         return (await self.generations.submit(USER, command, uuid.uuid4().hex)).id
 
     async def callback(self, request_id: str, event: CallbackEvent, **fields: object) -> str:
+        """n8n's callback, and the result events it made published (in the background)."""
         job = self.publisher.jobs_for(request_id)[-1]
-        return await self.callbacks.handle(
+        outcome = await self.callbacks.handle(
             CallbackReport(
                 webhook_id=f"msg_{uuid.uuid4().hex}",
                 event=event,
@@ -134,6 +135,8 @@ class World:
                 **fields,  # type: ignore[arg-type]
             )
         )
+        await self.events.settle()
+        return outcome
 
     async def samples_arrive(self, request_id: str) -> None:
         samples = (Sample("s1", "https://assets.test/1.png"), Sample("s2", "https://a.test/2"))

@@ -113,7 +113,7 @@ class CallbackService:
                 applied.notifications.append(_refunded(applied.request, result.receipt.amount))
         if self._events is not None and applied.outcome is CallbackOutcome.APPLIED:
             assert applied.request is not None
-            await self._events.after_commit(applied.request.id)
+            self._events.schedule(applied.request.id)
         if applied.copies and self._assets is not None:
             # n8n is answered now; the user is told once our copies are stored
             self._assets.after_commit(applied.copies, applied.notifications)

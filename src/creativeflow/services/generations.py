@@ -507,7 +507,7 @@ class GenerationService:
             await self._db.run(
                 lambda repo: self._close_unpaid(repo, step, outcome, fail_request_on_error)
             )
-            await self._publish_events(step, fail_request_on_error)
+            self._publish_events(step, fail_request_on_error)
             if outcome.refusal is not None:
                 raise outcome.refusal
             assert outcome.fault is not None
@@ -528,13 +528,13 @@ class GenerationService:
             )
             return dispatched
         await self._compensate(step, outcome, fail_request_on_error, failure)
-        await self._publish_events(step, fail_request_on_error)
+        self._publish_events(step, fail_request_on_error)
         raise failure
 
-    async def _publish_events(self, step: PaidStep, failed_request: bool) -> None:
+    def _publish_events(self, step: PaidStep, failed_request: bool) -> None:
         """A paid step that failed its request wrote an AIGenerationFailed event."""
         if self._events is not None and failed_request:
-            await self._events.after_commit(step.request.id)
+            self._events.schedule(step.request.id)
 
     def _with_granted_model(self, step: PaidStep, receipt: CreditReceipt) -> PaidStep:
         """The step whose job names the model Odoo's debit granted, before it is published."""

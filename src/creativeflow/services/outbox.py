@@ -6,8 +6,9 @@ always leaves its event behind, whatever happens to the process next. The relay 
 them. The rules (also in docs/decisions.md, "Result events from the outbox"):
 
 1. Right after a change that may have made a result event commits (a callback, a failed paid
-   step), :meth:`EventRelay.after_commit` publishes that request's pending events; the recovery
-   sweep (in process and ``creativeflow sweep``) publishes every one still pending, oldest first.
+   step), :meth:`EventRelay.schedule` publishes that request's pending events in the background
+   (the callback's answer does not wait for the broker's confirm); the recovery sweep (in
+   process and ``creativeflow sweep``) publishes every one still pending, oldest first.
 2. Events are taken ``FOR UPDATE SKIP LOCKED`` in the transaction that marks them published: two
    relays (two replicas, or a callback and a sweep) never hold the same event, so they never
    publish it concurrently.
@@ -69,6 +70,7 @@ class EventRelay:
         self._probing = False  # a relay after a commit is trying the broker again
         self._concurrency = concurrency
         self._slots: tuple[asyncio.AbstractEventLoop, asyncio.Semaphore] | None = None
+        self._running: set[asyncio.Task[RelayReport]] = set()
 
     @property
     def publisher(self) -> EventPublisher:
@@ -78,6 +80,22 @@ class EventRelay:
     def batch(self) -> int:
         """The most events one relay takes."""
         return self._batch
+
+    def schedule(self, request_id: str) -> None:
+        """Publish ``request_id``'s pending events in the background, off the path of the
+        answer to whoever made the change (what is not published stays pending for the sweep)."""
+        task = asyncio.get_running_loop().create_task(self.after_commit(request_id))
+        self._running.add(task)
+        task.add_done_callback(self._running.discard)
+
+    async def settle(self) -> None:
+        """Wait for the publishes :meth:`schedule` started (before the publisher closes). What
+        killed one and no ``except Exception`` may catch (the process ending) is raised here."""
+        while self._running:
+            done = await asyncio.gather(*list(self._running), return_exceptions=True)
+            for outcome in done:
+                if isinstance(outcome, BaseException) and not isinstance(outcome, Exception):
+                    raise outcome
 
     async def after_commit(self, request_id: str) -> RelayReport:
         """Publish ``request_id``'s pending events now. Never raises: what is not published
