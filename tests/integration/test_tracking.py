@@ -18,6 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from creativeflow.adapters.tracking.database import DatabaseConfig, TrackingDatabase
 from creativeflow.adapters.tracking.migrate import downgrade, upgrade
 from creativeflow.adapters.tracking.repository import EVENTS_CHANNEL, TrackingRepository
+from creativeflow.domain.client_webhooks import ClientWebhookStatus
 from creativeflow.domain.events import EventType, RequestEvent
 from creativeflow.domain.model import CreditOperation, GenerationRequest
 from creativeflow.domain.states import CreditOperationKind, CreditOperationStatus, Status
@@ -388,3 +389,49 @@ def test_a_job_granted_its_model_is_stored_with_it_and_its_request_keeps_it(
     assert found.status is JobStatus.PUBLISHED
     assert found.payload == {"model": "creativeflow-draft-v1", "parameters": {"prompt": "p"}}
     assert again.model == "creativeflow-draft-v1"
+
+
+def test_a_client_webhook_is_claimed_by_one_at_a_time_and_its_cursor_never_goes_back(
+    db: TrackingDatabase,
+) -> None:
+    request = a_request()
+    hook = "https://client.example/hooks"
+
+    def submit(repo: TrackingRepository) -> None:
+        repo.add_request(request)
+        repo.add_client_webhook(request.id, request.user_id, hook, NOW)
+
+    db.run_sync(submit)
+    first_event = db.run_sync(lambda repo: repo.events_after(request.id, 0, 1))[0].id or 0
+    lease = NOW + timedelta(minutes=2)
+    claimed = db.run_sync(lambda repo: repo.claim_client_webhooks(NOW, lease, 10, request.id))
+    assert [(c.request_id, c.url, c.delivered_through) for c in claimed] == [(request.id, hook, 0)]
+    # while the lease runs nobody else gets it, whether or not it names the request
+    assert db.run_sync(lambda repo: repo.claim_client_webhooks(NOW, lease, 10)) == []
+    # a claim that holds the row locked makes another claim skip it, not wait
+    with db.session() as holding, holding.begin():
+        TrackingRepository(holding).claim_client_webhooks(lease, lease, 10, request.id)
+        assert db.run_sync(lambda repo: repo.claim_client_webhooks(lease, lease, 10)) == []
+
+    def settle(through: int) -> None:
+        db.run_sync(
+            lambda repo: repo.settle_client_webhook(
+                request.id,
+                delivered_through=through,
+                attempts=0,
+                status=ClientWebhookStatus.ACTIVE,
+                next_attempt_at=NOW,
+                last_error=None,
+            )
+        )
+
+    settle(first_event)
+    settle(0)  # a late settle of a lease that ran out: the cursor stays
+    charged = RequestEvent(request.id, request.user_id, EventType.CREDITS_CHARGED, NOW, "c-1")
+    db.run_sync(lambda repo: repo.add_events([charged]))
+    again = db.run_sync(lambda repo: repo.claim_client_webhooks(NOW, lease, 10, request.id))
+    assert [c.delivered_through for c in again] == [first_event]
+    last = db.run_sync(lambda repo: repo.events_after(request.id, 0, 100))[-1].id or 0
+    settle(last)
+    # caught up: nothing to post, nothing claimed
+    assert db.run_sync(lambda repo: repo.claim_client_webhooks(NOW, lease, 10, request.id)) == []

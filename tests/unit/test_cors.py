@@ -67,3 +67,17 @@ def test_an_origin_not_listed_gets_no_cors_headers() -> None:
 def test_a_malformed_origin_is_refused_at_start(origin: str) -> None:
     with pytest.raises(ValidationError, match="CORS_ALLOWED_ORIGINS"):
         Settings(_env_file=None, environment="test", cors_allowed_origins_value=origin)  # type: ignore[call-arg]
+
+
+def test_a_listed_origin_may_resume_an_event_stream() -> None:
+    listed = client(cors_allowed_origins_value=APP_ORIGIN)
+    answer = listed.options(
+        "/api/v1/generations/r-1/events",
+        headers={
+            "Origin": APP_ORIGIN,
+            "Access-Control-Request-Method": "GET",
+            "Access-Control-Request-Headers": "authorization, last-event-id",
+        },
+    )
+    assert answer.status_code == 200
+    assert "last-event-id" in answer.headers["access-control-allow-headers"].lower()

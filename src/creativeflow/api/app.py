@@ -121,7 +121,14 @@ def _allow_browsers(app: FastAPI, origins: tuple[str, ...]) -> None:
         CORSMiddleware,
         allow_origins=list(origins),
         allow_methods=["GET", "POST"],
-        allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "X-Request-ID"],
+        # Last-Event-ID: a browser resuming a live event stream sends it
+        allow_headers=[
+            "Authorization",
+            "Content-Type",
+            "Idempotency-Key",
+            "Last-Event-ID",
+            "X-Request-ID",
+        ],
         expose_headers=["Location", "Retry-After", "X-Request-ID", "Idempotent-Replayed"],
         max_age=600,
     )
