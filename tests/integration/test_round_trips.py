@@ -35,7 +35,13 @@ from creativeflow.webhook_signature import signed_headers
 from creativeflow_devstack.notification_sink import NotificationStore, create_sink_app
 from creativeflow_devstack.odoo_emulator import OdooEmulator
 from creativeflow_devstack.stack import serve_in_thread
-from tests.e2e.conftest import declare_tap, delete_rabbit_names, free_port, stack_settings
+from tests.e2e.conftest import (
+    declare_tap,
+    delete_rabbit_names,
+    free_port,
+    stack_settings,
+    wait_for,
+)
 from tests.integration.rabbit_support import RABBITMQ_URL
 
 GATEWAY_SECRET = "round-trips-gateway-secret"
@@ -93,6 +99,9 @@ class RoundTripStack:
         self.emulator.reset_counters()
         counter.reset()
         operation()
+        # the result events' publish runs right after the answer: counted once it has finished
+        relay = self.app.state.container.event_relay
+        wait_for(lambda: relay is None or relay.in_flight == 0)
         published = self.tapped()
         counts = Counts(self.emulator.request_count(), counter.transactions, len(published))
         return counts, published

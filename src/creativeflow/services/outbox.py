@@ -88,6 +88,11 @@ class EventRelay:
         self._running.add(task)
         task.add_done_callback(self._running.discard)
 
+    @property
+    def in_flight(self) -> int:
+        """Publishes :meth:`schedule` started that have not finished."""
+        return len(self._running)
+
     async def settle(self) -> None:
         """Wait for the publishes :meth:`schedule` started (before the publisher closes). What
         killed one and no ``except Exception`` may catch (the process ending) is raised here."""
