@@ -43,7 +43,7 @@ from sqlalchemy.engine import make_url
 from bench.load import Recording
 from creativeflow.adapters.odoo import OdooClient, OdooConfig
 from creativeflow.adapters.rabbitmq.config import RabbitConfig, connection_parameters
-from creativeflow.adapters.rabbitmq.publisher import encode_job, job_properties
+from creativeflow.adapters.rabbitmq.publisher import job_properties
 from creativeflow.domain.jobs import Stage
 from creativeflow.domain.model import GenerationRequest, Job
 from creativeflow.domain.states import Status
@@ -170,7 +170,7 @@ class BarePipeline:
         self._channel.basic_publish(
             self._rabbit.exchange,
             self._rabbit.routing_key,
-            encode_job(message),
+            message.encode(),
             properties=job_properties(message, self._rabbit.connection_name, time.time()),
             mandatory=True,
         )

@@ -15,8 +15,10 @@ the notification sink and the API, each in its own process), then runs, in order
    (``bench.bare``), in the first round the use case without HTTP (``bench.direct``), then the
    service, at the same concurrency; the full run adds 8 and 64 clients;
 4. submits in the open model (fixed arrival rates, fractions of the 32-client throughput);
-5. callbacks (``samples_ready`` for jobs the submits created): closed 1 and 32 clients, and an
-   open model at three times the submit throughput;
+5. callbacks (``samples_ready`` for jobs the submits created): closed 1 and 32 clients, the same
+   with result events off (the API restarted with ``EVENTS_ENABLED=false``: what publishing each
+   result to the events exchange costs a callback), and an open model at three times the submit
+   throughput;
 6. 30 ms of emulator latency: the bare pipeline at 1 and 32 clients, the service at 1 and 32
    (and 8 and 64 in the full run);
 7. with ``--memory``: a fresh API process, submits and their callbacks, RSS sampled.
@@ -620,6 +622,8 @@ def _throughput_phases(bench: Bench, plan: Plan, profile: str | None, log_dir: P
     allotment = {
         "c1": int(window * 250),
         "c32": int(window * max(6 * top, 600)),
+        "c1_off": int(window * 250),
+        "c32_off": int(window * max(6 * top, 600)),
         "open": int(callback_rate * window * 1.05) + 50,
     }
     jobs = bench.prepare_jobs(sum(allotment.values()))
@@ -632,6 +636,16 @@ def _throughput_phases(bench: Bench, plan: Plan, profile: str | None, log_dir: P
             bench.service_closed("callback_c32", callback_operation(signed), 32, kind="callback")
     else:
         bench.service_closed("callback_c32", callback_operation(signed), 32, kind="callback")
+    # the same callbacks with result events off, side by side (their events stay in the outbox;
+    # no sweep runs in the benchmark)
+    stack.start_api({**API_SETTINGS, "EVENTS_ENABLED": "false"})
+    bench.log(f"API restarted at {stack.api_url} with result events off")
+    off_one = sign_callbacks(bench.take_jobs(jobs, allotment["c1_off"]), "samples_ready")
+    bench.service_closed("callback_c1_events_off", callback_operation(off_one), 1, kind="callback")
+    off_32 = sign_callbacks(bench.take_jobs(jobs, allotment["c32_off"]), "samples_ready")
+    bench.service_closed("callback_c32_events_off", callback_operation(off_32), 32, kind="callback")
+    stack.start_api(API_SETTINGS)
+    bench.log(f"API restarted at {stack.api_url} with {stack.api_settings}")
     paced = sign_callbacks(bench.take_jobs(jobs, allotment["open"]), "samples_ready")
     bench.service_open(
         "callback_open_3x",

@@ -301,6 +301,7 @@ def _wire(settings: Settings, adapters: Adapters, metrics: Metrics | None = None
             clock,
             batch=settings.events_relay_batch,
             pause_after_failure=timedelta(seconds=settings.events_retry_after_seconds),
+            concurrency=events_config(settings).publish_workers,
         )
         if adapters.events is not None
         else None

@@ -18,7 +18,7 @@ from creativeflow.adapters.rabbitmq.events import PikaEventPublisher
 from creativeflow.bootstrap import events_config, rabbit_config
 from tests.cli_support import run_cli
 from tests.e2e.conftest import Stack, events_tap, wait_for, wait_for_status
-from tests.e2e.test_generation_flow import submit
+from tests.e2e.test_generation_flow import notified, submit
 from tests.integration.rabbit_support import channel, events_env
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -71,6 +71,8 @@ def test_samples_and_the_final_asset_are_each_published_once(stack: Stack) -> No
             f"/api/v1/generations/{request_id}/selection", json={"sample_id": chosen}
         ).is_success
         done = wait_for_status(client, request_id, "COMPLETED")
+    # the user is notified after the events went out: by then every delivery has arrived
+    wait_for(lambda: "generation.completed" in notified(stack, request_id))
     events = events_of(stack, request_id, 2)
     assert [e["event_type"] for e in events] == [
         "AIGenerationSamplesReady",
@@ -101,6 +103,7 @@ def test_a_failure_is_published_once_with_what_is_refunded(
     created = submit(stack, user, prompt=f"{trigger} a storm at sea")
     with stack.client(user) as client:
         failed = wait_for_status(client, created["id"], status)
+    wait_for(lambda: notified(stack, created["id"]))  # sent after the event went out
     [event] = events_of(stack, created["id"], 1)
     assert (event["event_type"], event["status"]) == ("AIGenerationFailed", status)
     assert event["failure"]["code"] == failed["failure"]["code"]

@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 import uuid
 from collections.abc import Iterator
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from importlib.resources import files
 from typing import Any
 
@@ -323,3 +324,70 @@ def test_a_replayed_result_goes_out_again_and_a_status_set_pending_by_hand_is_cl
     first, again = drain(consumer)
     assert first.properties.message_id == again.properties.message_id
     assert own_database.run_sync(lambda repo: repo.lock_pending_events(10)) == []
+
+
+class StuckBroker:
+    """An events exchange that takes each publish and, once the test lets it go, fails it (a
+    broker that stopped answering, until its timeout)."""
+
+    def __init__(self) -> None:
+        self.entered = threading.Semaphore(0)
+        self.release = threading.Event()
+        self.attempts = 0
+        self._lock = threading.Lock()
+
+    def publish(self, message: EventMessage) -> None:
+        with self._lock:
+            self.attempts += 1
+        self.entered.release()
+        self.release.wait(30)
+        raise BrokerUnreachable("no confirmation", job_id=message.event_id)
+
+    async def aclose(self) -> None:
+        """Nothing to release."""
+
+
+class StepClock:
+    def __init__(self) -> None:
+        self.at = AT
+
+    def now(self) -> datetime:
+        return self.at
+
+
+def test_a_broker_that_stops_answering_holds_two_connections_then_one_probe(
+    own_database: TrackingDatabase,
+) -> None:
+    """Callbacks in flight when the broker stops answering: two relays wait for it (two database
+    connections), the others leave their events to the sweep at once; after the pause a single
+    relay tries the broker again while the rest still do not."""
+    requests = [a_request() for _ in range(6)]
+    failed = {"status": "FAILED", "category": "platform", "code": "x", "message": "m"}
+
+    def store(repo: Any) -> None:
+        for request in requests:
+            repo.add_request(request)
+            repo.add_events([RequestEvent(request.id, "u-1", EventType.FAILED, AT, "c-1", failed)])
+
+    own_database.run_sync(store)
+    broker = StuckBroker()
+    clock = StepClock()
+    relay = EventRelay(own_database, broker, clock, pause_after_failure=timedelta(seconds=30))
+
+    async def callbacks_at_once(ids: list[str], in_the_broker: int) -> None:
+        tasks = [asyncio.create_task(relay.after_commit(i)) for i in ids]
+        for _ in range(in_the_broker):  # these have reached the broker and wait in it
+            assert await asyncio.to_thread(broker.entered.acquire, True, 10)
+        broker.release.set()
+        reports = await asyncio.gather(*tasks)
+        assert sum(r.failed for r in reports) == in_the_broker
+        assert sum(r.published for r in reports) == 0
+        broker.release.clear()
+
+    asyncio.run(callbacks_at_once([r.id for r in requests], in_the_broker=2))
+    assert broker.attempts == 2
+    clock.at += timedelta(seconds=31)
+    asyncio.run(callbacks_at_once([r.id for r in requests], in_the_broker=1))
+    assert broker.attempts == 3
+    pending = own_database.run_sync(lambda repo: repo.lock_pending_events(100))
+    assert len(pending) == 6  # every event still waits for the sweep

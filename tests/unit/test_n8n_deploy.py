@@ -109,3 +109,23 @@ def test_one_toggle_asks_n8n_for_error_details_and_the_orchestrator_to_log_them(
     logging = default_of(orchestrator["ENABLE_DETAILED_N8N_ERROR_LOGGING"])
     assert default_of(n8n["CREATIVEFLOW_DETAILED_N8N_ERRORS"]) == logging
     assert logging == ("ENABLE_DETAILED_N8N_ERROR_LOGGING", "false")
+
+
+def test_one_toggle_sends_results_by_queue_on_both_sides(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    """The orchestrator consumes the results queue exactly when n8n's workflow publishes there,
+    and the workflow's default exchange and routing key are the orchestrator's."""
+    orchestrator, n8n = env(services["orchestrator"]), env(services["n8n"])
+    toggle = default_of(orchestrator["ENABLE_N8N_RESULTS_QUEUE"])
+    assert default_of(n8n["CREATIVEFLOW_RESULTS_BY_QUEUE"]) == toggle
+    assert toggle == ("ENABLE_N8N_RESULTS_QUEUE", "false")
+    for path in (QUEUE_WORKFLOW, WEBHOOK_WORKFLOW):
+        [publish] = [
+            n for n in json.loads(path.read_text())["nodes"] if n["name"] == "Publish result"
+        ]
+        parameters = publish["parameters"]
+        exchange = orchestrator["RABBITMQ_GENERATION_EXCHANGE"]
+        routing_key = orchestrator["RABBITMQ_N8N_RESULTS_ROUTING_KEY"]
+        assert parameters["exchange"].endswith(f"|| '{exchange}' }}}}"), path.name
+        assert parameters["routingKey"].endswith(f"|| '{routing_key}' }}}}"), path.name

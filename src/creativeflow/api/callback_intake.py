@@ -139,8 +139,10 @@ class QueuedResultIntake:
       does not fit the job: a 404 or 409 over HTTP): dead-lettered, logged with the reason only;
     - applied, duplicate, late, or a webhook-id already received: acked (the change committed
       before, or there is none to make);
-    - anything else (the database or Odoo unreachable, the job's dispatch not recorded yet, a
-      bug): retried later, the callback's own transaction having rolled back.
+    - anything else (the database unreachable, the job's dispatch not recorded yet, a bug):
+      retried later, the callback's own transaction having rolled back. Odoo unreachable is not
+      a reason: a refund is journaled with the change and settled by recovery when Odoo does not
+      take it at once, so the message is acked.
     """
 
     def __init__(

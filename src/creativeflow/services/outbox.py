@@ -16,11 +16,17 @@ them. The rules (also in docs/decisions.md, "Result events from the outbox"):
    ``message_id``): delivery is at least once, and consumers de-duplicate on it.
 4. A failed publish stops the batch (the events behind it stay pending, so a request's events go
    out in their order) and, for a while, the relays right after commits: callbacks are not kept
-   waiting by a broker that is down; the sweep keeps trying on its own schedule.
+   waiting by a broker that is down; the sweep keeps trying on its own schedule. After the
+   pause one relay after a commit tries again (the others still leave their events to the
+   sweep) until a publish is confirmed.
+5. At most ``concurrency`` relays after commits run at once (the publisher's threads): each holds
+   a database connection while the broker confirms, so a broker that stops answering holds that
+   many, never the whole pool.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -49,15 +55,20 @@ class EventRelay:
         *,
         batch: int = 100,
         pause_after_failure: timedelta = timedelta(seconds=30),
+        concurrency: int = 2,
     ) -> None:
-        if batch < 1:
-            raise ValueError("batch must be at least 1")
+        if batch < 1 or concurrency < 1:
+            raise ValueError("batch and concurrency must be at least 1")
         self._db = db
         self._publisher = publisher
         self._clock = clock
         self._batch = batch
         self._pause_after_failure = pause_after_failure
         self._paused_until: datetime | None = None
+        self._failing = False  # the last publish failed
+        self._probing = False  # a relay after a commit is trying the broker again
+        self._concurrency = concurrency
+        self._slots: tuple[asyncio.AbstractEventLoop, asyncio.Semaphore] | None = None
 
     @property
     def publisher(self) -> EventPublisher:
@@ -71,8 +82,27 @@ class EventRelay:
     async def after_commit(self, request_id: str) -> RelayReport:
         """Publish ``request_id``'s pending events now. Never raises: what is not published
         here stays pending for the sweep."""
-        if self._paused_until is not None and self._clock.now() < self._paused_until:
-            return RelayReport()
+        if self._failing:
+            paused = self._paused_until is not None and self._clock.now() < self._paused_until
+            if paused or self._probing:
+                return RelayReport()
+            self._probing = True  # one relay finds out whether the broker is back
+            try:
+                return await self._relay(request_id)
+            finally:
+                self._probing = False
+        async with self._slots_of_this_loop():
+            if self._failing:  # it failed while this one waited
+                return RelayReport()
+            return await self._relay(request_id)
+
+    def _slots_of_this_loop(self) -> asyncio.Semaphore:
+        loop = asyncio.get_running_loop()
+        if self._slots is None or self._slots[0] is not loop:
+            self._slots = (loop, asyncio.Semaphore(self._concurrency))
+        return self._slots[1]
+
+    async def _relay(self, request_id: str) -> RelayReport:
         try:
             return await self._db.run(lambda repo: self._publish(repo, request_id))
         except Exception:
@@ -83,10 +113,7 @@ class EventRelay:
 
     async def publish_batch(self) -> RelayReport:
         """One batch of the oldest pending events of any request (the sweep's step)."""
-        report = await self._db.run(lambda repo: self._publish(repo, None))
-        if report.failed == 0 and report.taken:
-            self._paused_until = None
-        return report
+        return await self._db.run(lambda repo: self._publish(repo, None))
 
     def _publish(self, repo: Tracking, request_id: str | None) -> RelayReport:
         report = RelayReport()
@@ -105,6 +132,7 @@ class EventRelay:
                 self._publisher.publish(message)
             except DispatchUnavailable as fault:
                 report.failed += 1
+                self._failing = True
                 self._paused_until = self._clock.now() + self._pause_after_failure
                 log.warning(
                     "event %s (%s) was not published: %s; it stays pending",
@@ -114,9 +142,10 @@ class EventRelay:
                     extra={"request_id": event.request_id},
                 )
                 break
+            self._failing = False
             repo.mark_event_published(event.id, self._clock.now())
             report.published += 1
-            log.info(
+            log.debug(
                 "event %s (%s) published",
                 message.event_id,
                 message.event_type,
