@@ -113,12 +113,12 @@ class ClientWebhookDelivery:
     async def _deliver(self, hook: ClientWebhook) -> int:
         def read(repo: Tracking) -> tuple[list[RequestEvent], list[StoredAsset]]:
             events = repo.events_after(hook.request_id, hook.delivered_through, self._config.batch)
-            if not any(event.type.carries_assets for event in events):
+            if self._assets is None or not any(e.type.carries_assets for e in events):
                 return events, []
             return events, repo.stored_assets_for_requests([hook.request_id])
 
         events, assets = await self._db.run(read)
-        links = self._assets.links(assets) if self._assets is not None and assets else {}
+        links = self._assets.links(assets) if self._assets is not None else {}
         through, error, accepted = hook.delivered_through, None, 0
         for event in render_events(events, links):
             assert event.id is not None

@@ -109,12 +109,14 @@ def _read_after(
     limit: int,
     user_id: str | None = None,
     final_copy_wait: tuple[datetime, timedelta] | None = None,
+    stored_copies: bool = False,
 ) -> _Read | None:
     """The events after ``after``, and whether any can follow them. The status, the journal
     and the final copy are read before the events: a change and its events commit together,
     so an ended request read here has all its events in the read that follows. With
     ``final_copy_wait`` (now, how long), a completed request whose final asset's copy is
-    pending and was planned less than that long ago has not finished."""
+    pending and was planned less than that long ago has not finished. With ``stored_copies``
+    (assets are copied), the request's stored assets come with events that name assets."""
     request = repo.get_request(request_id)
     if request is None or (user_id is not None and request.user_id != user_id):
         return None
@@ -134,7 +136,7 @@ def _read_after(
             )
     events = repo.events_after(request_id, after, limit)
     assets = None
-    if any(event.type.carries_assets for event in events):
+    if stored_copies and any(event.type.carries_assets for event in events):
         # after the events: a copy stored since is linked too
         assets = repo.stored_assets_for_requests([request_id])
     return _Read(events, finished, assets)
@@ -205,6 +207,7 @@ class LiveEvents:
                     limit=self.limits.batch,
                     user_id=user_id,
                     final_copy_wait=self._final_copy_wait(),
+                    stored_copies=self._assets is not None,
                 )
             )
         except BaseException:
@@ -251,6 +254,7 @@ class LiveEvents:
                 after=after,
                 limit=self.limits.batch,
                 final_copy_wait=self._final_copy_wait(),
+                stored_copies=self._assets is not None,
             )
         )
         return self._rendered(read) if read is not None else _Read([], True)
@@ -261,10 +265,9 @@ class LiveEvents:
         return self._clock.now(), timedelta(seconds=self.limits.final_copy_wait_seconds)
 
     def _rendered(self, read: _Read) -> _Read:
-        """The read's events with their assets' links, made now (outside the transaction)."""
-        if read.assets is None:
-            return read
-        links = self._assets.links(read.assets) if self._assets is not None else {}
+        """The read's events with their assets' links, made now (outside the transaction); the
+        provider's URLs when assets are not copied."""
+        links = self._assets.links(read.assets) if self._assets is not None and read.assets else {}
         return _Read(render_events(read.events, links), read.finished)
 
 
