@@ -308,7 +308,6 @@ def _wire(settings: Settings, adapters: Adapters, metrics: Metrics | None = None
         if adapters.events is not None
         else None
     )
-    live_events = LiveEvents(db, stream_limits(settings))
     assets = None
     if adapters.storage is not None and adapters.fetcher is not None:
         assets = AssetKeeper(
@@ -321,6 +320,7 @@ def _wire(settings: Settings, adapters: Adapters, metrics: Metrics | None = None
             credits=credits,
             observe=metrics.asset_copy if metrics is not None else None,
         )
+    live_events = LiveEvents(db, stream_limits(settings), assets=assets, clock=clock)
     callbacks = CallbackService(
         db,
         refunder,
@@ -335,7 +335,7 @@ def _wire(settings: Settings, adapters: Adapters, metrics: Metrics | None = None
     webhooks = None
     if adapters.webhook_sender is not None:
         webhooks = ClientWebhookDelivery(
-            db, adapters.webhook_sender, clock, client_webhook_config(settings)
+            db, adapters.webhook_sender, clock, client_webhook_config(settings), assets=assets
         )
 
     def on_events(request_id: str) -> None:

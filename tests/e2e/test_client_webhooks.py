@@ -9,6 +9,7 @@ import json
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,6 +20,7 @@ from pydantic import SecretStr
 
 from creativeflow.api.app import create_app
 from creativeflow.domain.events import public_view
+from creativeflow.services.assets import render_events
 from creativeflow.webhook_signature import verify
 from creativeflow_devstack.stack import serve_in_thread
 from tests.e2e.conftest import GATEWAY_SECRET, Stack, free_port, wait_for, wait_for_status
@@ -60,6 +62,13 @@ class Receiver:
 
 @pytest.fixture(scope="module")
 def receiver() -> Iterator[Receiver]:
+    with serve_receiver() as state:
+        yield state
+
+
+@contextmanager
+def serve_receiver() -> Iterator[Receiver]:
+    """A client's webhook receiver on a port of its own, for as long as the block runs."""
     app = FastAPI()
     port = free_port()
     state = Receiver(f"http://127.0.0.1:{port}/hooks/creativeflow")
@@ -114,8 +123,10 @@ def replicas(stack: Stack) -> Iterator[list[Api]]:
 
 
 def stored(stack: Stack, request_id: str) -> list[dict[str, Any]]:
+    """The request's events as a client is sent them: this stack stores no copies, so each
+    asset is the provider's URL, said to be so (``url_source``)."""
     events = stack.container().db.run_sync(lambda repo: repo.events_after(request_id, 0, 1000))
-    return [json.loads(json.dumps(public_view(e))) for e in events]
+    return [json.loads(json.dumps(public_view(e))) for e in render_events(events, {})]
 
 
 def complete(client: httpx.Client, request_id: str) -> None:

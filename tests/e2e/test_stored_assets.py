@@ -6,13 +6,15 @@ storage, stopped and started again to make an outage).
 What a user and an operator notice: the view's links are ours once stored and download the very
 bytes the provider served; they keep working after the provider's URL expired; the final asset
 is recorded in Odoo; a storage outage serves the provider's URLs until the sweep copies each
-asset, once."""
+asset, once. The live stream and the client's webhook give our links too: a stored copy is an
+``asset_stored`` event, and the events that name assets are sent with the links made then."""
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
 import logging
+import threading
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,6 +24,7 @@ from typing import Any
 import httpx
 import pytest
 from moto.server import ThreadedMotoServer
+from pydantic import SecretStr
 
 from creativeflow.api.app import create_app
 from creativeflow.bootstrap import build_container
@@ -46,6 +49,10 @@ from tests.e2e.conftest import (
     wait_for,
     wait_for_status,
 )
+from tests.e2e.test_client_webhooks import SECRET as WEBHOOK_SECRET
+from tests.e2e.test_client_webhooks import Receiver, serve_receiver
+from tests.e2e.test_event_stream import Seen, as_pairs, read
+from tests.e2e.test_event_stream import stored as stored_events
 from tests.integration.rabbit_support import RABBITMQ_URL
 
 STORAGE_SECRET = "e2e-storage-secret-7f3a91"
@@ -136,6 +143,10 @@ def assets_stack(tracking_database_url: str) -> Iterator[AssetStack]:
                     s3_max_attempts=1,
                     asset_url_hosts_value="127.0.0.1",
                     asset_copy_retry_seconds=0,
+                    client_webhook_secret=SecretStr(WEBHOOK_SECRET),
+                    client_webhook_allow_private_hosts=True,
+                    client_webhook_sweep_seconds=0.2,
+                    client_webhook_retry_seconds=0.2,
                 )
                 ensure_bucket(S3Endpoint(storage.url), settings.s3_bucket)
                 tap_queue = f"e2e-assets.{tag}.tap"
@@ -311,3 +322,119 @@ def test_metrics_count_copies_by_role_and_outcome_and_the_pending_ones(
     # the flows above stored samples and a final asset, and met an outage
     assert counted[frozenset({'role="sample"', 'outcome="stored"'})] >= 1
     assert any(line.startswith("creativeflow_asset_copies_pending ") for line in lines)
+
+
+# --- our links in the live stream and the client's webhook -------------------------------------
+
+
+@pytest.fixture(scope="module")
+def receiver() -> Iterator[Receiver]:
+    with serve_receiver() as state:
+        yield state
+
+
+def _stream_client(stack: AssetStack, user: str) -> httpx.Client:
+    client = stack.client(user)
+    # the stack's keep-alive is 15 s: a wait for the sweep's copy is not a hang
+    client.timeout = httpx.Timeout(30.0, read=60.0)
+    return client
+
+
+def _stored_asset(stack: AssetStack, request_id: str, role: str, asset_id: str) -> StoredAsset:
+    [asset] = [
+        a
+        for a in stack.stored_assets(request_id)
+        if a.role.value == role and a.asset_id == asset_id
+    ]
+    return asset
+
+
+def _downloads_our_copy(
+    stack: AssetStack, request_id: str, role: str, linked: dict[str, Any]
+) -> None:
+    """``linked`` is our signed link to the copy, and it downloads the bytes the provider
+    served."""
+    asset = _stored_asset(stack, request_id, role, linked["id"])
+    assert linked["url_source"] == "storage" and linked["url_expires_at"]
+    assert linked["url"].startswith(f"{stack.storage.url}/{stack.settings.s3_bucket}/")
+    downloaded = httpx.get(linked["url"])
+    assert downloaded.status_code == 200
+    assert _sha256(downloaded.content) == asset.checksum_sha256 == linked["checksum_sha256"]
+
+
+def test_a_stream_followed_to_the_end_waits_for_the_final_copy_and_gets_our_link(
+    assets_stack: AssetStack, receiver: Receiver
+) -> None:
+    user = assets_stack.new_user(balance=100)
+    client = _stream_client(assets_stack, user)
+    answer = client.post(
+        "/api/v1/generations", json={**SUBMIT, "samples": 2, "webhook_url": receiver.url}
+    )
+    assert answer.status_code == 202, answer.text
+    request_id = answer.json()["id"]
+    wait_for_status(client, request_id, "AWAITING_SELECTION")
+    wait_for(lambda: _all_stored(client, request_id, "samples"))
+
+    followed: list[tuple[list[Seen], bool]] = []
+    follower = threading.Thread(target=lambda: followed.append(read(client, request_id)))
+    follower.start()
+    with assets_stack.storage.down():  # the final asset's first copy fails
+        selected = client.post(
+            f"/api/v1/generations/{request_id}/selection", json={"sample_id": "s1"}
+        )
+        assert selected.status_code == 202, selected.text
+        wait_for_status(client, request_id, "COMPLETED")
+        wait_for(lambda: _stored_asset(assets_stack, request_id, "final", "final").last_error)
+        assert _stored_asset(assets_stack, request_id, "final", "final").status is (
+            CopyStatus.PENDING
+        )
+        assert follower.is_alive(), "completed, its final copy pending: the stream waits"
+    assert assets_stack.sweep().assets_stored == 1
+    follower.join(timeout=60)
+    assert not follower.is_alive()
+    [(seen, ended)] = followed
+    assert ended, "the stream ends by itself once the final asset is stored"
+    assert as_pairs(seen) == stored_events(assets_stack, request_id)
+    copies = [
+        (s.data["data"]["role"], s.data["data"]["asset"]["id"])
+        for s in seen
+        if s.type == "asset_stored"
+    ]
+    # the samples' copies run side by side: either may be stored first
+    assert sorted(copies[:2]) == [("sample", "s1"), ("sample", "s2")]
+    assert copies[2:] == [("final", "final")]
+    final_ready = next(s for s in seen if s.type == "final_ready")
+    assert final_ready.data["data"]["asset"]["url_source"] == "provider", "sent before the copy"
+    assert seen[-1].type == "asset_stored"
+    _downloads_our_copy(assets_stack, request_id, "final", seen[-1].data["data"]["asset"])
+    # ... the very bytes the provider served
+    final = _stored_asset(assets_stack, request_id, "final", "final")
+    assert _sha256(httpx.get(final.source_url).content) == final.checksum_sha256
+
+    # a stream resumed from the start replays the result events with our links, made now
+    replayed, ended = read(client, request_id, headers={"Last-Event-ID": str(seen[0].id)})
+    assert ended
+    samples_ready = next(s for s in replayed if s.type == "samples_ready")
+    for sample in samples_ready.data["data"]["samples"]:
+        _downloads_our_copy(assets_stack, request_id, "sample", sample)
+    final_again = next(s for s in replayed if s.type == "final_ready")
+    _downloads_our_copy(assets_stack, request_id, "final", final_again.data["data"]["asset"])
+    # the journal keeps the provider's URLs as n8n reported them
+    [journal] = [
+        e
+        for e in assets_stack.container().db.run_sync(
+            lambda repo: repo.events_after(request_id, 0, 1000)
+        )
+        if e.type.value == "final_ready"
+    ]
+    assert journal.data["asset"]["url"] == final.source_url
+
+    # the client's webhook got the same events, the stored copies with our links
+    everything = stored_events(assets_stack, request_id)
+    wait_for(lambda: len(receiver.accepted(request_id)) >= len(everything))
+    posted = receiver.accepted(request_id)
+    assert [(e["id"], e["type"]) for e in posted] == everything
+    final_stored = posted[-1]
+    assert (final_stored["type"], final_stored["data"]["role"]) == ("asset_stored", "final")
+    _downloads_our_copy(assets_stack, request_id, "final", final_stored["data"]["asset"])
+    client.close()

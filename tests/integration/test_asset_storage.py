@@ -1,7 +1,7 @@
 """The asset adapters over real HTTP: the S3 adapter against an S3 server (moto's, the one the
 local stack runs), the download of provider URLs against real provider-style signed URLs and a
 plain HTTP server, and the stored_assets table on PostgreSQL (claims with SKIP LOCKED, an
-attempt that lost its lease changing nothing)."""
+attempt that lost its lease changing nothing, the asset_stored event a stored copy commits)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import io
 import threading
 import uuid
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -31,9 +32,11 @@ from creativeflow.domain.errors import (
     AssetSourceUnavailable,
     StorageUnavailable,
 )
+from creativeflow.domain.events import EventType
+from creativeflow.services.assets import AssetKeeper
 from creativeflow.services.ports import FetchedAsset
 from creativeflow_devstack.object_storage import ProviderAssets, S3Endpoint, png, s3_server
-from tests.integration.test_tracking import a_request
+from tests.integration.test_tracking import _listener, _notified, a_request
 
 NOW = datetime(2026, 12, 4, 12, 0, tzinfo=UTC)
 
@@ -375,3 +378,70 @@ def test_a_stored_final_asset_owed_to_odoo_is_claimed_once_until_recorded(
         "42",
         NOW,
     )
+
+
+class _FixedClock:
+    def now(self) -> datetime:
+        return NOW
+
+
+class _NoNotices:
+    def send(self, notification: Any) -> None:
+        raise AssertionError("copy() alone sends nothing")
+
+    async def aclose(self) -> None:
+        return None
+
+
+def test_a_stored_copy_commits_its_asset_stored_event_with_a_wake_up_and_no_outbox_row(
+    db: TrackingDatabase,
+    tracking_database_url: str,
+    storage: S3ObjectStorage,
+    provider: ProviderAssets,
+) -> None:
+    request = a_request()
+    copy = a_copy(request.id, request.user_id, "s1", NOW)
+    copy.source_url = provider.publish(f"{request.id}/sample-1.png", 32, 32)
+    copy.claim(NOW, timedelta(minutes=5))
+
+    def setup(repo: Any) -> None:
+        repo.add_request(request)
+        repo.add_stored_assets([copy])
+
+    db.run_sync(setup)
+    before = [e.id for e in db.run_sync(lambda repo: repo.events_after(request.id, 0, 100))]
+    listener = _listener(tracking_database_url)
+
+    async def attempt(asset: StoredAsset) -> Any:
+        fetcher = HttpAssetFetcher(FetchConfig(allowed_hosts=frozenset({"127.0.0.1"})))
+        keeper = AssetKeeper(db, fetcher, storage, _NoNotices(), _FixedClock())
+        try:
+            return await keeper.copy(asset)
+        finally:
+            await fetcher.aclose()
+
+    try:
+        late = copy_of(copy)
+        assert asyncio.run(attempt(copy)).stored == 1
+        assert _notified(listener) == [request.id]
+        events = db.run_sync(lambda repo: repo.events_after(request.id, max(before), 100))
+        assert [(e.type, e.data, e.correlation_id) for e in events] == [
+            (
+                EventType.ASSET_STORED,
+                {"role": "sample", "asset": {"id": "s1", "url": copy.source_url}},
+                request.correlation_id,
+            )
+        ]
+        # never on the events exchange: no outbox row waits for it
+        pending = db.run_sync(lambda repo: repo.lock_pending_events(1000, request.id))
+        assert events[0].id not in {e.id for e in pending}
+        # a second attempt that finds the copy saved writes no event
+        assert asyncio.run(attempt(late)).stored == 0
+        assert db.run_sync(lambda repo: repo.events_after(request.id, events[0].id or 0, 100)) == []
+        assert _notified(listener) == []
+    finally:
+        listener.close()
+
+
+def copy_of(asset: StoredAsset) -> StoredAsset:
+    return replace(asset)

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from .events import EventType, RequestEvent
 from .jobs import Stage
 from .model import GenerationRequest, Sample
 
@@ -243,3 +244,20 @@ def plan_copies(
         asset.claim(now, lease)
         planned.append(asset)
     return planned
+
+
+def asset_stored_event(asset: StoredAsset, correlation_id: str, at: datetime) -> RequestEvent:
+    """The event a stored copy adds to its request's journal, in the transaction that saves it:
+    its role and the asset as n8n reported it (its id and the provider's URL; the link to our
+    copy is made each time the event is sent)."""
+    return RequestEvent(
+        request_id=asset.request_id,
+        user_id=asset.user_id,
+        type=EventType.ASSET_STORED,
+        at=at,
+        correlation_id=correlation_id,
+        data={
+            "role": asset.role.value,
+            "asset": {"id": asset.asset_id, "url": asset.source_url},
+        },
+    )

@@ -28,14 +28,26 @@ class EventType(enum.StrEnum):
     FAILED = "failed"
     CREDITS_CHARGED = "credits_charged"
     CREDITS_REFUNDED = "credits_refunded"
+    # our copy of a sample or of the final asset was stored (a link that does not expire with
+    # the provider's): for the request's owner only, never on the events exchange
+    ASSET_STORED = "asset_stored"
 
     @property
     def is_published(self) -> bool:
         """Whether the event also goes to the events exchange, for the systems around us."""
         return self in _PUBLISHED
 
+    @property
+    def carries_assets(self) -> bool:
+        """Whether the event names assets, whose links are made when it is sent (the journal
+        keeps the provider's URLs as they were reported)."""
+        return self in _CARRYING_ASSETS
+
 
 _PUBLISHED = frozenset({EventType.SAMPLES_READY, EventType.FINAL_READY, EventType.FAILED})
+_CARRYING_ASSETS = frozenset(
+    {EventType.SAMPLES_READY, EventType.FINAL_READY, EventType.ASSET_STORED}
+)
 
 # what a request's arrival in a status tells besides the status itself
 _RESULT_OF = {

@@ -26,7 +26,7 @@ import asyncio
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from creativeflow.domain.assets import (
@@ -34,10 +34,12 @@ from creativeflow.domain.assets import (
     AssetRole,
     LinkKey,
     StoredAsset,
+    asset_stored_event,
     link_for,
     plan_copies,
 )
 from creativeflow.domain.errors import AssetCopyFailed, CreditServiceUnavailable, CreditsRefused
+from creativeflow.domain.events import EventType, RequestEvent
 from creativeflow.domain.generated_assets import GeneratedAsset
 from creativeflow.domain.jobs import Stage
 from creativeflow.domain.model import CreditOperation, GenerationRequest, Sample
@@ -202,7 +204,7 @@ class AssetKeeper:
             if asset.owes_record() and self._credits is not None:
                 asset.claim_record(now, self.config.lease)  # recorded right below
             outcome = "stored"
-        saved = await self._db.run(lambda repo: repo.save_stored_asset(asset))
+        saved = await self._db.run(lambda repo: _save(repo, asset, self._clock.now()))
         if not saved:
             return report  # another attempt finished first: its outcome stands
         if outcome == "stored":
@@ -349,6 +351,19 @@ def _generated_asset(repo: Tracking, asset: StoredAsset) -> GeneratedAsset:
     )
 
 
+def _save(repo: Tracking, asset: StoredAsset, now: datetime) -> bool:
+    """Save an attempt's outcome; a copy just stored adds its ``asset_stored`` event to the
+    request's journal in the same transaction (its commit wakes the live streams and the
+    client's webhook)."""
+    if not repo.save_stored_asset(asset):
+        return False
+    if asset.is_stored:
+        request = repo.get_request(asset.request_id)
+        if request is not None:
+            repo.add_events([asset_stored_event(asset, request.correlation_id, now)])
+    return True
+
+
 def _linked(
     role: AssetRole, asset: dict[str, Any], links: dict[LinkKey, AssetLink]
 ) -> dict[str, Any]:
@@ -357,11 +372,38 @@ def _linked(
     return {**asset, **link.to_dict()}
 
 
+def _data_with_links(
+    data: dict[str, Any], links: dict[LinkKey, AssetLink], role: AssetRole = AssetRole.FINAL
+) -> dict[str, Any]:
+    """``samples`` (samples) and ``asset`` (of ``role``) with the link users should follow."""
+    data = dict(data)
+    if isinstance(data.get("samples"), list):
+        data["samples"] = [
+            _linked(AssetRole.SAMPLE, s, links) if isinstance(s, dict) else s
+            for s in data["samples"]
+        ]
+    if isinstance(data.get("asset"), dict):
+        data["asset"] = _linked(role, data["asset"], links)
+    return data
+
+
 def with_links(notification: Notification, links: dict[LinkKey, AssetLink]) -> Notification:
     """The notification with each asset's URL replaced by the link users should follow."""
-    data = dict(notification.data)
-    if isinstance(data.get("samples"), list):
-        data["samples"] = [_linked(AssetRole.SAMPLE, s, links) for s in data["samples"]]
-    if isinstance(data.get("asset"), dict):
-        data["asset"] = _linked(AssetRole.FINAL, data["asset"], links)
-    return replace(notification, data=data)
+    return replace(notification, data=_data_with_links(notification.data, links))
+
+
+def render_events(
+    events: Sequence[RequestEvent], links: dict[LinkKey, AssetLink]
+) -> list[RequestEvent]:
+    """Each event that names assets with their links from ``links`` (stored: our signed link,
+    ``url_source`` storage; else the provider's URL, ``url_source`` provider); the others as
+    they are."""
+    rendered = []
+    for event in events:
+        if event.type.carries_assets:
+            role = AssetRole.FINAL
+            if event.type is EventType.ASSET_STORED and event.data.get("role") == "sample":
+                role = AssetRole.SAMPLE
+            event = replace(event, data=_data_with_links(event.data, links, role))
+        rendered.append(event)
+    return rendered

@@ -8,7 +8,8 @@ and after a crash. Either way the webhook is first claimed in a short transactio
 (``FOR UPDATE SKIP LOCKED``, then ``lease_until``) that no other replica takes while it runs, so
 no connection or row lock is held during the posts. The posts go one event at a time, in id
 order, and stop at the first one not accepted; how far they got is recorded when the lease
-ends.
+ends. The events that name assets are posted with their links made at the post (our signed
+link once the copy is stored, else the provider's URL), as the live streams send them.
 """
 
 from __future__ import annotations
@@ -18,7 +19,9 @@ import json
 import logging
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
+from creativeflow.domain.assets import StoredAsset
 from creativeflow.domain.client_webhooks import (
     ClientWebhook,
     ClientWebhookStatus,
@@ -26,9 +29,13 @@ from creativeflow.domain.client_webhooks import (
     DeliveryRules,
     message_id,
 )
-from creativeflow.domain.events import public_view
+from creativeflow.domain.events import RequestEvent, public_view
 
+from .assets import render_events
 from .ports import ClientWebhookSender, Clock, Tracking, TrackingStore
+
+if TYPE_CHECKING:
+    from .assets import AssetKeeper
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +56,10 @@ class ClientWebhookDelivery:
         sender: ClientWebhookSender,
         clock: Clock,
         config: ClientWebhookConfig,
+        *,
+        assets: AssetKeeper | None = None,
     ) -> None:
+        self._assets = assets
         self._db = db
         self._sender = sender
         self._clock = clock
@@ -101,13 +111,16 @@ class ClientWebhookDelivery:
         return sum(delivered)
 
     async def _deliver(self, hook: ClientWebhook) -> int:
-        events = await self._db.run(
-            lambda repo: repo.events_after(
-                hook.request_id, hook.delivered_through, self._config.batch
-            )
-        )
+        def read(repo: Tracking) -> tuple[list[RequestEvent], list[StoredAsset]]:
+            events = repo.events_after(hook.request_id, hook.delivered_through, self._config.batch)
+            if self._assets is None or not any(e.type.carries_assets for e in events):
+                return events, []
+            return events, repo.stored_assets_for_requests([hook.request_id])
+
+        events, assets = await self._db.run(read)
+        links = self._assets.links(assets) if self._assets is not None else {}
         through, error, accepted = hook.delivered_through, None, 0
-        for event in events:
+        for event in render_events(events, links):
             assert event.id is not None
             body = json.dumps(public_view(event), separators=(",", ":")).encode()
             try:

@@ -15,6 +15,15 @@ Rules:
   the cursor has been sent. A stream of such a request with nothing after the cursor is not
   opened at all (``None``: the API answers ``204``, which tells an ``EventSource`` to stop
   reconnecting).
+- A completed request's stream also stays open while its final asset's copy is pending, for
+  at most ``final_copy_wait_seconds`` after the copy was planned, so a client following to the
+  end gets the ``asset_stored`` event with our link; a copy that takes longer (a provider or
+  storage outage) ends the stream without it (the request's view, the notification and the
+  client's webhook give it once stored).
+- The events that name assets (``samples_ready``, ``final_ready``, ``asset_stored``) are sent
+  with the links of the request as the view gives them, made when they are sent: our signed
+  link once stored, else the provider's URL. The request's stored assets are read once per
+  batch that needs them, in the batch's transaction.
 - A stream lasts at most ``max_lifetime_seconds``; the client reconnects with its cursor.
 - At most ``max_streams`` streams are open in a process and ``max_streams_per_user`` for one
   user in a process (:class:`~creativeflow.domain.errors.TooManyEventStreams`,
@@ -31,7 +40,10 @@ import functools
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
+from creativeflow.domain.assets import AssetRole, CopyStatus, StoredAsset
 from creativeflow.domain.errors import (
     EventStreamsBusy,
     InvalidEventCursor,
@@ -39,9 +51,13 @@ from creativeflow.domain.errors import (
     TooManyEventStreams,
 )
 from creativeflow.domain.events import RequestEvent
-from creativeflow.domain.states import CreditOperationStatus
+from creativeflow.domain.states import CreditOperationStatus, Status
 
-from .ports import Tracking, TrackingStore
+from .assets import render_events
+from .ports import Clock, Tracking, TrackingStore
+
+if TYPE_CHECKING:
+    from .assets import AssetKeeper
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +73,9 @@ class StreamLimits:
     max_lifetime_seconds: float = 3600.0
     batch: int = 100  # events read per transaction
     retry_after_seconds: int = 10  # what a refused client is told to wait
+    # how long after its copy was planned a completed request's stream waits for its final
+    # asset to be stored
+    final_copy_wait_seconds: float = 120.0
 
 
 class KeepAlive:
@@ -72,19 +91,41 @@ KEEP_ALIVE = KeepAlive()
 class _Read:
     events: list[RequestEvent]
     finished: bool  # ended, nothing being settled: no event will follow these
+    # the request's stored assets, read after the events when one of them names assets
+    assets: list[StoredAsset] | None = None
+
+
+def _awaits_final_copy(assets: list[StoredAsset], now: datetime, wait: timedelta) -> bool:
+    return any(
+        a.role is AssetRole.FINAL and a.status is CopyStatus.PENDING and now < a.created_at + wait
+        for a in assets
+    )
 
 
 def _read_after(
-    repo: Tracking, request_id: str, after: int, limit: int, user_id: str | None = None
+    repo: Tracking,
+    request_id: str,
+    after: int,
+    limit: int,
+    user_id: str | None = None,
+    final_copy_wait: tuple[datetime, timedelta] | None = None,
+    stored_copies: bool = False,
 ) -> _Read | None:
-    """The events after ``after``, and whether any can follow them. The status and the journal
-    are read before the events: a change and its events commit together, so an ended request
-    read here has all its events in the read that follows."""
+    """The events after ``after``, and whether any can follow them. The status, the journal
+    and the final copy are read before the events: a change and its events commit together,
+    so an ended request read here has all its events in the read that follows. With
+    ``final_copy_wait`` (now, how long), a completed request whose final asset's copy is
+    pending and was planned less than that long ago has not finished. With ``stored_copies``
+    (assets are copied), the request's stored assets come with events that name assets."""
     request = repo.get_request(request_id)
     if request is None or (user_id is not None and request.user_id != user_id):
         return None
     settling = any(o.status in _SETTLING for o in repo.operations_for_request(request_id))
     finished = request.status.is_terminal and not settling
+    if finished and final_copy_wait is not None and request.status is Status.COMPLETED:
+        now, wait = final_copy_wait
+        if _awaits_final_copy(repo.stored_assets_for_requests([request_id]), now, wait):
+            finished = False
     if user_id is not None and after > 0:
         # the cursor must be one of this request's events: another request's id would skip
         # (or repeat) events without anybody noticing
@@ -93,16 +134,33 @@ def _read_after(
             raise InvalidEventCursor(
                 f"event {after} is not an event of request {request_id}", last_event_id=after
             )
-    return _Read(repo.events_after(request_id, after, limit), finished)
+    events = repo.events_after(request_id, after, limit)
+    assets = None
+    if stored_copies and any(event.type.carries_assets for event in events):
+        # after the events: a copy stored since is linked too
+        assets = repo.stored_assets_for_requests([request_id])
+    return _Read(events, finished, assets)
 
 
 class LiveEvents:
     """Open streams of this process, and the wake-ups that tell them to read again. Every
     method runs on the event loop's thread (the listener hands its wake-ups over to it)."""
 
-    def __init__(self, db: TrackingStore, limits: StreamLimits) -> None:
+    def __init__(
+        self,
+        db: TrackingStore,
+        limits: StreamLimits,
+        *,
+        assets: AssetKeeper | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        """``assets``: the keeper that links stored copies (None: assets are not copied, the
+        provider's URLs are given); ``clock``: with it, a completed request's stream waits for
+        its final copy (``final_copy_wait_seconds``)."""
         self._db = db
         self.limits = limits
+        self._assets = assets
+        self._clock = clock
         self._waiting: dict[str, set[asyncio.Event]] = collections.defaultdict(set)
         self._per_user: collections.Counter[str] = collections.Counter()
         self._open = 0
@@ -148,6 +206,8 @@ class LiveEvents:
                     after=after,
                     limit=self.limits.batch,
                     user_id=user_id,
+                    final_copy_wait=self._final_copy_wait(),
+                    stored_copies=self._assets is not None,
                 )
             )
         except BaseException:
@@ -159,7 +219,7 @@ class LiveEvents:
         if first.finished and not first.events:
             self.release(user_id, request_id, waiter)
             return None
-        return EventStream(self, user_id, request_id, after, first, waiter)
+        return EventStream(self, user_id, request_id, after, self._rendered(first), waiter)
 
     def _reserve(self, user_id: str) -> None:
         retry = self.limits.retry_after_seconds
@@ -189,10 +249,26 @@ class LiveEvents:
     async def read_after(self, request_id: str, after: int) -> _Read:
         read = await self._db.run(
             functools.partial(
-                _read_after, request_id=request_id, after=after, limit=self.limits.batch
+                _read_after,
+                request_id=request_id,
+                after=after,
+                limit=self.limits.batch,
+                final_copy_wait=self._final_copy_wait(),
+                stored_copies=self._assets is not None,
             )
         )
-        return read if read is not None else _Read([], True)
+        return self._rendered(read) if read is not None else _Read([], True)
+
+    def _final_copy_wait(self) -> tuple[datetime, timedelta] | None:
+        if self._assets is None or self._clock is None:
+            return None
+        return self._clock.now(), timedelta(seconds=self.limits.final_copy_wait_seconds)
+
+    def _rendered(self, read: _Read) -> _Read:
+        """The read's events with their assets' links, made now (outside the transaction); the
+        provider's URLs when assets are not copied."""
+        links = self._assets.links(read.assets) if self._assets is not None and read.assets else {}
+        return _Read(render_events(read.events, links), read.finished)
 
 
 class EventStream:

@@ -401,8 +401,10 @@ _EVENTS_EXAMPLE = (
     "credit movements, as Server-Sent Events; resumable with Last-Event-ID",
     responses={
         200: {
-            "description": "the events after the cursor, then each new one as it happens; the "
-            "stream ends once the request has ended and everything was sent",
+            "description": "the events after the cursor, then each new one as it happens; "
+            "samples and the final asset with the link to download them now (our copy once "
+            "stored, with asset_stored when it is); the stream ends once the request has ended "
+            "and everything was sent (a completed one's final copy awaited, two minutes at most)",
             "content": {
                 "text/event-stream": {"schema": {"type": "string"}, "example": _EVENTS_EXAMPLE}
             },
