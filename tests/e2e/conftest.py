@@ -9,6 +9,7 @@ import socket
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -230,6 +231,37 @@ def delete_rabbit_names(settings: Settings, tap_queue: str) -> None:
     delete_events(settings, events_tap(tap_queue))
 
 
+@contextmanager
+def api_and_simulator(
+    settings: Settings, api_port: int, tag: str, prefix: str, **simulator: Any
+) -> Iterator[tuple[Any, str, N8nSimulator]]:
+    """The API on ``settings`` at ``api_port``, a tap queue on its job exchange and the n8n
+    simulator consuming its jobs (``simulator``: more of its options); the broker's names are
+    deleted afterwards. Yields the app, the tap queue and the simulator."""
+    tap_queue = f"{prefix}.{tag}.tap"
+    app = create_app(settings)
+    try:
+        with serve_in_thread(app, "127.0.0.1", api_port, "api"):
+            declare_tap(settings, tap_queue)
+            running = N8nSimulator(
+                SimulatorConfig(
+                    rabbitmq_url=RABBITMQ_URL,
+                    secret=CALLBACK_SECRET,
+                    queue=settings.rabbitmq_queue,
+                    cancel_queue=settings.rabbitmq_cancel_queue,
+                    delay=0.05,
+                    connection_name=f"{prefix}-simulator-{tag}",
+                    **simulator,
+                )
+            ).start()
+            try:
+                yield app, tap_queue, running
+            finally:
+                running.stop()
+    finally:
+        delete_rabbit_names(settings, tap_queue)
+
+
 @pytest.fixture(scope="package")
 def stack(tracking_database_url: str) -> Iterator[Stack]:
     tag = uuid.uuid4().hex[:10]
@@ -242,32 +274,13 @@ def stack(tracking_database_url: str) -> Iterator[Stack]:
             settings = stack_settings(
                 tracking_database_url, emulator, f"http://127.0.0.1:{sink_port}", api_url, tag
             )
-            tap_queue = f"e2e.{tag}.tap"
-            app = create_app(settings)
-            try:
-                with serve_in_thread(app, "127.0.0.1", api_port, "api"):
-                    declare_tap(settings, tap_queue)
-                    simulator = N8nSimulator(
-                        SimulatorConfig(
-                            rabbitmq_url=RABBITMQ_URL,
-                            secret=CALLBACK_SECRET,
-                            queue=settings.rabbitmq_queue,
-                            cancel_queue=settings.rabbitmq_cancel_queue,
-                            delay=0.05,
-                            connection_name=f"e2e-simulator-{tag}",
-                        )
-                    ).start()
-                    try:
-                        yield Stack(
-                            api_url=api_url,
-                            settings=settings,
-                            emulator=emulator,
-                            notifications=notifications,
-                            tap_queue=tap_queue,
-                            simulator=simulator,
-                            app=app,
-                        )
-                    finally:
-                        simulator.stop()
-            finally:
-                delete_rabbit_names(settings, tap_queue)
+            with api_and_simulator(settings, api_port, tag, "e2e") as (app, tap, simulator):
+                yield Stack(
+                    api_url=api_url,
+                    settings=settings,
+                    emulator=emulator,
+                    notifications=notifications,
+                    tap_queue=tap,
+                    simulator=simulator,
+                    app=app,
+                )

@@ -26,10 +26,8 @@ import pytest
 from moto.server import ThreadedMotoServer
 from pydantic import SecretStr
 
-from creativeflow.api.app import create_app
 from creativeflow.bootstrap import build_container
 from creativeflow.domain.assets import CopyStatus, StoredAsset
-from creativeflow_devstack.n8n_simulator import N8nSimulator, SimulatorConfig
 from creativeflow_devstack.notification_sink import NotificationStore, create_sink_app
 from creativeflow_devstack.object_storage import (
     ProviderAssets,
@@ -40,10 +38,8 @@ from creativeflow_devstack.object_storage import (
 from creativeflow_devstack.odoo_emulator import OdooEmulator
 from creativeflow_devstack.stack import serve_in_thread
 from tests.e2e.conftest import (
-    CALLBACK_SECRET,
     Stack,
-    declare_tap,
-    delete_rabbit_names,
+    api_and_simulator,
     free_port,
     stack_settings,
     wait_for,
@@ -53,7 +49,6 @@ from tests.e2e.test_client_webhooks import SECRET as WEBHOOK_SECRET
 from tests.e2e.test_client_webhooks import Receiver, serve_receiver
 from tests.e2e.test_event_stream import Seen, as_pairs, read
 from tests.e2e.test_event_stream import stored as stored_events
-from tests.integration.rabbit_support import RABBITMQ_URL
 
 STORAGE_SECRET = "e2e-storage-secret-7f3a91"
 SUBMIT = {"prompt": "a lighthouse at dawn", "format": "png", "width": 512, "height": 512}
@@ -149,38 +144,20 @@ def assets_stack(tracking_database_url: str) -> Iterator[AssetStack]:
                     client_webhook_retry_seconds=0.2,
                 )
                 ensure_bucket(S3Endpoint(storage.url), settings.s3_bucket)
-                tap_queue = f"e2e-assets.{tag}.tap"
-                app = create_app(settings)
-                try:
-                    with serve_in_thread(app, "127.0.0.1", api_port, "api"):
-                        declare_tap(settings, tap_queue)
-                        simulator = N8nSimulator(
-                            SimulatorConfig(
-                                rabbitmq_url=RABBITMQ_URL,
-                                secret=CALLBACK_SECRET,
-                                queue=settings.rabbitmq_queue,
-                                cancel_queue=settings.rabbitmq_cancel_queue,
-                                delay=0.05,
-                                connection_name=f"e2e-assets-simulator-{tag}",
-                                publish_asset=provider.publish,
-                            )
-                        ).start()
-                        try:
-                            yield AssetStack(
-                                api_url=api_url,
-                                settings=settings,
-                                emulator=emulator,
-                                notifications=notifications,
-                                tap_queue=tap_queue,
-                                simulator=simulator,
-                                app=app,
-                                storage=storage,
-                                provider=provider,
-                            )
-                        finally:
-                            simulator.stop()
-                finally:
-                    delete_rabbit_names(settings, tap_queue)
+                with api_and_simulator(
+                    settings, api_port, tag, "e2e-assets", publish_asset=provider.publish
+                ) as (app, tap, simulator):
+                    yield AssetStack(
+                        api_url=api_url,
+                        settings=settings,
+                        emulator=emulator,
+                        notifications=notifications,
+                        tap_queue=tap,
+                        simulator=simulator,
+                        app=app,
+                        storage=storage,
+                        provider=provider,
+                    )
     finally:
         storage.stop()
 

@@ -18,18 +18,16 @@ from typing import Any
 import pika
 import pytest
 
-from creativeflow.api.app import create_app
 from creativeflow.settings import Settings
 from creativeflow.webhook_signature import signed_headers
-from creativeflow_devstack.n8n_simulator import N8nSimulator, ResultsRoute, SimulatorConfig
+from creativeflow_devstack.n8n_simulator import ResultsRoute
 from creativeflow_devstack.notification_sink import NotificationStore, create_sink_app
 from creativeflow_devstack.odoo_emulator import OdooEmulator
 from creativeflow_devstack.stack import serve_in_thread
 from tests.e2e.conftest import (
     CALLBACK_SECRET,
     Stack,
-    declare_tap,
-    delete_rabbit_names,
+    api_and_simulator,
     free_port,
     stack_settings,
 )
@@ -118,38 +116,23 @@ def stack(tracking_database_url: str) -> Iterator[ResultsStack]:
                 prefix="e2e-results",
             )
             settings = results_settings(base)
-            tap_queue = f"e2e-results.{tag}.tap"
-            app = create_app(settings)
+            route = ResultsRoute(
+                rabbitmq_url=RABBITMQ_URL,
+                exchange=settings.rabbitmq_exchange,
+                routing_key=settings.rabbitmq_results_routing_key,
+            )
             try:
-                with serve_in_thread(app, "127.0.0.1", api_port, "api"):
-                    declare_tap(settings, tap_queue)
-                    simulator = N8nSimulator(
-                        SimulatorConfig(
-                            rabbitmq_url=RABBITMQ_URL,
-                            secret=CALLBACK_SECRET,
-                            queue=settings.rabbitmq_queue,
-                            cancel_queue=settings.rabbitmq_cancel_queue,
-                            delay=0.05,
-                            connection_name=f"e2e-results-simulator-{tag}",
-                            results_route=ResultsRoute(
-                                rabbitmq_url=RABBITMQ_URL,
-                                exchange=settings.rabbitmq_exchange,
-                                routing_key=settings.rabbitmq_results_routing_key,
-                            ),
-                        )
-                    ).start()
-                    try:
-                        yield ResultsStack(
-                            api_url=api_url,
-                            settings=settings,
-                            emulator=emulator,
-                            notifications=notifications,
-                            tap_queue=tap_queue,
-                            simulator=simulator,
-                            app=app,
-                        )
-                    finally:
-                        simulator.stop()
+                with api_and_simulator(
+                    settings, api_port, tag, "e2e-results", results_route=route
+                ) as (app, tap, simulator):
+                    yield ResultsStack(
+                        api_url=api_url,
+                        settings=settings,
+                        emulator=emulator,
+                        notifications=notifications,
+                        tap_queue=tap,
+                        simulator=simulator,
+                        app=app,
+                    )
             finally:
-                delete_rabbit_names(settings, tap_queue)
                 delete_results_queues(settings)
