@@ -97,8 +97,10 @@ class Received:
         return json.loads(self.body)
 
 
-def get_message(queue: str, timeout: float = 10.0, ack: bool = True) -> Received | None:
-    """The next message of ``queue`` (polled with ``basic_get``), or None after ``timeout``."""
+def get_message(queue: str, timeout: float = 30.0, ack: bool = True) -> Received | None:
+    """The next message of ``queue`` (polled with ``basic_get``), or None after ``timeout``
+    (generous: a loaded machine dead-letters and delivers late, and a wait that succeeds ends
+    as soon as it does)."""
     deadline = time.monotonic() + timeout
     with channel() as ch:
         while True:
@@ -138,7 +140,7 @@ def queue_is_refused(queue: str, **declare: Any) -> bool:
 
 
 def wait_until(
-    predicate: Callable[[], bool], timeout: float = 10.0, interval: float = 0.05
+    predicate: Callable[[], bool], timeout: float = 30.0, interval: float = 0.05
 ) -> bool:
     deadline = time.monotonic() + timeout
     while True:
