@@ -179,7 +179,10 @@ def broker_connections(connection_name: str, *, open_only: bool = True) -> list[
     )
     names = []
     for connection in listing:
-        properties = {key: value for key, _type, value in connection["client_properties"]}
+        # a connection still opening (another client's, on a shared broker) may list no
+        # client properties yet, or not as (key, type, value) triples
+        listed = connection.get("client_properties") or []
+        properties = {entry[0]: entry[-1] for entry in listed if isinstance(entry, list) and entry}
         if properties.get("connection_name") != connection_name:
             continue
         if open_only and connection["state"] in ("closing", "closed"):
