@@ -361,6 +361,8 @@ class RecordChanges:
     changed_operations: tuple[CreditOperation, ...]
     new_jobs: tuple[Job, ...]
     changed_jobs: tuple[Job, ...]
+    # those of the changed jobs whose message changed too (the model Odoo granted, at dispatch)
+    changed_payloads: tuple[Job, ...]
 
 
 @dataclass(slots=True)
@@ -462,6 +464,9 @@ class RequestRecord:
             ),
             new_jobs=tuple(job for job in self.jobs if job.id not in jobs),
             changed_jobs=tuple(job for job in self.jobs if job.id in jobs and job != jobs[job.id]),
+            changed_payloads=tuple(
+                job for job in self.jobs if job.id in jobs and job.payload != jobs[job.id].payload
+            ),
         )
 
     def events(self) -> list[RequestEvent]:

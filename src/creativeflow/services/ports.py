@@ -93,7 +93,8 @@ class Tracking(Protocol):
 
     def save_record(self, record: RequestRecord, now: datetime) -> None:
         """Write what changed since the record was loaded: the request, new and changed
-        operations, new jobs and the status of changed ones."""
+        operations, new jobs, the status of changed ones and the message of those whose message
+        changed."""
         changes = record.changes()
         events = record.events()
         if changes.request:
@@ -105,7 +106,10 @@ class Tracking(Protocol):
         for job in changes.new_jobs:
             self.add_job(job)
         for job in changes.changed_jobs:
-            self.save_job(job, now)
+            if job in changes.changed_payloads:
+                self.save_job(job, now)
+            else:  # most changes move the status alone: the message is not written again
+                self.set_job_status(job.id, job.status, now)
         if events:
             self.add_events(events)
         record.mark_saved()
