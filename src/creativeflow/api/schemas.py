@@ -327,15 +327,16 @@ class AssetView(BaseModel):
     format: str | None = None
 
     @classmethod
-    def of(cls, sample: Sample, link: AssetLink | None = None) -> AssetView:
-        stored = link is not None and link.stored
+    def of(cls, sample: Sample, link: AssetLink) -> AssetView:
+        """``sample`` as users follow it: ``link`` is ``link_for``'s (our copy, or the
+        provider's URL with nothing more)."""
         return cls(
             id=sample.id,
-            url=link.url if link is not None and stored else sample.url,
-            url_source="storage" if stored else "provider",
-            url_expires_at=link.expires_at if link is not None and stored else None,
-            checksum_sha256=link.checksum_sha256 if link is not None and stored else None,
-            byte_size=link.byte_size if link is not None and stored else None,
+            url=link.url,
+            url_source="storage" if link.stored else "provider",
+            url_expires_at=link.expires_at,
+            checksum_sha256=link.checksum_sha256,
+            byte_size=link.byte_size,
             width=sample.width,
             height=sample.height,
             format=sample.format,

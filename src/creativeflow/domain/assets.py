@@ -44,15 +44,14 @@ class CopyStatus(enum.StrEnum):
     FAILED = "failed"  # given up: the provider's URL is all there is
 
 
-# the content types the service keeps, by the file signature that proves them
-IMAGE_SIGNATURES: tuple[tuple[str, bytes, int], ...] = (
-    ("image/png", b"\x89PNG\r\n\x1a\n", 0),
-    ("image/jpeg", b"\xff\xd8\xff", 0),
-    ("image/webp", b"WEBP", 8),
-    ("image/tiff", b"II*\x00", 0),
-    ("image/tiff", b"MM\x00*", 0),
+# the content types the service keeps, by the file signature that proves them (WebP: a RIFF
+# container whose form type, at byte 8, is WEBP)
+IMAGE_SIGNATURES: tuple[tuple[str, bytes], ...] = (
+    ("image/png", b"\x89PNG\r\n\x1a\n"),
+    ("image/jpeg", b"\xff\xd8\xff"),
+    ("image/tiff", b"II*\x00"),
+    ("image/tiff", b"MM\x00*"),
 )
-EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp", "image/tiff": "tif"}
 # the longest head a signature needs
 SIGNATURE_BYTES = 12
 
@@ -62,8 +61,8 @@ def sniff_image_type(head: bytes) -> str | None:
     with a 200, say)."""
     if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
         return "image/webp"
-    for content_type, signature, offset in IMAGE_SIGNATURES:
-        if offset == 0 and head.startswith(signature):
+    for content_type, signature in IMAGE_SIGNATURES:
+        if head.startswith(signature):
             return content_type
     return None
 
@@ -118,10 +117,6 @@ class StoredAsset:
     @property
     def is_stored(self) -> bool:
         return self.status is CopyStatus.STORED
-
-    def matches(self, role: AssetRole, sample: Sample) -> bool:
-        """Whether this is the copy of ``sample`` as the request shows it."""
-        return self.role is role and self.asset_id == sample.id and self.source_url == sample.url
 
     def claim(self, now: datetime, lease: timedelta) -> None:
         """Start an attempt: nobody else takes this copy until the lease ends."""

@@ -84,7 +84,6 @@ class CopyReport:
     # the final asset's record in Odoo
     recorded: int = 0
     records_left: int = 0
-    records_refused: int = 0
 
     def add(self, other: CopyReport) -> None:
         self.stored += other.stored
@@ -92,7 +91,6 @@ class CopyReport:
         self.failed += other.failed
         self.recorded += other.recorded
         self.records_left += other.records_left
-        self.records_refused += other.records_refused
 
 
 CopyObserver = Callable[[str, str], None]  # (role, outcome: stored / retrying / failed)
@@ -237,7 +235,6 @@ class AssetKeeper:
             recorded = await self._credits.record_generated_asset(generated)
         except CreditsRefused as refusal:
             asset.record_refused(f"{refusal.code}: {refusal.detail}")
-            report.records_refused += 1
             log.error(
                 "Odoo refused to record the final asset of request %s: %s",
                 asset.request_id,

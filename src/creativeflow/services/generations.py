@@ -400,8 +400,12 @@ class GenerationService:
         if self._assets is None:
             return sample.url
         ttl = max(self._config.final_deadline, self._assets.config.url_ttl)
-        stored = repo.stored_assets_for_requests([request_id])
-        return link_for(self._assets.links(stored, ttl=ttl), AssetRole.SAMPLE, sample).url
+        copies = [  # only this sample's copies are signed
+            asset
+            for asset in repo.stored_assets_for_requests([request_id])
+            if asset.role is AssetRole.SAMPLE and asset.asset_id == sample.id
+        ]
+        return link_for(self._assets.links(copies, ttl=ttl), AssetRole.SAMPLE, sample).url
 
     async def regenerate(
         self, user_id: str, request_id: str, idempotency: IdempotencyKey | None = None

@@ -274,8 +274,6 @@ def _asset_values(asset: StoredAsset) -> dict[str, Any]:
         "content_type": asset.content_type,
         "created_at": asset.created_at,
         "stored_at": asset.stored_at,
-        "odoo_record_id": asset.odoo_record_id,
-        "recorded_at": asset.recorded_at,
         **_record_values(asset),
     }
 
@@ -621,13 +619,17 @@ class TrackingRepository(Tracking):
         claimed = [_asset_from_row(r) for r in rows]
         for asset in claimed:
             asset.claim(now, lease)
+        if claimed:  # one statement for the batch
             self._run(
                 _UPDATE_ASSET,
-                {
-                    "b_id": asset.id,
-                    "attempts": asset.attempts,
-                    "next_attempt_at": asset.next_attempt_at,
-                },
+                [
+                    {
+                        "b_id": asset.id,
+                        "attempts": asset.attempts,
+                        "next_attempt_at": asset.next_attempt_at,
+                    }
+                    for asset in claimed
+                ],
             )
         return claimed
 
@@ -649,7 +651,10 @@ class TrackingRepository(Tracking):
         claimed = [_asset_from_row(r) for r in rows]
         for asset in claimed:
             asset.claim_record(now, lease)
-            self._run(_UPDATE_ASSET, {"b_id": asset.id, **_record_values(asset)})
+        if claimed:  # one statement for the batch
+            self._run(
+                _UPDATE_ASSET, [{"b_id": asset.id, **_record_values(asset)} for asset in claimed]
+            )
         return claimed
 
     def save_asset_record(self, asset: StoredAsset) -> None:
