@@ -463,9 +463,9 @@ class Settings(BaseSettings):
             named["JWT_PUBLIC_KEY"] = SecretStr(self.jwt_public_key_pem)
         if self.dispatch_mode == "webhook":
             named["N8N_WEBHOOK_SECRET"] = self.n8n_webhook_secret
-        if self.s3_endpoint_url:
+        if self.storage_enabled:
             named["S3_SECRET_ACCESS_KEY"] = self.s3_secret_access_key
-        if self.client_webhook_secret.get_secret_value():
+        if self.client_webhooks_enabled:
             named["CLIENT_WEBHOOK_SECRET"] = self.client_webhook_secret
         weak = [
             name
@@ -477,7 +477,7 @@ class Settings(BaseSettings):
             weak.append("ENABLE_N8N_CALLBACK_SECURITY (must stay on)")
         if self.client_webhook_allow_private_hosts:
             weak.append("CLIENT_WEBHOOK_ALLOW_PRIVATE_HOSTS (must stay off)")
-        if not self.s3_endpoint_url:
+        if not self.storage_enabled:
             # provider URLs expire within the hour: paid output needs our own copy
             weak.append("S3_ENDPOINT_URL (the assets' storage must be set)")
         if weak:

@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 
 from pydantic import ValidationError
 
-from creativeflow.adapters.rabbitmq.results import Settlement
+from creativeflow.adapters.rabbitmq.results import Settlement, printable_webhook_id
 from creativeflow.api.schemas import CallbackPayload, asset_rules
 from creativeflow.domain.errors import DomainError
 from creativeflow.domain.jobs import CallbackEvent, FailureCategory
@@ -156,9 +156,7 @@ class QueuedResultIntake:
         self._max_age_seconds = int(settings.received_callback_retention_hours * 3600)
 
     async def __call__(self, headers: Mapping[str, str], body: bytes) -> Settlement:
-        # an AMQP header may hold any character: only printable ones reach the log
-        raw_id = headers.get("webhook-id", "")[:255]
-        message_id = "".join(c for c in raw_id if c.isprintable()) or "(no webhook-id)"
+        message_id = printable_webhook_id(headers.get("webhook-id", ""))
         try:
             report = read_callback(
                 self._settings, headers, body, max_age_seconds=self._max_age_seconds

@@ -129,10 +129,6 @@ class PikaEventPublisher:
     def __repr__(self) -> str:
         return f"PikaEventPublisher({self._events!r}, url={self._rabbit.safe_url!r})"
 
-    @property
-    def config(self) -> EventsConfig:
-        return self._events
-
     def declare_topology(self) -> None:
         """Declare the events topology on a short-lived connection of its own."""
         try:

@@ -115,8 +115,9 @@ def message_headers(properties: BasicProperties) -> dict[str, str]:
     return found
 
 
-def _printable(text: str) -> str:
-    """Only printable characters of at most 255 reach a log line (a header may hold anything)."""
+def printable_webhook_id(text: str) -> str:
+    """A webhook-id as a log line may show it: its printable characters, at most 255 (an AMQP
+    header may hold anything)."""
     return "".join(c for c in text[:255] if c.isprintable()) or "(no webhook-id)"
 
 
@@ -156,10 +157,6 @@ class ResultsConsumer:
 
     def __repr__(self) -> str:
         return f"ResultsConsumer(queue={self._config.queue!r}, url={self._rabbit.safe_url!r})"
-
-    @property
-    def config(self) -> ResultsConfig:
-        return self._config
 
     @property
     def consuming(self) -> bool:
@@ -303,7 +300,7 @@ class ResultsConsumer:
             if attempt >= self._config.max_attempts:
                 log.error(
                     "result message %s dead-lettered after %d attempts (last: %s)",
-                    _printable(message_headers(properties).get("webhook-id", "")),
+                    printable_webhook_id(message_headers(properties).get("webhook-id", "")),
                     attempt,
                     settlement.reason,
                 )
