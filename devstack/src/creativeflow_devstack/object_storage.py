@@ -121,11 +121,6 @@ class ProviderAssets:
         self._published = 0
         ensure_bucket(endpoint, bucket)
 
-    @property
-    def host(self) -> str:
-        """The host its URLs are on (for ``ASSET_URL_HOSTS``)."""
-        return urlsplit(self._endpoint.url).hostname or ""
-
     def publish(self, key: str, width: int, height: int) -> str:
         with self._lock:
             self._published += 1

@@ -184,8 +184,9 @@ def debit_actions_error(actions):
     if len(actions) > MAX_DEBIT_ACTIONS:
         return f"asset.debit_actions holds at most {MAX_DEBIT_ACTIONS} actions"
     for action in actions:
-        if action_error(action):
-            return "asset.debit_actions: " + action_error(action)
+        detail = action_error(action)
+        if detail:
+            return "asset.debit_actions: " + detail
     if len(set(actions)) != len(actions):
         return "asset.debit_actions must not name an action twice"
     return None
@@ -432,9 +433,8 @@ class CreditService(models.AbstractModel):
         amount = price(tier, action, spec["samples"])
         if amount > account.balance:
             return refusal("insufficient_credits", required=amount, balance=account.balance)
-        model = tier._every_allowed_model().filtered(
-            lambda record: record.code == granted_model(tier, spec)
-        )
+        code = granted_model(tier, spec)  # once: not again for each allowed model
+        model = tier._every_allowed_model().filtered(lambda record: record.code == code)
         try:
             with self.env.cr.savepoint():
                 entry = account._post_ledger_entry(

@@ -56,8 +56,6 @@ IN_FLIGHT_KEY = "requests_in_flight"  # optional: the user's unfinished requests
 MODEL_KEY = "model"  # optional: the catalogue code asked for; absent or false: the tier's default
 LEGACY_ADVANCED_KEY = "advanced_model"  # optional, from orchestrators older than the catalogue
 LEGACY_ADVANCED_MODEL = ai_models.ADVANCED_MODEL  # what ``advanced_model: true`` asks for
-# the syntax of a model code, which the addon's MODEL_CODE_PATTERN equals
-MODEL_CODE = re.compile(ai_models.PATTERN)
 
 
 class InvalidRequest(ValueError):
@@ -202,7 +200,7 @@ def parse_spec(spec: object) -> Spec:
 def _requested_model(spec: dict[Any, Any]) -> str | Absent:
     """``model`` when given (a code or false), else what the older ``advanced_model`` asks."""
     model = spec.get(MODEL_KEY, False)
-    if model is not False and not (isinstance(model, str) and MODEL_CODE.fullmatch(model)):
+    if model is not False and not ai_models.is_model_code(model):  # the addon's syntax too
         raise InvalidRequest(
             f"spec.{MODEL_KEY} must be a model code (lower case letters, digits, '.', '_' and "
             "'-', at most 64 characters) or false"

@@ -18,7 +18,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
-from .rules import MODEL_CODE, Tier
+from creativeflow.domain import ai_models
+
+from .rules import Tier
 
 GROUP_ORCHESTRATOR = "orchestrator"
 GROUP_AUDITOR = "auditor"
@@ -150,7 +152,7 @@ def _parse_user(raw: object) -> UserSeed:
 def _parse_model(raw: object) -> ModelSeed:
     entry = _object(raw, "model")
     code = _text(entry, "code", "model")
-    if not MODEL_CODE.fullmatch(code):
+    if not ai_models.is_model_code(code):
         raise SeedError(f"model code {code!r} is not [a-z0-9][a-z0-9._-]{{0,63}}")
     return ModelSeed(
         code=code,
